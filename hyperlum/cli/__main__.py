@@ -1,0 +1,5 @@
+import sys
+
+from hyperlum.cli import main
+
+sys.exit(main())

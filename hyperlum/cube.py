@@ -1,0 +1,122 @@
+"""Turn what the user gives (a HyperSpy signal or an array) into a spectral cube to work on.
+
+A :class:`Cube` is the data with the spectral axis last (numpy, dask or CuPy array), the
+channel positions, and the calibration of the navigation axes, so that every map made from it
+can carry the same axes.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hyperlum._validate import value_range
+
+
+@dataclass
+class Cube:
+    """A spectral cube: ``data[..., channel]`` with positions ``x`` and calibrated axes."""
+
+    data: object
+    x: np.ndarray
+    nav_axes: list = field(default_factory=list)  # HyperSpy axis dicts, in array order
+    signal_axis: dict = field(default_factory=dict)  # name and units of the spectral axis
+    title: str = ""
+
+    @property
+    def nav_shape(self):
+        return tuple(self.data.shape[:-1])
+
+    @property
+    def lazy(self):
+        return _is_dask(self.data)
+
+    def crop(self, signal_range):
+        """Keep the channels inside ``signal_range = (lo, hi)`` (axis units)."""
+        if signal_range is None:
+            return self
+        keep = value_range("signal_range", signal_range, self.x, self.signal_axis.get("units"))
+        idx = np.flatnonzero(keep)
+        if idx.size == 0:
+            raise ValueError(f"signal_range={tuple(signal_range)!r} holds no channel")
+        sl = slice(idx[0], idx[-1] + 1)
+        return Cube(self.data[..., sl], self.x[sl], self.nav_axes, self.signal_axis, self.title)
+
+
+def _is_dask(a):
+    return type(a).__module__.startswith("dask")
+
+
+def _is_signal(a):
+    return hasattr(a, "axes_manager") and hasattr(a, "data")
+
+
+def as_cube(data, axis=None):
+    """Make a :class:`Cube` from a HyperSpy Signal1D or an array with the spectral axis last.
+
+    Parameters
+    ----------
+    data : hyperspy Signal1D, numpy.ndarray, dask.array.Array or cupy.ndarray
+        The spectra. A signal brings its own axes; an array has the channels last.
+    axis : array_like, optional
+        Channel positions for an array (ignored for a signal). Default: channel indices.
+
+    Returns
+    -------
+    Cube
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> c = as_cube(np.zeros((2, 3, 50)), axis=np.linspace(600, 800, 50))
+    >>> c.nav_shape, c.x[-1]
+    ((2, 3), 800.0)
+    """
+    if _is_signal(data):
+        am = data.axes_manager
+        if am.signal_dimension != 1:
+            raise ValueError(
+                f"data must have one signal (spectral) axis, this signal has "
+                f"{am.signal_dimension}: {data}"
+            )
+        sax = am.signal_axes[0]
+        nav = []
+        for ax in reversed(am.navigation_axes):
+            d = ax.get_axis_dictionary()
+            d["navigate"] = False
+            nav.append(d)
+        title = data.metadata.get_item("General.title", "") or ""
+        return Cube(
+            data.data,
+            np.asarray(sax.axis, dtype=np.float64),
+            nav,
+            {"name": sax.name, "units": sax.units},
+            title,
+        )
+    if not hasattr(data, "shape") or not hasattr(data, "dtype"):
+        raise TypeError(
+            "data must be a HyperSpy Signal1D or a numpy / dask / CuPy array with the spectral "
+            f"axis last, got {type(data).__name__}"
+        )
+    if data.ndim < 1:
+        raise ValueError("data must have at least one (spectral) axis, got a 0-d array")
+    if not (np.issubdtype(data.dtype, np.number) and not np.issubdtype(data.dtype, np.complexfloating)):
+        raise TypeError(f"data must hold real numbers, got dtype {data.dtype}")
+    n = data.shape[-1]
+    if axis is None:
+        x = np.arange(n, dtype=np.float64)
+    else:
+        x = np.asarray(axis, dtype=np.float64)
+        if x.shape != (n,):
+            raise ValueError(
+                f"axis must be 1-D with one position per channel ({n}), got shape {x.shape}"
+            )
+        if not np.all(np.isfinite(x)):
+            raise ValueError("axis must hold finite channel positions")
+        dx = np.diff(x)
+        if n > 1 and not (np.all(dx > 0) or np.all(dx < 0)):
+            raise ValueError("axis must be strictly increasing or strictly decreasing")
+    nav = [
+        {"size": s, "name": None, "units": None, "scale": 1.0, "offset": 0.0, "navigate": False}
+        for s in data.shape[:-1]
+    ]
+    return Cube(data, x, nav, {"name": None, "units": None})

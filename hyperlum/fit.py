@@ -1,0 +1,225 @@
+"""``hyperlum.fit``: one Gaussian (or up to four) plus background fitted at every pixel.
+
+Three tiers, as in kikuchipy: the one-pixel fit (:mod:`hyperlum.kernels.pixel`), one chunk of
+pixels (:func:`fit_block`, what ``dask.array.map_blocks`` runs), and :func:`fit`, which checks
+the arguments, chunks the cube over its navigation axes (the spectral axis is never split) and
+assembles a :class:`~hyperlum.result.FitResult`.
+"""
+
+import functools
+import sys
+from typing import NamedTuple
+
+import numpy as np
+
+from hyperlum import _backend
+from hyperlum._validate import choice, integer, positive
+from hyperlum.cube import as_cube
+from hyperlum.kernels.constants import BACKGROUNDS, ESTIMATORS, MAX_PEAKS, n_outputs, n_params
+from hyperlum.result import FitResult
+
+#: Default size of the chunks the cube is cut into (input bytes per chunk).
+CHUNK_BYTES = 32 * 2**20
+
+
+class FitSpec(NamedTuple):
+    """What to fit, as the kernels take it."""
+
+    peaks: int
+    background: int
+    estimator: int
+    max_iterations: int
+    tolerance: float
+    saturation: float
+    device: str
+
+    @property
+    def n_params(self):
+        return n_params(self.peaks, self.background)
+
+    @property
+    def n_outputs(self):
+        return n_outputs(self.peaks, self.background)
+
+
+def fit_block(block, x, spec):
+    """Fit one chunk: ``block[..., channel]`` -> ``out[..., row]`` (rows of the kernel output).
+
+    This is the function ``map_blocks`` runs; it takes numpy blocks on the CPU path.
+    """
+    nav = block.shape[:-1]
+    flat = np.ascontiguousarray(block.reshape(-1, block.shape[-1]), dtype=np.float64)
+    out = np.empty((spec.n_outputs, flat.shape[0]))
+    from hyperlum.kernels import cpu
+
+    cpu.fit_chunk(
+        flat,
+        x,
+        spec.peaks,
+        spec.background,
+        spec.estimator,
+        spec.max_iterations,
+        spec.tolerance,
+        spec.saturation,
+        out,
+    )
+    return out.T.reshape(*nav, spec.n_outputs)
+
+
+def _saturation(value, dtype):
+    if value is not None:
+        return positive("saturation", value)
+    if np.issubdtype(dtype, np.integer):
+        return float(np.iinfo(dtype).max)
+    return np.inf
+
+
+def _pixels_per_chunk(n_channels, itemsize, chunk_bytes):
+    return max(1, int(chunk_bytes // max(1, n_channels * max(itemsize, 8))))
+
+
+def fit(
+    data,
+    *,
+    axis=None,
+    peaks=1,
+    background="constant",
+    estimator="lse",
+    device="auto",
+    signal_range=None,
+    max_iterations=50,
+    tolerance=1e-7,
+    saturation=None,
+    chunk_bytes=CHUNK_BYTES,
+    progress=None,
+):
+    """Fit Gaussian peak(s) plus a background to the spectrum of every pixel.
+
+    Parameters
+    ----------
+    data : hyperspy Signal1D, numpy.ndarray or dask.array.Array
+        Spectrum image, line scan or single spectrum, lazy or not. Arrays have the spectral
+        axis last. Float or integer counts.
+    axis : array_like, optional
+        Channel positions for array input (ignored for a signal). Default: channel indices.
+    peaks : int
+        Number of Gaussians, 1 to 4. They come out sorted by centre.
+    background : {"constant", "none", "linear"}
+        Background under the peaks; a linear one is ``b0 + slope * (x - middle of range)``.
+    estimator : {"lse", "mle"}
+        Least squares, or Poisson maximum likelihood (counts; negative values count as zero).
+    device : {"auto", "cpu", "cuda"}
+        Where to fit. ``"auto"`` takes a CUDA GPU when one is usable, else the CPU.
+    signal_range : (float, float), optional
+        Keep only the channels from ``low`` to ``high`` (axis units) for the fit.
+    max_iterations : int
+        Levenberg-Marquardt iterations at most per pixel.
+    tolerance : float
+        Convergence: relative decrease of the objective, or relative step, below this.
+    saturation : float, optional
+        Pixels with a value at or above this are flagged bad input. Default: the largest value
+        of an integer dtype (a saturated detector), none for floats.
+    chunk_bytes : int
+        Size of the chunks the navigation axes are cut into.
+    progress : bool, optional
+        Show a progress bar for an eager fit; default: for fits of 65,536 pixels or more.
+
+    Returns
+    -------
+    FitResult
+        Maps by name (``res["centre"]``): ``amplitude``, ``centre``, ``sigma``, ``fwhm``,
+        ``intensity`` (area), ``background`` (and ``background_slope``), each with ``_std``,
+        plus ``chisq`` (reduced), ``state``, ``converged`` and ``iterations``. With several
+        peaks the peak maps are numbered: ``centre_1``, ``centre_2``, ... Lazy input gives
+        lazy maps.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.linspace(650.0, 770.0, 240)
+    >>> centres = np.array([[700.0, 705.0], [710.0, 715.0]])
+    >>> cube = 100 * np.exp(-0.5 * ((x - centres[..., None]) / 8.0) ** 2) + 5
+    >>> res = fit(cube, axis=x, device="cpu")
+    >>> np.round(res["centre"].data, 3)
+    array([[700., 705.],
+           [710., 715.]])
+    >>> bool(res["converged"].data.all())
+    True
+    """
+    peaks = integer("peaks", peaks, 1, MAX_PEAKS)
+    choice("background", background, tuple(BACKGROUNDS))
+    choice("estimator", estimator, tuple(ESTIMATORS))
+    choice("device", device, _backend.DEVICES)
+    max_iterations = integer("max_iterations", max_iterations, 1, 10_000)
+    tolerance = positive("tolerance", tolerance)
+    chunk_bytes = positive("chunk_bytes", chunk_bytes)
+    cube = as_cube(data, axis).crop(signal_range)
+    m = n_params(peaks, BACKGROUNDS[background])
+    if cube.x.size < m + 2:
+        raise ValueError(
+            f"the fit needs at least {m + 2} channels for {m} parameters, "
+            f"the spectrum has {cube.x.size}"
+        )
+    used = _backend.resolve_device(device)
+    spec = FitSpec(
+        peaks,
+        BACKGROUNDS[background],
+        ESTIMATORS[estimator],
+        max_iterations,
+        tolerance,
+        _saturation(saturation, cube.data.dtype),
+        used,
+    )
+    options = {
+        "peaks": peaks,
+        "background": background,
+        "estimator": estimator,
+        "device": used,
+        "signal_range": None if signal_range is None else [float(v) for v in signal_range],
+        "max_iterations": max_iterations,
+        "tolerance": tolerance,
+    }
+    if cube.lazy:
+        stacked = _fit_lazy(cube, spec, chunk_bytes)
+    else:
+        stacked = _fit_eager(cube, spec, chunk_bytes, progress)
+    return FitResult.from_stacked(stacked, spec.peaks, spec.background, cube, options)
+
+
+def _fit_lazy(cube, spec, chunk_bytes):
+    import dask.array as da
+
+    data = cube.data
+    nav = data.ndim - 1
+    per = _pixels_per_chunk(data.shape[-1], data.dtype.itemsize, chunk_bytes)
+    chunks = da.core.normalize_chunks(
+        ("auto",) * nav + (-1,), data.shape, limit=per * data.shape[-1] * data.dtype.itemsize,
+        dtype=data.dtype,
+    )
+    data = data.rechunk(chunks)
+    return da.map_blocks(
+        functools.partial(fit_block, x=cube.x, spec=spec),
+        data,
+        dtype=np.float64,
+        chunks=data.chunks[:-1] + ((spec.n_outputs,),),
+        meta=np.empty((0,) * data.ndim, dtype=np.float64),
+    )
+
+
+def _fit_eager(cube, spec, chunk_bytes, progress):
+    data = cube.data
+    nch = data.shape[-1]
+    flat = data.reshape(-1, nch)
+    npix = flat.shape[0]
+    per = _pixels_per_chunk(nch, data.dtype.itemsize, chunk_bytes)
+    out = np.empty((npix, spec.n_outputs))
+    starts = range(0, npix, per)
+    if progress is None:
+        progress = npix >= 65536
+    if progress and len(starts) > 1:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="fit", unit="chunk", file=sys.stderr)
+    for s in starts:
+        out[s : s + per] = fit_block(flat[s : s + per], cube.x, spec)
+    return out.reshape(*cube.nav_shape, spec.n_outputs)

@@ -1,0 +1,158 @@
+"""Fit results: named maps as calibrated HyperSpy signals, saved to and loaded from one file."""
+
+import numpy as np
+
+from hyperlum.kernels.constants import FWHM_PER_SIGMA, SQRT_2PI, STATES, n_params
+
+_PEAK = ("amplitude", "centre", "sigma")
+_BACKGROUND = ("background", "background_slope")
+
+
+def _peak_suffix(k, npk):
+    return "" if npk == 1 else f"_{k + 1}"
+
+
+class FitResult:
+    """Maps of a per-pixel fit, by name.
+
+    ``res[name]`` is a HyperSpy signal (Signal2D for a map, Signal1D for a line scan) with the
+    navigation calibration of the fitted data; ``res.maps[name]`` is the bare array (numpy, or
+    dask for a lazy fit). ``res.names`` lists the names; ``res.options`` says how it was fitted.
+    """
+
+    def __init__(self, maps, nav_axes, options, signal_axis=None, title=""):
+        self.maps = dict(maps)
+        self.nav_axes = list(nav_axes)
+        self.options = dict(options)
+        self.signal_axis = dict(signal_axis or {})
+        self.title = title
+        self._signals = {}
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    def from_stacked(cls, stacked, npk, nbg, cube, options):
+        """Build the named maps from the kernel rows stacked on the last axis of ``stacked``."""
+        m = n_params(npk, nbg)
+        rows = lambda r: stacked[..., r]  # noqa: E731
+        maps = {}
+        for k in range(npk):
+            sfx = _peak_suffix(k, npk)
+            a, c, s = (rows(3 * k + q) for q in range(3))
+            a_sd, c_sd, s_sd = (rows(m + 3 * k + q) for q in range(3))
+            maps.update(
+                {
+                    f"amplitude{sfx}": a,
+                    f"centre{sfx}": c,
+                    f"sigma{sfx}": s,
+                    f"fwhm{sfx}": s * FWHM_PER_SIGMA,
+                    f"intensity{sfx}": a * s * SQRT_2PI,
+                    f"amplitude{sfx}_std": a_sd,
+                    f"centre{sfx}_std": c_sd,
+                    f"sigma{sfx}_std": s_sd,
+                    f"fwhm{sfx}_std": s_sd * FWHM_PER_SIGMA,
+                    f"intensity{sfx}_std": rows(2 * m + k),
+                }
+            )
+        for j in range(nbg):
+            maps[_BACKGROUND[j]] = rows(3 * npk + j)
+            maps[f"{_BACKGROUND[j]}_std"] = rows(m + 3 * npk + j)
+        maps["chisq"] = rows(2 * m + npk)
+        state = rows(2 * m + npk + 1).astype(np.int8)
+        maps["state"] = state
+        maps["converged"] = state == 0
+        maps["iterations"] = rows(2 * m + npk + 2).astype(np.int32)
+        opts = dict(options, axis_units=cube.signal_axis.get("units"))
+        return cls(maps, cube.nav_axes, opts, cube.signal_axis, cube.title)
+
+    # -- access ---------------------------------------------------------------------------
+    @property
+    def names(self):
+        """Names of the maps."""
+        return list(self.maps)
+
+    @property
+    def lazy(self):
+        """True while the maps are dask arrays not yet computed."""
+        return any(type(v).__module__.startswith("dask") for v in self.maps.values())
+
+    @property
+    def shape(self):
+        """Navigation shape of the maps."""
+        return tuple(self.maps["state"].shape)
+
+    def __contains__(self, name):
+        return name in self.maps
+
+    def __getitem__(self, name):
+        if name not in self.maps:
+            raise KeyError(f"no map named {name!r}; the maps are: {', '.join(self.maps)}")
+        if name not in self._signals:
+            self._signals[name] = self._to_signal(name)
+        return self._signals[name]
+
+    def _to_signal(self, name):
+        import hyperspy.api as hs
+
+        data = self.maps[name]
+        nd = data.ndim
+        axes = [dict(a) for a in self.nav_axes]
+        if nd == 0:
+            sig = hs.signals.BaseSignal(np.asarray(data).reshape(1))
+        elif nd == 1:
+            sig = hs.signals.Signal1D(data, axes=axes)
+        else:
+            sig = hs.signals.Signal2D(data, axes=axes)
+            if nd > 2:
+                sig = sig.transpose(signal_axes=[nd - 1, nd - 2])
+        if self.lazy:
+            sig = sig.as_lazy()
+        units = self.options.get("axis_units") if _has_axis_units(name) else None
+        sig.metadata.General.title = f"{name} ({units})" if units else name
+        sig.metadata.set_item("Signal.quantity", f"{name} ({units})" if units else name)
+        return sig
+
+    def state_counts(self):
+        """Number of pixels in each fit state, by state name."""
+        state = np.asarray(self.compute().maps["state"]).ravel()
+        return {STATES[k]: int(np.sum(state == k)) for k in STATES}
+
+    def compute(self):
+        """Return a result whose maps are numpy arrays (one pass over a lazy fit)."""
+        if not self.lazy:
+            return self
+        import dask
+
+        names = list(self.maps)
+        values = dask.compute(*(self.maps[n] for n in names))
+        return FitResult(
+            dict(zip(names, values, strict=True)),
+            self.nav_axes,
+            self.options,
+            self.signal_axis,
+            self.title,
+        )
+
+    def __repr__(self):
+        shape = "x".join(map(str, self.shape)) or "1"
+        kind = "lazy " if self.lazy else ""
+        return (
+            f"<FitResult, {kind}{shape} pixels, {self.options.get('peaks')} peak(s) + "
+            f"{self.options.get('background')} background, {self.options.get('estimator')}, "
+            f"{len(self.maps)} maps>"
+        )
+
+    # -- files ----------------------------------------------------------------------------
+    def save(self, path, *, overwrite=False):
+        """Write every map to one HyperSpy file (``.zspy`` or ``.hspy``).
+
+        The maps are stacked along a first navigation axis; ``load_result`` splits them again.
+        An existing file is kept unless ``overwrite=True``.
+        """
+        from hyperlum.result_io import save_result
+
+        save_result(self, path, overwrite=overwrite)
+
+
+def _has_axis_units(name):
+    base = name.removesuffix("_std").rstrip("_0123456789")
+    return base in ("centre", "sigma", "fwhm")

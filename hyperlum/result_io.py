@@ -1,0 +1,85 @@
+"""Save a :class:`~hyperlum.result.FitResult` to one HyperSpy file and load it back."""
+
+import json
+import os
+
+import numpy as np
+
+from hyperlum.result import FitResult
+
+_EXTENSIONS = (".zspy", ".hspy")
+
+
+def _check_extension(path):
+    ext = os.path.splitext(str(path))[1].lower()
+    if ext not in _EXTENSIONS:
+        raise ValueError(f"result files are .zspy or .hspy, got {str(path)!r}")
+
+
+def save_result(result, path, *, overwrite=False):
+    """Write ``result`` to ``path`` (``.zspy`` or ``.hspy``); see :meth:`FitResult.save`."""
+    import hyperspy.api as hs
+
+    _check_extension(path)
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+    res = result.compute()
+    names = res.names
+    stack = np.stack([np.asarray(res.maps[n], dtype=np.float64) for n in names])
+    axes = [{"name": "map", "size": len(names), "navigate": True}] + [
+        dict(a, navigate=False) for a in res.nav_axes
+    ]
+    sig = hs.signals.BaseSignal(stack, axes=axes)
+    sig.metadata.General.title = res.title or "hyperlum fit"
+    sig.metadata.set_item(
+        "hyperlum",
+        {
+            "maps": json.dumps(names),
+            "dtypes": json.dumps([str(np.asarray(res.maps[n]).dtype) for n in names]),
+            "options": json.dumps(res.options),
+            "signal_axis": json.dumps(res.signal_axis),
+        },
+    )
+    sig.save(str(path), overwrite=True)
+
+
+def load_result(path):
+    """Load maps written by :meth:`FitResult.save`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.zspy`` or ``.hspy`` file written by hyperlum.
+
+    Returns
+    -------
+    FitResult
+    """
+    import hyperspy.api as hs
+
+    _check_extension(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such result file: {path}")
+    try:
+        sig = hs.load(str(path))
+    except Exception as err:
+        raise ValueError(f"{path} could not be read as a HyperSpy file ({err})") from err
+    meta = sig.metadata.get_item("hyperlum")
+    if meta is None:
+        raise ValueError(f"{path} is not a hyperlum result (no hyperlum metadata)")
+    names = json.loads(meta.maps)
+    dtypes = json.loads(meta.dtypes)
+    data = np.asarray(sig.data)
+    maps = {n: data[i].astype(dt) for i, (n, dt) in enumerate(zip(names, dtypes, strict=True))}
+    nav_axes = []
+    for ax in reversed(sig.axes_manager.signal_axes):
+        d = ax.get_axis_dictionary()
+        d["navigate"] = False
+        nav_axes.append(d)
+    return FitResult(
+        maps,
+        nav_axes,
+        json.loads(meta.options),
+        json.loads(meta.signal_axis),
+        sig.metadata.General.title,
+    )

@@ -1,0 +1,39 @@
+"""Codes and sizes shared by the kernels and the Python layer."""
+
+MAX_PEAKS = 4
+MAX_BACKGROUND = 2
+MAX_PARAMS = 3 * MAX_PEAKS + MAX_BACKGROUND
+N_VECTORS = 7  # scratch vectors of MAX_PARAMS per pixel: g, g_new, d, p_trial, delta, order, p
+N_MATRICES = 3  # scratch MAX_PARAMS x MAX_PARAMS matrices per pixel: H, H_new, L
+
+BACKGROUNDS = {"none": 0, "constant": 1, "linear": 2}
+ESTIMATORS = {"lse": 0, "mle": 1}
+LSE = 0
+MLE = 1
+
+# Per-pixel fit states (Gpufit's, plus bad input).
+CONVERGED = 0
+MAX_ITERATIONS = 1
+SINGULAR = 2
+BAD_INPUT = 3
+STATES = {
+    CONVERGED: "converged",
+    MAX_ITERATIONS: "max_iterations",
+    SINGULAR: "singular",
+    BAD_INPUT: "bad_input",
+}
+
+SQRT_2PI = 2.5066282746310002
+FWHM_PER_SIGMA = 2.3548200450309493
+EXP_CUTOFF = 75.0  # (x - c)^2 / sigma^2 beyond which a Gaussian is taken as 0 (exp(-37.5) ~ 5e-17)
+MLE_FLOOR = 1e-30  # smallest model value used in the Poisson likelihood
+
+
+def n_params(n_peaks, n_background):
+    """Number of fitted parameters: 3 per Gaussian, 0-2 for the background."""
+    return 3 * n_peaks + n_background
+
+
+def n_outputs(n_peaks, n_background):
+    """Rows of the kernels' output: params, their stds, area stds, reduced chi2, state, iters."""
+    return 2 * n_params(n_peaks, n_background) + n_peaks + 3

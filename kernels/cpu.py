@@ -1,0 +1,57 @@
+"""CPU driver: the shared one-pixel fit compiled with ``numba.njit``, threads over pixel blocks.
+
+The compiled loop releases the GIL; :func:`fit_chunk` splits the pixels of a chunk over a pool
+of threads. (A ``prange`` loop was measured 4x slower per thread here: the parallel lowering
+hands the rows to the pixel fit as non-contiguous arrays.)
+"""
+
+import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
+
+from hyperlum.kernels.compile import jit_all
+from hyperlum.kernels.constants import MAX_PARAMS, N_MATRICES, N_VECTORS
+
+_fns = jit_all(numba.njit(cache=True, nogil=True, fastmath={"contract", "arcp", "reassoc"}))
+_fit_pixel = _fns["fit_pixel"]
+
+
+@functools.cache
+def _rows_kernel(npk, nbg, est):
+    """The row loop for one model and estimator, compiled with those as constants.
+
+    Constant sizes let LLVM unroll the small parameter loops: 2.5x faster than one loop taking
+    them as arguments (measured on 1 Gaussian + constant, 1024 channels).
+    """
+
+    @numba.njit(cache=True, nogil=True)
+    def rows(data, x, max_iter, tol, saturation, out, start, stop):
+        M = np.empty((N_MATRICES, MAX_PARAMS, MAX_PARAMS))
+        V = np.empty((N_VECTORS, MAX_PARAMS))
+        for pix in range(start, stop):
+            _fit_pixel(out, pix, data[pix], x, npk, nbg, est, max_iter, tol, saturation, M, V)
+
+    return rows
+
+
+def fit_chunk(data, x, npk, nbg, est, max_iter, tol, saturation, out, threads=None):
+    """Fit every row of ``data`` (pixels x channels, float64, C order) into ``out`` (rows x pixels).
+
+    ``threads`` defaults to the CPUs this process may use. See
+    :func:`hyperlum.kernels.pixel.fit_pixel` for the rows of ``out``.
+    """
+    npix = data.shape[0]
+    threads = threads or len(os.sched_getaffinity(0))
+    nblocks = max(1, min(npix // 16, 4 * threads))
+    bounds = [b * npix // nblocks for b in range(nblocks + 1)]
+    rows = _rows_kernel(npk, nbg, est)
+    args = (data, x, max_iter, tol, saturation, out)
+    if nblocks == 1 or threads == 1:
+        rows(*args, 0, npix)
+        return out
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda b: rows(*args, bounds[b], bounds[b + 1]), range(nblocks)))
+    return out

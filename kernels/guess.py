@@ -1,0 +1,100 @@
+"""Moment-based starting values for one pixel.
+
+The background comes from the ends of the spectrum; then, peak after peak, the largest maximum
+of the (lightly smoothed) residual gives an amplitude and a centre, and its half-maximum
+crossings a width. Everything is computed on the fly from the spectrum: no scratch memory.
+"""
+
+import math
+
+from hyperlum.kernels.constants import FWHM_PER_SIGMA, MLE
+from hyperlum.kernels.models import model_value
+
+
+def residual(y, x, xref, p, k, nbg, i):
+    """Data minus background and the first ``k`` peaks found so far, at channel ``i``."""
+    r = float(y[i])
+    if nbg > 0:
+        r -= p[3 * k]
+    if nbg > 1:
+        r -= p[3 * k + 1] * (x[i] - xref)
+    if k > 0:
+        r -= model_value(x[i], xref, p, k, 0)
+    return r
+
+
+def smoothed(y, x, xref, p, k, nbg, i, h):
+    """Mean of :func:`residual` over channels ``i - h .. i + h`` (clipped at the ends)."""
+    n = y.shape[0]
+    lo = max(0, i - h)
+    hi = min(n - 1, i + h)
+    s = 0.0
+    for j in range(lo, hi + 1):
+        s += residual(y, x, xref, p, k, nbg, j)
+    return s / (hi - lo + 1)
+
+
+def guess(y, x, xref, npk, nbg, est, smin, p):
+    """Starting values into ``p`` (layout of :mod:`~hyperlum.kernels.models`).
+
+    The background is stored right after the peaks found so far while they are being found,
+    and moved to its final place at the end.
+    """
+    n = y.shape[0]
+    m = max(3, n // 20)
+    left = 0.0
+    right = 0.0
+    xl = 0.0
+    xr = 0.0
+    for i in range(m):
+        left += float(y[i])
+        right += float(y[n - 1 - i])
+        xl += x[i]
+        xr += x[n - 1 - i]
+    left /= m
+    right /= m
+    xl /= m
+    xr /= m
+    b0 = 0.0
+    b1 = 0.0
+    if nbg == 1:
+        b0 = min(left, right)
+    elif nbg == 2:
+        b1 = (right - left) / (xr - xl)
+        b0 = left + b1 * (xref - xl)
+    if est == MLE and nbg > 0:
+        # The Poisson model must stay non-negative over the whole range.
+        lo_end = min(b0 + b1 * (x[0] - xref), b0 + b1 * (x[n - 1] - xref))
+        if lo_end < 0.0:
+            b0 -= lo_end
+    h = max(1, n // 256)
+    for k in range(npk):
+        # background of the peaks found so far sits at p[3k], p[3k+1]
+        p[3 * k] = b0
+        p[3 * k + 1] = b1
+        imax = 0
+        rmax = -math.inf
+        for i in range(n):
+            r = smoothed(y, x, xref, p, k, nbg, i, h)
+            if r > rmax:
+                rmax = r
+                imax = i
+        half = 0.5 * rmax
+        il = imax
+        while il > 0 and smoothed(y, x, xref, p, k, nbg, il, h) > half:
+            il -= 1
+        ir = imax
+        while ir < n - 1 and smoothed(y, x, xref, p, k, nbg, ir, h) > half:
+            ir += 1
+        width = abs(x[ir] - x[il])
+        sigma = max(width / FWHM_PER_SIGMA, smin)
+        amp = rmax
+        if not amp > 0.0:
+            amp = max(abs(left), abs(right), 1.0) * 1e-3
+        p[3 * k] = amp
+        p[3 * k + 1] = x[imax]
+        p[3 * k + 2] = sigma
+    if nbg > 0:
+        p[3 * npk] = b0
+    if nbg > 1:
+        p[3 * npk + 1] = b1

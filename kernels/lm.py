@@ -1,0 +1,134 @@
+"""Levenberg-Marquardt pieces for one pixel: normal equations, damped solve, constraints.
+
+Two estimators share one loop, as in Gpufit: least squares (``LSE``: minimise the sum of squared
+residuals, Gauss-Newton normal matrix ``J^T J``) and Poisson maximum likelihood (``MLE``: minimise
+the deviance ``2 sum(f - y + y ln(y / f))``, with the Fisher information ``J^T diag(1/f) J`` as the
+normal matrix, i.e. Fisher scoring; counts may be zero, negative counts count as zero).
+"""
+
+import math
+
+from hyperlum.kernels.constants import LSE, MLE_FLOOR
+from hyperlum.kernels.models import model_value_grad
+
+
+def accumulate(y, x, xref, p, npk, nbg, est, H, g, d):
+    """Objective at ``p``; the normal matrix goes into ``H`` and the right-hand side into ``g``.
+
+    ``g`` is ``J^T W (y - f)``, so the Gauss-Newton step solves ``H delta = g``. Returns ``inf``
+    when the model is negative somewhere (outside the Poisson model's domain).
+    """
+    m = 3 * npk + nbg
+    for a in range(m):
+        g[a] = 0.0
+        for b in range(m):
+            H[a, b] = 0.0
+    chi2 = 0.0
+    for i in range(y.shape[0]):
+        xi = x[i]
+        yi = float(y[i])
+        f = model_value_grad(xi, xref, p, npk, nbg, d)
+        if est == LSE:
+            r = yi - f
+            chi2 += r * r
+            w = 1.0
+        else:
+            if f < 0.0:
+                return math.inf
+            if yi < 0.0:
+                yi = 0.0
+            fc = max(f, MLE_FLOOR)
+            chi2 += 2.0 * (fc - yi)
+            if yi > 0.0:
+                chi2 += 2.0 * yi * math.log(yi / fc)
+            w = 1.0 / fc
+            r = (yi - fc) * w
+        for a in range(m):
+            da = d[a]
+            g[a] += r * da
+            wa = w * da
+            for b in range(a, m):
+                H[a, b] += wa * d[b]
+    for a in range(m):
+        for b in range(a):
+            H[a, b] = H[b, a]
+    return chi2
+
+
+def cholesky(A, lam, m, L):
+    """Cholesky factor of ``A + lam * diag(A)`` into the lower triangle of ``L``.
+
+    Returns False when the matrix is not positive definite.
+    """
+    for j in range(m):
+        s = A[j, j] * (1.0 + lam)
+        for k in range(j):
+            s -= L[j, k] * L[j, k]
+        if not s > 0.0:
+            return False
+        ljj = math.sqrt(s)
+        L[j, j] = ljj
+        for i in range(j + 1, m):
+            t = A[i, j]
+            for k in range(j):
+                t -= L[i, k] * L[j, k]
+            L[i, j] = t / ljj
+    return True
+
+
+def cho_solve(L, b, m, out):
+    """Solve ``L L^T out = b`` for a factor from :func:`cholesky`."""
+    for i in range(m):
+        t = b[i]
+        for k in range(i):
+            t -= L[i, k] * out[k]
+        out[i] = t / L[i, i]
+    for i in range(m - 1, -1, -1):
+        t = out[i]
+        for k in range(i + 1, m):
+            t -= L[k, i] * out[k]
+        out[i] = t / L[i, i]
+
+
+def constrain(pt, p, npk, xlo, xhi, smin, smax):
+    """Keep a trial point feasible: amplitudes > 0, ``smin <= sigma <= smax``, centre in range.
+
+    A trial value that leaves the box moves part of the way from the current value ``p``
+    towards the bound instead, so that the search can still approach it.
+    """
+    for k in range(npk):
+        ia = 3 * k
+        if not pt[ia] > 0.0:
+            pt[ia] = 0.1 * p[ia]
+        ic = ia + 1
+        if pt[ic] < xlo:
+            pt[ic] = 0.5 * (p[ic] + xlo)
+        elif pt[ic] > xhi:
+            pt[ic] = 0.5 * (p[ic] + xhi)
+        i_s = ia + 2
+        if pt[i_s] < smin:
+            pt[i_s] = max(0.5 * p[i_s], smin)
+        elif pt[i_s] > smax:
+            pt[i_s] = 0.5 * (p[i_s] + smax)
+
+
+def step_is_small(delta, p, npk, nbg, tol, xspan):
+    """True when every parameter moved by less than ``tol`` of its natural scale.
+
+    Centre and sigma are measured against the peak's sigma, amplitudes against their value,
+    background terms (the slope times the fitted span) against the largest amplitude.
+    """
+    amax = 0.0
+    for k in range(npk):
+        amax = max(amax, abs(p[3 * k]))
+    for k in range(npk):
+        s = p[3 * k + 2]
+        if abs(delta[3 * k]) > tol * abs(p[3 * k]):
+            return False
+        if abs(delta[3 * k + 1]) > tol * s or abs(delta[3 * k + 2]) > tol * s:
+            return False
+    if nbg > 0 and abs(delta[3 * npk]) > tol * (abs(p[3 * npk]) + amax):
+        return False
+    if nbg > 1 and abs(delta[3 * npk + 1]) * xspan > tol * (abs(p[3 * npk + 1]) * xspan + amax):
+        return False
+    return True

@@ -1,0 +1,156 @@
+"""The whole fit of one pixel: input checks, starting values, LM loop, uncertainties, outputs.
+
+:func:`fit_pixel` is what both drivers run per pixel: the CPU driver over a row of a
+pixel-major chunk, the CUDA kernel over a column of a channel-major chunk.
+"""
+
+import math
+
+from hyperlum.kernels.constants import (
+    BAD_INPUT,
+    CONVERGED,
+    LSE,
+    MAX_ITERATIONS,
+    SINGULAR,
+    SQRT_2PI,
+)
+from hyperlum.kernels.guess import guess
+from hyperlum.kernels.lm import accumulate, cho_solve, cholesky, constrain, step_is_small
+
+
+def pixel_is_bad(y, saturation):
+    """True for a spectrum with a NaN / inf, a saturated channel, or nothing but zeros."""
+    nonzero = False
+    for i in range(y.shape[0]):
+        v = float(y[i])
+        if not math.isfinite(v) or v >= saturation:
+            return True
+        if v != 0.0:
+            nonzero = True
+    return not nonzero
+
+
+def fit_pixel(out, pix, y, x, npk, nbg, est, max_iter, tol, saturation, M, V):
+    """Fit one spectrum ``y`` over positions ``x``; write column ``pix`` of ``out``.
+
+    ``out`` rows: the ``m`` parameters (peaks sorted by centre), their standard deviations, the
+    peaks' area standard deviations, the reduced chi-square, the state and the iterations.
+    ``M`` (3 x P x P) and ``V`` (7 x P) are scratch space, ``P`` the largest parameter count.
+    """
+    n = y.shape[0]
+    m = 3 * npk + nbg
+    H = M[0]
+    Hn = M[1]
+    L = M[2]
+    g = V[0]
+    gn = V[1]
+    d = V[2]
+    pt = V[3]
+    delta = V[4]
+    order = V[5]
+    p = V[6]
+    rows = 2 * m + npk + 3
+    if pixel_is_bad(y, saturation):
+        for r in range(rows - 2):
+            out[r, pix] = math.nan
+        out[rows - 2, pix] = BAD_INPUT
+        out[rows - 1, pix] = 0
+        return
+    x0 = x[0]
+    x1 = x[n - 1]
+    xlo = min(x0, x1)
+    xhi = max(x0, x1)
+    xref = 0.5 * (x0 + x1)
+    xspan = xhi - xlo
+    smin = 0.25 * xspan / n
+    smax = xspan
+    guess(y, x, xref, npk, nbg, est, smin, p)
+    chi2 = accumulate(y, x, xref, p, npk, nbg, est, H, g, d)
+    state = MAX_ITERATIONS
+    lam = 1e-3
+    it = 0
+    if not math.isfinite(chi2):
+        state = SINGULAR
+        it = max_iter
+    while it < max_iter:
+        it += 1
+        if not cholesky(H, lam, m, L):
+            lam *= 10.0
+            if lam > 1e12:
+                state = SINGULAR
+                break
+            continue
+        cho_solve(L, g, m, delta)
+        for j in range(m):
+            pt[j] = p[j] + delta[j]
+        constrain(pt, p, npk, xlo, xhi, smin, smax)
+        chi2n = accumulate(y, x, xref, pt, npk, nbg, est, Hn, gn, d)
+        if chi2n <= chi2:
+            small = step_is_small(delta, p, npk, nbg, tol, xspan)
+            for a in range(m):
+                p[a] = pt[a]
+                g[a] = gn[a]
+                for b in range(m):
+                    H[a, b] = Hn[a, b]
+            done = small or chi2 - chi2n <= tol * chi2n
+            chi2 = chi2n
+            lam = max(0.1 * lam, 1e-9)
+            if done:
+                state = CONVERGED
+                break
+        else:
+            lam *= 10.0
+            if lam > 1e12:
+                # No step decreases the objective any more: a minimum to machine precision.
+                state = CONVERGED
+                break
+    dof = max(n - m, 1)
+    # Covariance: inverse of the normal matrix at the solution (scaled by the residual
+    # variance for least squares). Its columns go to Hn, using delta as a unit vector.
+    if state != SINGULAR and not cholesky(H, 0.0, m, L):
+        state = SINGULAR
+    scale = chi2 / dof if est == LSE else 1.0
+    if state != SINGULAR:
+        for j in range(m):
+            for a in range(m):
+                gn[a] = 0.0
+            gn[j] = 1.0
+            cho_solve(L, gn, m, delta)
+            for a in range(m):
+                Hn[a, j] = delta[a] * scale
+    # Sort the peaks by centre (insertion sort of indices kept as floats in ``order``).
+    for k in range(npk):
+        order[k] = k
+    for k in range(1, npk):
+        j = k
+        while j > 0 and p[3 * int(order[j - 1]) + 1] > p[3 * int(order[j]) + 1]:
+            t = order[j - 1]
+            order[j - 1] = order[j]
+            order[j] = t
+            j -= 1
+    for k in range(npk):
+        src = int(order[k])
+        for q in range(3):
+            out[3 * k + q, pix] = p[3 * src + q]
+            if state != SINGULAR:
+                out[m + 3 * k + q, pix] = math.sqrt(max(Hn[3 * src + q, 3 * src + q], 0.0))
+            else:
+                out[m + 3 * k + q, pix] = math.nan
+        ia = 3 * src
+        i_s = ia + 2
+        if state != SINGULAR:
+            a = p[ia]
+            s = p[i_s]
+            var = s * s * Hn[ia, ia] + a * a * Hn[i_s, i_s] + 2.0 * a * s * Hn[ia, i_s]
+            out[2 * m + k, pix] = SQRT_2PI * math.sqrt(max(var, 0.0))
+        else:
+            out[2 * m + k, pix] = math.nan
+    for j in range(3 * npk, m):
+        out[j, pix] = p[j]
+        if state != SINGULAR:
+            out[m + j, pix] = math.sqrt(max(Hn[j, j], 0.0))
+        else:
+            out[m + j, pix] = math.nan
+    out[rows - 3, pix] = chi2 / dof
+    out[rows - 2, pix] = state
+    out[rows - 1, pix] = it
