@@ -232,8 +232,7 @@ def plot_maps(
             vmin, vmax = _robust_limits(sel)
         else:
             vmin, vmax = _robust_limits(data, 0.5, 99.5)
-        cm = plt.get_cmap(cmap).copy()
-        cm.set_bad("#b0b0b0")
+        cm = plt.get_cmap(cmap).with_extremes(bad="#b0b0b0")
         im = ax.imshow(data, extent=extent, cmap=cm, vmin=vmin, vmax=vmax, interpolation="nearest")
         if seg is not None:
             draw_outlines(
@@ -466,8 +465,9 @@ def plot_hist2d_regions(
     return fig
 
 
-def plot_profile(res, signal=None, *, names=("centre", "sigma", "intensity"), pixels=None,
-                 min_snr=3.0):
+def plot_profile(
+    res, signal=None, *, names=("centre", "sigma", "intensity"), pixels=None, min_snr=3.0
+):
     """A line scan: maps along the scan, and spectra with their fits.
 
     Pixels are shown where the fit converged with an amplitude of at least ``min_snr``

@@ -83,6 +83,8 @@ def demo(outdir, *, size=112, seed=0, device="auto", overwrite=False):
     import matplotlib
 
     matplotlib.use("Agg")
+    import warnings
+
     import hyperspy.api as hs
     import matplotlib.pyplot as plt
 
@@ -91,8 +93,6 @@ def demo(outdir, *, size=112, seed=0, device="auto", overwrite=False):
     from hyperlum.demo import make_demo
     from hyperlum.plot import plot_profile
     from hyperlum.report import make_report
-
-    import warnings
 
     warnings.filterwarnings("ignore", category=FutureWarning, module="rsciio")
     warnings.filterwarnings("ignore", category=FutureWarning, module="zarr")
@@ -124,7 +124,9 @@ def demo(outdir, *, size=112, seed=0, device="auto", overwrite=False):
     lc = line.state_counts()
     import numpy as np
 
-    ok = np.asarray(line.maps["converged"])
+    from hyperlum.stats import quality_mask
+
+    ok = quality_mask(line)
     centre = np.asarray(line.maps["centre"])[ok]
 
     states = res.state_counts()
@@ -140,7 +142,8 @@ def demo(outdir, *, size=112, seed=0, device="auto", overwrite=False):
         rep.findings.strip(),
         "",
         f"Line scan {LINESCAN}: {lc['converged']} of {sum(lc.values())} pixels converged, "
-        f"peak centre {np.min(centre):.1f} to {np.max(centre):.1f} nm.",
+        f"{int(ok.sum())} with a detected peak, centre {np.min(centre):.1f} to "
+        f"{np.max(centre):.1f} nm.",
         "",
         f"Files in {os.path.abspath(outdir)}:",
         "  demo_cl.zspy, demo_haadf.zspy  the demo spectrum image and HAADF image",
