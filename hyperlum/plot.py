@@ -466,12 +466,19 @@ def plot_hist2d_regions(
 
 
 def plot_profile(
-    res, signal=None, *, names=("centre", "sigma", "intensity"), pixels=None, min_snr=3.0
+    res,
+    signal=None,
+    *,
+    names=("centre", "sigma", "intensity"),
+    pixels=None,
+    min_snr=3.0,
+    min_sigma=None,
 ):
     """A line scan: maps along the scan, and spectra with their fits.
 
     Pixels are shown where the fit converged with an amplitude of at least ``min_snr``
-    standard errors (:func:`hyperlum.stats.quality_mask`).
+    standard errors and a sigma of at least ``min_sigma`` (axis units; narrower fits are
+    spikes or noise), see :func:`hyperlum.stats.quality_mask`.
 
     Returns
     -------
@@ -482,7 +489,7 @@ def plot_profile(
     from hyperlum.stats import _maps, _units, quality_mask, valid_mask
 
     maps = _maps(res)
-    good = quality_mask(maps, min_snr=min_snr)
+    good = quality_mask(maps, min_snr=min_snr, min_sigma=min_sigma)
     n = np.shape(maps["converged"])[0]
     ax0 = res.nav_axes[0] if getattr(res, "nav_axes", None) else {}
     pos = float(ax0.get("offset", 0.0)) + float(ax0.get("scale", 1.0)) * np.arange(n)

@@ -265,7 +265,7 @@ def _p_text(p):
     return "p < 1e-300" if p < 1e-300 else f"p = {p:.2g}"
 
 
-def quality_mask(res, *, min_snr=3.0, mask=None):
+def quality_mask(res, *, min_snr=3.0, min_sigma=None, mask=None):
     """Pixels with a detected peak: converged, and amplitude at least ``min_snr`` times its std.
 
     Parameters
@@ -273,6 +273,8 @@ def quality_mask(res, *, min_snr=3.0, mask=None):
     res : FitResult
     min_snr : float
         Smallest amplitude / amplitude_std kept (3: the peak is detected at 3 sigma).
+    min_sigma : float, optional
+        Smallest width kept, in axis units (e.g. one channel: narrower "peaks" are spikes).
     mask : array_like of bool, optional
         Combined with the result.
 
@@ -293,7 +295,11 @@ def quality_mask(res, *, min_snr=3.0, mask=None):
     ok = valid_mask(maps, (name, f"{name}_std"), mask)
     a, sd = np.asarray(maps[name], float), np.asarray(maps[f"{name}_std"], float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return ok & (a >= min_snr * sd) & (sd > 0)
+        ok &= (a >= min_snr * sd) & (sd > 0)
+    if min_sigma is not None:
+        sname = name.replace("amplitude", "sigma")
+        ok &= np.asarray(maps[sname], float) >= min_sigma
+    return ok
 
 
 class RegionStats:

@@ -129,3 +129,11 @@ class TestRegionStats:
         seg = segment(two_discs((40, 40)), interface_width=3.0)
         with pytest.raises(ValueError, match=r"the segmentation has shape \(40, 40\), the maps"):
             region_stats(fake_maps(rng), seg)
+
+
+def test_quality_mask_min_sigma(rng):
+    maps = fake_maps(rng)
+    maps["sigma"][5, :] = 0.05  # narrower than a channel: a spike, not a peak
+    q = quality_mask(maps, min_sigma=0.1)
+    assert not q[5].any()
+    np.testing.assert_array_equal(q[6:], quality_mask(maps)[6:])
