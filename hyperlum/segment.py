@@ -282,6 +282,7 @@ def segment(
     method="otsu",
     min_area=None,
     split_touching=True,
+    split_depth=1.0,
     smooth=0.7,
     local_edges=True,
 ):
@@ -307,6 +308,10 @@ def segment(
         of 25 pixels. Holes inside particles are always filled.
     split_touching : bool
         Split touching particles by a watershed on the distance transform.
+    split_depth : float
+        Two maxima of the distance transform (distance to the nearest matrix pixel) seed two
+        particles when the neck between them is at least this much lower, in pixels. Lower
+        splits more readily (small touching particles), higher splits less (irregular ones).
     smooth : float
         Sigma of the Gaussian smoothing before the threshold, in pixels; 0 for none.
     local_edges : bool
@@ -339,6 +344,12 @@ def segment(
     shell_width = _width("shell_width", shell_width)
     if isinstance(smooth, bool) or not isinstance(smooth, numbers.Real) or not smooth >= 0:
         raise ValueError(f"smooth must be a Gaussian sigma >= 0 in pixels, got {smooth!r}")
+    if (
+        isinstance(split_depth, bool)
+        or not isinstance(split_depth, numbers.Real)
+        or not split_depth > 0
+    ):
+        raise ValueError(f"split_depth must be a positive number of pixels, got {split_depth!r}")
     if min_area is None:
         min_px = 25
     elif isinstance(min_area, bool) or not isinstance(min_area, numbers.Real) or not min_area >= 0:
@@ -355,7 +366,7 @@ def segment(
     binary = ndi.binary_fill_holes(smoothed > thr)
     binary = _drop_small(ndi.label(binary)[0], min_px) > 0
     if split_touching and binary.any():
-        labels = _split(binary, min_depth=2.0)
+        labels = _split(binary, min_depth=split_depth)
     else:
         labels = ndi.label(binary)[0]
     labels = _drop_small(labels, min_px)

@@ -61,3 +61,17 @@ def test_image_of_other_shape(fitted, tmp_path):
     res = fitted[3]
     with pytest.raises(ValueError, match="the image has 10x12 pixels, the maps 64x64"):
         make_report(res, np.zeros((10, 12)), tmp_path)
+
+
+def test_hist2d_of_a_fit_is_numpy_histogram2d(fitted):
+    signal, image, truth, res = fitted
+    seg = hl.segment(image, interface_width=truth["rim_width"])
+    for region in ("core", "interface"):
+        m = seg.mask(region)
+        h = hl.hist2d(res, "centre", "sigma", bins=25, mask=m)
+        c, s = res.maps["centre"], res.maps["sigma"]
+        ok = m & res.maps["converged"] & np.isfinite(c) & np.isfinite(s)
+        counts, xe, ye = np.histogram2d(c[ok], s[ok], bins=25)
+        np.testing.assert_array_equal(h.counts, counts)
+        np.testing.assert_array_equal(h.xedges, xe)
+        np.testing.assert_array_equal(h.yedges, ye)

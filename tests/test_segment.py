@@ -57,6 +57,11 @@ class TestAgainstDemoTruth:
         seg = segment(image, interface_width=15.0, split_touching=False)
         assert seg.n == truth["n_particles"] - 2  # the demo has two touching pairs
 
+    def test_small_touching_particles(self):
+        _, image, truth = make_demo(shape=(64, 64), n_channels=32, n_particles=4, n_touching=1)
+        assert segment(image, interface_width=10.0).n == 4
+        assert segment(image, interface_width=10.0, split_depth=3.0).n == 3  # neck too shallow
+
     def test_calibration_from_signal(self, demo):
         seg = segment(demo.image, interface_width=15.0)
         assert (seg.pixel_size, seg.units) == (5.0, "nm")
@@ -129,6 +134,10 @@ class TestErrors:
         with pytest.raises(ValueError, match="image pixels must be square"):
             segment(im, interface_width=1.0)
         assert segment(im, pixel_size=1.5, interface_width=1.0).pixel_size == 1.5
+
+    def test_bad_split_depth(self):
+        with pytest.raises(ValueError, match="split_depth must be a positive number of pixels"):
+            segment(disc(), interface_width=1.0, split_depth=0)
 
     def test_bad_region_name(self):
         seg = segment(disc(), interface_width=1.0)
