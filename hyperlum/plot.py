@@ -200,6 +200,7 @@ def plot_maps(
     shape = np.shape(maps["converged"])
     nav_axes = getattr(res, "nav_axes", [])
     extent, units = _extent(nav_axes, shape)
+    fitted_image = image is None
     if image is None:
         img = (
             np.where(valid_mask(maps, ("intensity",), mask), maps.get("intensity"), np.nan)
@@ -210,7 +211,7 @@ def plot_maps(
     else:
         img = np.asarray(getattr(image, "data", image), dtype=float)
         image_title = image_title or "HAADF"
-    panels = [("image", img, image_title, "gray", "")] + [
+    panels = [("image", img, image_title, "inferno" if fitted_image else "gray", "")] + [
         (
             n,
             maps[n],
@@ -240,12 +241,12 @@ def plot_maps(
                 seg,
                 extent,
                 core=name != "image",
-                color="#ffd700" if name == "image" else "white",
+                color="#ffd700" if name == "image" and not fitted_image else "white",
             )
         add_scalebar(ax, extent, units)
         ax.set_axis_off()
         ax.set_title(title)
-        if name != "image":
+        if name != "image" or fitted_image:
             fig.colorbar(im, ax=ax, shrink=0.85, label=title)
     return fig
 
