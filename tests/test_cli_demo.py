@@ -49,6 +49,9 @@ def test_demo_writes_maps_figures_and_findings(demo_dir, capsys):
     tests = pd.read_csv(demo_dir / "tests.csv", index_col=0)
     assert tests.loc["sigma", "p_value"] < 0.01
     assert tests.loc["sigma", "difference"] == pytest.approx(4.0, abs=0.5)
+    # 8 of 8 particles broader at the rim: the smallest two-sided signed-rank p, 2 / 2**8
+    assert tests.loc["sigma", "n_particles"] == 8
+    assert tests.loc["sigma", "p_particles"] == pytest.approx(2 / 2**8)
     findings = (demo_dir / "findings.txt").read_text()
     assert "Particles: 8 found on the HAADF image" in findings
     assert "sigma: median" in findings and "larger at the interface" in findings
