@@ -210,8 +210,8 @@ def make_report(
         f"equivalent diameter {np.median(seg.particles['equivalent_diameter']):.4g} {units}"
         if seg.n
         else f"Particles: none found on {source}.",
-        f"Regions: interface = the outer {seg.interface_width:g} {units} of each particle, "
-        f"core = the rest, shell = matrix within {seg.shell_width:g} {units} of a particle.",
+        f"Regions: interface = the outer {seg.interface_width:.4g} {units} of each particle, "
+        f"core = the rest, shell = matrix within {seg.shell_width:.4g} {units} of a particle.",
         f"Pixels used: {n_q} of {quality.size} (fit converged and amplitude >= "
         f"{min_snr:g} x its standard error).",
         "",

@@ -254,17 +254,25 @@ def _split(binary, min_depth):
 
 
 def _depths(labels):
-    """Per-pixel distance (pixels) to the nearest pixel outside its own particle, and outside."""
+    """Per-pixel distance (pixels) to the nearest pixel outside its own particle, and outside.
+
+    The image border is not a particle edge: a particle cut by the border of the scan has no
+    interface along it.
+    """
     from scipy import ndimage as ndi
 
     depth = np.zeros(labels.shape)
+    h, w = labels.shape
     for k, sl in enumerate(ndi.find_objects(labels), start=1):
         if sl is None:
             continue
-        sub = np.pad(labels[sl] == k, 1)
-        d = ndi.distance_transform_edt(sub)[1:-1, 1:-1]
-        own = labels[sl] == k
-        depth[sl][own] = d[own]
+        grown = (
+            slice(max(sl[0].start - 1, 0), min(sl[0].stop + 1, h)),
+            slice(max(sl[1].start - 1, 0), min(sl[1].stop + 1, w)),
+        )
+        own = labels[grown] == k
+        d = ndi.distance_transform_edt(own) if not own.all() else np.full(own.shape, np.inf)
+        depth[grown][own] = d[own]
     inside = labels > 0
     if inside.any():
         outside = ndi.distance_transform_edt(~inside)

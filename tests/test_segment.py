@@ -89,6 +89,12 @@ class TestRegions:
         assert on_axis[row == 8] == 1 and on_axis[row == 7] == 1 and on_axis[row == 6] == 0
         assert seg.particles.loc[1, "equivalent_diameter"] == pytest.approx(48.0, rel=0.02)
 
+    def test_image_border_is_not_an_interface(self):
+        seg = segment(disc(c=(20, 3)), interface_width=2.0, smooth=0)  # cut by the left border
+        assert seg.particles.loc[1, "touches_border"]
+        assert seg.mask("core")[20, 0]  # deep in the particle, on the border
+        assert seg.mask("interface")[20, 14] and seg.mask("interface")[9, 3]
+
     def test_no_shell_by_default(self):
         seg = segment(disc(), interface_width=2.0)
         assert not seg.mask("shell").any() and seg.units == "px"
