@@ -17,7 +17,10 @@ def register(subparsers):
     p = subparsers.add_parser(
         "demo",
         help="make, fit and report the demo spectrum image (start here)",
-        description=__doc__.splitlines()[0],
+        description=(
+            "Make, fit and report the embedded demo STEM-CL spectrum image, and fit a real CL line "
+            "scan. Start here."
+        ),
     )
     p.add_argument(
         "-o",

@@ -9,7 +9,10 @@ def register(subparsers):
     p = subparsers.add_parser(
         "report",
         help="figures (PNG) and tables (CSV) comparing particle interface and core",
-        description=__doc__.splitlines()[0],
+        description=(
+            "Interface-vs-core figures (PNG) and tables (CSV) from fitted maps. The particles are "
+            "found on the HAADF image (--image), else on the fitted intensity."
+        ),
     )
     p.add_argument("maps", metavar="MAPS", help="fitted maps (.zspy or .hspy)")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for the report")
