@@ -45,7 +45,7 @@ def _ellipse_radius(phi, a, b, theta):
 def _place_particles(rng, shape, n, n_touching):
     """Centres, semi-axes and orientations (pixels): ``n`` particles, ``n_touching`` pairs touch."""
     ny, nx = shape
-    size = min(ny, nx)
+    size = min(ny, nx, 112)  # particles keep their size in pixels beyond 112
     rmin, rmax = 0.075 * size, 0.14 * size
     parts = []
 

@@ -66,41 +66,30 @@ def add_scalebar(ax, extent, units, *, color="white"):
     units : str
         Units of the extent, written under the bar.
     """
-    from matplotlib.patches import Rectangle
+    from matplotlib.font_manager import FontProperties
+    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 
     left, right, bottom, top = extent
     width, height = abs(right - left), abs(bottom - top)
     length = _nice_length(width)
-    thick = 0.022 * height
-    x0 = max(left, right) - 0.05 * width - length
-    ybar = max(bottom, top) - 0.06 * height if bottom > top else min(bottom, top) + 0.06 * height
-    ax.add_patch(
-        Rectangle(
-            (x0, ybar - thick / 2),
-            length,
-            thick,
-            facecolor=color,
-            edgecolor="black",
-            linewidth=0.6,
-            zorder=5,
-        )
-    )
-    label = f"{length:g} {units}".strip()
-    dy = -1.2 * thick if bottom > top else 1.2 * thick
-    txt = ax.text(
-        x0 + length / 2,
-        ybar + dy,
-        label,
+    bar = AnchoredSizeBar(
+        ax.transData,
+        length,
+        f"{length:g} {units}".strip(),
+        "lower right",
+        pad=0.35,
+        borderpad=0.6,
+        sep=3,
         color=color,
-        ha="center",
-        va="bottom" if bottom > top else "top",
-        fontsize=9,
-        fontweight="bold",
-        zorder=6,
+        frameon=True,
+        size_vertical=0.018 * height,
+        fontproperties=FontProperties(size=9, weight="bold"),
     )
-    import matplotlib.patheffects as pe
-
-    txt.set_path_effects([pe.withStroke(linewidth=2, foreground="black")])
+    bar.patch.set_facecolor("black")
+    bar.patch.set_alpha(0.55)
+    bar.patch.set_edgecolor("none")
+    bar.set_zorder(6)
+    ax.add_artist(bar)
     return length
 
 
@@ -116,8 +105,13 @@ def _extent(nav_axes, shape):
     return (ox - sx / 2, ox + (shape[1] - 0.5) * sx, oy + (shape[0] - 0.5) * sy, oy - sy / 2), units
 
 
-def draw_outlines(ax, seg, extent, *, core=True, linewidth=0.8, color="white"):
-    """Draw particle edges (solid) and the interface/core boundary (dashed) on an image."""
+def draw_outlines(ax, seg, extent, *, core=True, linewidth=None, color="white"):
+    """Draw particle edges (solid) and the interface/core boundary (dashed) on an image.
+
+    The default line width shrinks for large images, so that thin rims stay visible.
+    """
+    if linewidth is None:
+        linewidth = float(np.clip(160.0 / max(seg.shape), 0.35, 0.8))
     h, w = seg.shape
     xs = np.linspace(extent[0], extent[1], 2 * w + 1)[1::2]
     ys = np.linspace(extent[3], extent[2], 2 * h + 1)[1::2]

@@ -116,4 +116,4 @@ def test_report_command_errors(demo_dir, main, tmp_path, capsys):
 
 def test_demo_bad_size(main, tmp_path, capsys):
     assert main(["demo", "-o", str(tmp_path), "--size", "8"]) == 2
-    assert "--size must be from 32 to 1024 pixels, got 8" in capsys.readouterr().err
+    assert "--size must be from 32 to 256 pixels, got 8" in capsys.readouterr().err

@@ -35,7 +35,7 @@ def register(subparsers):
         type=int,
         default=112,
         metavar="N",
-        help="the demo map is N x N pixels (default 112)",
+        help="the demo map is N x N pixels, 32 to 256 (default 112)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the demo data (default 0)")
     p.add_argument(
@@ -68,8 +68,8 @@ def run(args):
     from hyperlum.cli import UsageError
     from hyperlum.report import REPORT_FILES, check_free
 
-    if not 32 <= args.size <= 1024:
-        raise UsageError(f"--size must be from 32 to 1024 pixels, got {args.size}")
+    if not 32 <= args.size <= 256:
+        raise UsageError(f"--size must be from 32 to 256 pixels, got {args.size}")
     out = args.output
     if os.path.exists(out) and not os.path.isdir(out):
         raise UsageError(f"{out} exists and is not a folder")
