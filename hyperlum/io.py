@@ -231,7 +231,7 @@ def _load_npy(p, *, lazy, axis=None, axis_units=None, axis_name=None, signal_typ
     if axis_units:
         sig_ax["units"] = axis_units
     if uniform:
-        step = float(dx[0]) if x.size > 1 else 1.0
+        step = float((x[-1] - x[0]) / (x.size - 1)) if x.size > 1 else 1.0
         sig_ax.update(size=x.size, offset=float(x[0]), scale=step)
     else:
         sig_ax["axis"] = x

@@ -126,10 +126,10 @@ def _plan(args, cube):
             f"the fit needs at least {m + 2} channels for {m} parameters, "
             f"the spectrum has {cube.x.size}"
         )
-    try:
-        device = _backend.resolve_device(args.device)
-    except RuntimeError as err:
-        raise UsageError(str(err)) from None
+    ok, reason = _backend.cuda_status()
+    if args.device == "cuda" and not ok:
+        raise UsageError(f"--device cuda was asked for, but {reason}")
+    device = "cpu" if args.device == "cpu" or not ok else "cuda"
     spec = FitSpec(
         peaks,
         BACKGROUNDS[args.background],
@@ -249,7 +249,7 @@ def _fit_distributed(store, todo, sched, path, hints, channels, cube, spec, bar)
 def run(args):
     from tqdm.auto import tqdm
 
-    from hyperlum import resume
+    from hyperlum import _backend, resume
     from hyperlum.io import _quiet, load
     from hyperlum.kernels.constants import n_params
     from hyperlum.result import FitResult
@@ -325,6 +325,7 @@ def run(args):
             f"{store.n_chunks()} chunks already done",
             file=sys.stderr,
         )
+    _backend.resolve_device(args.device)  # says once, on stderr, when "auto" falls back
     t_fit = time.perf_counter()
     with tqdm(
         total=npix, initial=done_before, unit="px", desc="fit",
