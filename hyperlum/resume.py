@@ -175,7 +175,11 @@ class PartialStore:
         shape = tuple(sum(c) for c in grid) + (n_outputs,)
         chunks = tuple(c[0] if c else 1 for c in grid) + (n_outputs,)
         zarr.open_array(
-            str(tmp / "stacked.zarr"), mode="w", shape=shape, chunks=chunks, dtype="f8",
+            str(tmp / "stacked.zarr"),
+            mode="w",
+            shape=shape,
+            chunks=chunks,
+            dtype="f8",
             fill_value=np.nan,
         )
         manifest = dict(manifest, format=_FORMAT, grid=[list(c) for c in grid])

@@ -68,8 +68,15 @@ class TestFit:
         argv = ["--range", 620, 780, "--peaks", 2, "--background", "linear", "--estimator", "mle"]
         rc, _, _ = cli(capsys, "fit", path, "-o", out, "--device", "cpu", "-q", *argv)
         assert rc == 0
-        ref = hl.fit(data, axis=X, peaks=2, background="linear", estimator="mle",
-                     signal_range=(620, 780), device="cpu")
+        ref = hl.fit(
+            data,
+            axis=X,
+            peaks=2,
+            background="linear",
+            estimator="mle",
+            signal_range=(620, 780),
+            device="cpu",
+        )
         got = hl.load_result(out)
         assert_same_maps(got, ref)
         assert got.options["signal_range"] == [620.0, 780.0]
@@ -88,7 +95,9 @@ class TestFit:
         before = out.stat().st_mtime_ns
         rc, stdout, _ = cli(capsys, "fit", path, "-o", out, "-q")
         assert rc == 0
-        assert stdout == f"hyperlum fit: {out} is already complete for this input and these options\n"
+        assert (
+            stdout == f"hyperlum fit: {out} is already complete for this input and these options\n"
+        )
         assert out.stat().st_mtime_ns == before
 
     def test_overwrite_replaces_another_fit(self, tmp_path, capsys, cube_file):
@@ -109,7 +118,8 @@ class TestFit:
         res = hl.load_result(out)
         centre = res["centre"]
         assert [(a.name, a.units) for a in centre.axes_manager.signal_axes] == [
-            ("Width", "nm"), ("Height", "nm")
+            ("Width", "nm"),
+            ("Height", "nm"),
         ]
         assert np.all((res.maps["centre"] > 340) & (res.maps["centre"] < 380))
         assert res.options["axis_units"] == "nm"
@@ -155,43 +165,139 @@ def _not_a_result(tmp_path):
 # (id, IN (a path or a function of tmp_path), extra arguments, OUT name, expected error)
 BAD = [
     ("missing file", "nothere.dm4", [], "m.zspy", r"no such file: \S*nothere\.dm4"),
-    ("corrupt file", _corrupt, [], "m.zspy",
-     r"\S*bad\.dm4 could not be read as a Gatan DigitalMicrograph file: NotImplementedError: .*"),
-    ("unsupported format", "cube.xyz", [], "m.zspy", r"\S*cube\.xyz: unsupported format '\.xyz'; hyperlum reads \.dm3, \.dm4, .*"),
-    ("no spectral axis in an image", _image, [], "m.zspy",
-     r"\S*img\.hspy has no spectral axis \(it holds 2-D signal of shape \(4, 5\)\); "
-     "hyperlum fits spectra"),
-    ("no spectral axis for a .npy", _bare_npy, [], "m.zspy",
-     r"\S*bare\.npy has no spectral axis: give the channel positions .*"),
-    ("range outside the axis", None, ["--range", 100, 200], "m.zspy",
-     r"--range=\(100, 200\) lies outside the signal axis \(600 to 800\)"),
-    ("range reversed", None, ["--range", 750, 650], "m.zspy",
-     r"--range=\(750, 650\) must be increasing finite values"),
-    ("unknown background", None, ["--background", "cubic"], "m.zspy",
-     r"argument --background: invalid choice: 'cubic' .*"),
-    ("unknown estimator", None, ["--estimator", "chi"], "m.zspy",
-     r"argument --estimator: invalid choice: 'chi' .*"),
-    ("too many peaks", None, ["--peaks", 9], "m.zspy", r"--peaks=9 is outside the allowed range 1 to 4"),
-    ("peaks not a number", None, ["--peaks", "two"], "m.zspy",
-     r"argument --peaks: invalid int value: 'two'"),
-    ("output extension", None, [], "m.tif", r"the output must be a \.zspy or \.hspy file, got '\S*m\.tif'"),
-    ("output folder missing", None, [], "no/such/m.zspy",
-     r"cannot write \S*m\.zspy: the folder \S*no/such does not exist"),
-    ("output under a file", None, [], "cube.npy/m.zspy", r"cannot write \S*: \S*cube\.npy is not a folder"),
-    ("output is not a result", None, [], _not_a_result,
-     r"\S*other\.hspy exists and holds no hyperlum fit; pass --overwrite to replace it"),
-    ("bad scheduler", None, ["--scheduler", "nowhere"], "m.zspy",
-     r"--scheduler nowhere: give a scheduler address \(tcp://host:8786\) or local:N"),
-    ("no local workers", None, ["--scheduler", "local:0"], "m.zspy",
-     r"--scheduler local:0: local:N needs N worker processes, 1 to 256"),
-    ("chunk size", None, ["--chunk-mb", 0], "m.zspy", r"--chunk-mb must be a positive number, got 0"),
-    ("max iterations", None, ["--max-iterations", 0], "m.zspy",
-     r"--max-iterations=0 is outside the allowed range 1 to 10000"),
+    (
+        "corrupt file",
+        _corrupt,
+        [],
+        "m.zspy",
+        r"\S*bad\.dm4 could not be read as a Gatan DigitalMicrograph file: NotImplementedError: .*",
+    ),
+    (
+        "unsupported format",
+        "cube.xyz",
+        [],
+        "m.zspy",
+        r"\S*cube\.xyz: unsupported format '\.xyz'; hyperlum reads \.dm3, \.dm4, .*",
+    ),
+    (
+        "no spectral axis in an image",
+        _image,
+        [],
+        "m.zspy",
+        r"\S*img\.hspy has no spectral axis \(it holds 2-D signal of shape \(4, 5\)\); "
+        "hyperlum fits spectra",
+    ),
+    (
+        "no spectral axis for a .npy",
+        _bare_npy,
+        [],
+        "m.zspy",
+        r"\S*bare\.npy has no spectral axis: give the channel positions .*",
+    ),
+    (
+        "range outside the axis",
+        None,
+        ["--range", 100, 200],
+        "m.zspy",
+        r"--range=\(100, 200\) lies outside the signal axis \(600 to 800\)",
+    ),
+    (
+        "range reversed",
+        None,
+        ["--range", 750, 650],
+        "m.zspy",
+        r"--range=\(750, 650\) must be increasing finite values",
+    ),
+    (
+        "unknown background",
+        None,
+        ["--background", "cubic"],
+        "m.zspy",
+        r"argument --background: invalid choice: 'cubic' .*",
+    ),
+    (
+        "unknown estimator",
+        None,
+        ["--estimator", "chi"],
+        "m.zspy",
+        r"argument --estimator: invalid choice: 'chi' .*",
+    ),
+    (
+        "too many peaks",
+        None,
+        ["--peaks", 9],
+        "m.zspy",
+        r"--peaks=9 is outside the allowed range 1 to 4",
+    ),
+    (
+        "peaks not a number",
+        None,
+        ["--peaks", "two"],
+        "m.zspy",
+        r"argument --peaks: invalid int value: 'two'",
+    ),
+    (
+        "output extension",
+        None,
+        [],
+        "m.tif",
+        r"the output must be a \.zspy or \.hspy file, got '\S*m\.tif'",
+    ),
+    (
+        "output folder missing",
+        None,
+        [],
+        "no/such/m.zspy",
+        r"cannot write \S*m\.zspy: the folder \S*no/such does not exist",
+    ),
+    (
+        "output under a file",
+        None,
+        [],
+        "cube.npy/m.zspy",
+        r"cannot write \S*: \S*cube\.npy is not a folder",
+    ),
+    (
+        "output is not a result",
+        None,
+        [],
+        _not_a_result,
+        r"\S*other\.hspy exists and holds no hyperlum fit; pass --overwrite to replace it",
+    ),
+    (
+        "bad scheduler",
+        None,
+        ["--scheduler", "nowhere"],
+        "m.zspy",
+        r"--scheduler nowhere: give a scheduler address \(tcp://host:8786\) or local:N",
+    ),
+    (
+        "no local workers",
+        None,
+        ["--scheduler", "local:0"],
+        "m.zspy",
+        r"--scheduler local:0: local:N needs N worker processes, 1 to 256",
+    ),
+    (
+        "chunk size",
+        None,
+        ["--chunk-mb", 0],
+        "m.zspy",
+        r"--chunk-mb must be a positive number, got 0",
+    ),
+    (
+        "max iterations",
+        None,
+        ["--max-iterations", 0],
+        "m.zspy",
+        r"--max-iterations=0 is outside the allowed range 1 to 10000",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("src", "extra", "out", "expected"), [b[1:] for b in BAD],
-                         ids=[b[0] for b in BAD])
+@pytest.mark.parametrize(
+    ("src", "extra", "out", "expected"), [b[1:] for b in BAD], ids=[b[0] for b in BAD]
+)
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, cube_file, src, extra, out, expected):
     path, _ = cube_file
     if src is None:
@@ -238,9 +344,18 @@ def test_output_of_another_run_is_refused(tmp_path, capsys, cube_file):
 def test_console_process_prints_no_traceback(tmp_path):
     (tmp_path / "bad.sur").write_bytes(b"\x00" * 10)
     proc = subprocess.run(
-        [sys.executable, "-m", "hyperlum.cli", "fit", str(tmp_path / "bad.sur"), "-o",
-         str(tmp_path / "m.zspy")],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "hyperlum.cli",
+            "fit",
+            str(tmp_path / "bad.sur"),
+            "-o",
+            str(tmp_path / "m.zspy"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith(f"hyperlum fit: error: {tmp_path / 'bad.sur'} could not be read")

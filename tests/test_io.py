@@ -117,8 +117,9 @@ class TestNpy:
 
     def test_axis_in_um_becomes_nm(self, tmp_path):
         np.save(tmp_path / "c.npy", np.zeros((2, 5)))
-        s = hl.load(tmp_path / "c.npy", axis=[0.5, 0.6, 0.7, 0.8, 0.9], axis_units="um",
-                    signal_type="CL")
+        s = hl.load(
+            tmp_path / "c.npy", axis=[0.5, 0.6, 0.7, 0.8, 0.9], axis_units="um", signal_type="CL"
+        )
         ax = s.axes_manager.signal_axes[0]
         assert ax.units == "nm"
         np.testing.assert_allclose(ax.axis, [500, 600, 700, 800, 900])
@@ -166,10 +167,13 @@ class TestUnits:
 
     def test_non_uniform_wavelength_in_um(self):
         x = np.array([0.4, 0.5, 0.7, 1.0])
-        s = hs.signals.Signal1D(np.zeros((2, 4)), axes=[
-            {"size": 2, "navigate": True},
-            {"axis": x, "units": "µm", "name": "Wavelength", "navigate": False},
-        ])
+        s = hs.signals.Signal1D(
+            np.zeros((2, 4)),
+            axes=[
+                {"size": 2, "navigate": True},
+                {"axis": x, "units": "µm", "name": "Wavelength", "navigate": False},
+            ],
+        )
         normalise_units(s)
         ax = s.axes_manager[-1]
         assert ax.units == "nm" and not ax.is_uniform
@@ -201,7 +205,9 @@ class TestBadFiles:
 
     def test_image_has_no_spectral_axis(self, tmp_path):
         hs.signals.Signal2D(np.zeros((4, 5))).save(tmp_path / "img.hspy")
-        with pytest.raises(ValueError, match=r"img\.hspy has no spectral axis \(it holds 2-D signal"):
+        with pytest.raises(
+            ValueError, match=r"img\.hspy has no spectral axis \(it holds 2-D signal"
+        ):
             hl.load(tmp_path / "img.hspy")
 
     def test_ambiguous_hdf5_needs_a_reader(self, tmp_path):

@@ -44,14 +44,19 @@ def register(subparsers):
     p.add_argument("--max-iterations", type=int, default=50, metavar="N")
     p.add_argument("--tolerance", type=float, default=1e-7, metavar="T")
     p.add_argument(
-        "--chunk-mb", type=float, default=32.0, metavar="MB",
+        "--chunk-mb",
+        type=float,
+        default=32.0,
+        metavar="MB",
         help="size of a chunk, as float64 spectra (32)",
     )
     p.add_argument("--format", metavar="READER", help="RosettaSciIO reader, e.g. Delmic")
     p.add_argument("--axis", metavar="FILE", help="channel positions of a .npy input")
     p.add_argument("--axis-units", metavar="U", help="units of --axis (nm, eV, ...)")
     p.add_argument("--signal-type", metavar="T", help="signal type of a .npy input (CL, EELS)")
-    p.add_argument("--overwrite", action="store_true", help="replace OUT / discard another fit's partial store")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace OUT / discard another fit's partial store"
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -230,8 +235,14 @@ def _fit_distributed(store, todo, sched, path, hints, channels, cube, spec, bar)
         hints_json = json.dumps(hints, sort_keys=True)
         futures = {
             client.submit(
-                fit_file_chunk, path, hints_json, channels, cube.x, spec,
-                block_slices(store.grid, idx), pure=False,
+                fit_file_chunk,
+                path,
+                hints_json,
+                channels,
+                cube.x,
+                spec,
+                block_slices(store.grid, idx),
+                pure=False,
             ): idx
             for idx in todo
         }
@@ -328,8 +339,13 @@ def run(args):
     _backend.resolve_device(args.device)  # says once, on stderr, when "auto" falls back
     t_fit = time.perf_counter()
     with tqdm(
-        total=npix, initial=done_before, unit="px", desc="fit",
-        file=sys.stderr, disable=args.quiet, dynamic_ncols=True,
+        total=npix,
+        initial=done_before,
+        unit="px",
+        desc="fit",
+        file=sys.stderr,
+        disable=args.quiet,
+        dynamic_ncols=True,
     ) as bar:
         if sched is None:
             _fit_here(store, todo, cube, spec, bar)

@@ -73,7 +73,12 @@ def report():
     rows = [("python", f"{platform.python_version()} ({sys.executable})")]
     rows += [(n, v) for n in _PACKAGES if (v := _version(n)) is not None]
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    rows.append(("CPU threads", f"{usable} usable of {os.cpu_count()} (numba: {numba.config.NUMBA_NUM_THREADS})"))
+    rows.append(
+        (
+            "CPU threads",
+            f"{usable} usable of {os.cpu_count()} (numba: {numba.config.NUMBA_NUM_THREADS})",
+        )
+    )
     rows.append(("numba-cuda GPU", _numba_cuda()))
     rows.append(("CuPy GPU", _cupy()))
     ok, reason = _backend.cuda_status()
