@@ -81,12 +81,18 @@ def fingerprint(fit):
 
 
 # -- the chunk grid ------------------------------------------------------------------------
-def _align(r, stored, n):
-    """Make a chunk of ``r`` items along an axis fit the stored chunks of size ``stored``."""
+def _align(r, stored, n, largest):
+    """Make a chunk of ``r`` items along an axis fit stored chunks of ``stored`` items.
+
+    A multiple of the stored chunk when ``r`` is larger; the stored chunk itself when it holds
+    no more than ``largest`` items; else the largest divisor of it not above ``r``.
+    """
     if not stored or stored >= n:
         return r
     if r >= stored:
         return r - r % stored
+    if stored <= largest:
+        return stored
     return max(d for d in range(1, r + 1) if stored % d == 0)
 
 
@@ -95,7 +101,9 @@ def chunk_grid(nav_shape, n_channels, *, chunk_bytes, stored_chunks=None):
 
     Whole rows are kept together when they fit; otherwise a chunk is part of one row. When the
     data is stored in chunks (``stored_chunks``: the first chunk size of each navigation axis),
-    chunk sizes are multiples or divisors of those, so that no stored chunk is read twice.
+    chunks are made of whole stored chunks, so that no stored chunk is read twice: a stored
+    chunk up to four times ``chunk_bytes`` is taken whole; only a larger one is cut, into
+    equal parts.
 
     Returns
     -------
@@ -109,7 +117,9 @@ def chunk_grid(nav_shape, n_channels, *, chunk_bytes, stored_chunks=None):
     >>> chunk_grid((2, 7), 10, chunk_bytes=3 * 10 * 8)
     ((1, 1), (3, 3, 1))
     >>> chunk_grid((8, 8), 10, chunk_bytes=24 * 10 * 8, stored_chunks=(4, 8))
-    ((2, 2, 2, 2), (8,))
+    ((4, 4), (8,))
+    >>> chunk_grid((8, 8), 10, chunk_bytes=8 * 10 * 8, stored_chunks=(6, 8))
+    ((1, 1, 1, 1, 1, 1, 1, 1), (8,))
     """
     nav_shape = tuple(int(n) for n in nav_shape)
     stored = tuple(stored_chunks or (None,) * len(nav_shape))
@@ -118,7 +128,7 @@ def chunk_grid(nav_shape, n_channels, *, chunk_bytes, stored_chunks=None):
     for k, n in enumerate(nav_shape):
         rest = int(np.prod(nav_shape[k + 1 :], dtype=np.int64))
         if rest <= budget:
-            r = _align(max(1, min(n, budget // rest)), stored[k], n)
+            r = _align(max(1, min(n, budget // rest)), stored[k], n, 4 * budget // rest)
             sizes += [r, *nav_shape[k + 1 :]]
             break
         sizes.append(1)
@@ -204,8 +214,12 @@ class PartialStore:
                 "move it away or pass --overwrite"
             ) from err
 
+    @staticmethod
+    def _marker_name(idx):
+        return "c" + "_".join(map(str, idx))
+
     def _marker(self, idx):
-        return self.root / "done" / "_".join(map(str, idx))
+        return self.root / "done" / self._marker_name(idx)
 
     def indices(self):
         """Every chunk index of the grid, in order."""
@@ -224,7 +238,7 @@ class PartialStore:
 
     def done_pixels(self):
         done = {p.name for p in (self.root / "done").iterdir()}
-        return sum(self.pixels(i) for i in self.indices() if "_".join(map(str, i)) in done)
+        return sum(self.pixels(i) for i in self.indices() if self._marker_name(i) in done)
 
     def write(self, idx, rows):
         """Store the kernel rows of chunk ``idx``, then mark it done."""

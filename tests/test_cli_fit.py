@@ -132,6 +132,18 @@ class TestFit:
         ref = hl.fit(hl.load(src), device="cpu")
         assert_same_maps(hl.load_result(out), ref)
 
+    def test_single_spectrum(self, tmp_path, capsys):
+        y = (80 * np.exp(-0.5 * ((X - 712.5) / 9.0) ** 2) + 4).astype(np.float32)
+        np.save(tmp_path / "one.npy", y)
+        out = tmp_path / "one.zspy"
+        rc, stdout, _ = cli(
+            capsys, "fit", tmp_path / "one.npy", "-o", out, "--axis", _axis_file(tmp_path), "-q"
+        )
+        assert rc == 0 and "1 pixels, 100.0% converged" in stdout
+        got = hl.load_result(out)
+        assert float(got.maps["centre"]) == pytest.approx(712.5, abs=1e-6)
+        assert_same_maps(got, hl.fit(y, axis=X, device="cpu"))
+
     def test_local_cluster(self, tmp_path, capsys, cube_file):
         path, data = cube_file
         out = tmp_path / "maps.zspy"
@@ -140,6 +152,11 @@ class TestFit:
         )
         assert rc == 0, stdout
         assert_same_maps(hl.load_result(out), hl.fit(data, axis=X, device="cpu"))
+
+
+def _axis_file(tmp_path):
+    np.savetxt(tmp_path / "x.txt", X)
+    return tmp_path / "x.txt"
 
 
 def _image(tmp_path):
@@ -316,6 +333,19 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, cube_file, src, extr
     assert len(lines) == 1, stderr
     assert re.fullmatch("hyperlum fit: error: " + expected, lines[0]), lines[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written or removed
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into any folder")
+def test_read_only_output_folder(tmp_path, capsys, cube_file):
+    path, _ = cube_file
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    rc, _, stderr = cli(capsys, "fit", path, "-o", locked / "m.zspy")
+    assert rc == 2
+    assert stderr == (
+        f"hyperlum fit: error: cannot write {locked / 'm.zspy'}: the folder {locked} is not "
+        "writable\n"
+    )
 
 
 @pytest.mark.skipif(_backend.cuda_status()[0], reason="a CUDA GPU is usable here")

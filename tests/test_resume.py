@@ -69,10 +69,11 @@ class TestChunkGrid:
         grid = resume.chunk_grid(nav, nch, chunk_bytes=chunk_bytes, stored_chunks=stored_chunks)
         assert tuple(sum(c) for c in grid) == tuple(nav)
         first = [c[0] for c in grid]
-        assert int(np.prod(first)) <= budget_px
+        pixels = int(np.prod(first))
+        assert pixels <= 4 * budget_px  # over budget only to keep a stored chunk whole
         for c, s, n in zip(grid, stored_chunks, nav, strict=True):
             assert all(v == c[0] for v in c[:-1]) and c[-1] <= c[0]
-            if c[0] < n:  # a part of the axis: a multiple or a divisor of the stored chunks
+            if s < c[0] < n or c[0] < s < n:  # a multiple or a divisor of the stored chunks
                 assert c[0] % s == 0 or s % c[0] == 0
 
     def test_block_slices(self):

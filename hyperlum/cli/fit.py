@@ -272,6 +272,8 @@ def run(args):
     if not args.chunk_mb > 0:
         raise UsageError(f"--chunk-mb must be a positive number, got {args.chunk_mb:g}")
     hints = _hints(args)
+    if "axis" in hints:
+        hints["axis"] = str(Path(hints["axis"]).resolve())
     src = Path(args.input)
     signal = load(src, lazy=True, **hints)
     cube, channels = _cube(signal, args.range)
@@ -294,9 +296,9 @@ def run(args):
         old = _output_fingerprint(out)
         if old == fp and not args.overwrite:
             resume.remove_stale(out)
-            partial = resume.partial_path(out)
-            if partial.exists() and resume.PartialStore.open(out).manifest["fingerprint"] == fp:
-                resume.PartialStore.open(out).remove()
+            store = resume.PartialStore.open(out)
+            if store is not None and store.manifest.get("fingerprint") == fp:
+                store.remove()  # left behind by a run killed just after it wrote OUT
             print(f"hyperlum fit: {out} is already complete for this input and these options")
             return 0
         if not args.overwrite:
@@ -321,7 +323,8 @@ def run(args):
             chunk_bytes=args.chunk_mb * 2**20,
             stored_chunks=_stored_chunks(cube.data),
         )
-        manifest = {"fingerprint": fp, "fit": fit_id, "command": sys.argv}
+        command = {k: v for k, v in vars(args).items() if k != "func"}
+        manifest = {"fingerprint": fp, "fit": fit_id, "command": command}
         try:
             store = resume.PartialStore.create(out, manifest, grid, spec.n_outputs)
         except OSError as err:
@@ -350,7 +353,9 @@ def run(args):
         if sched is None:
             _fit_here(store, todo, cube, spec, bar)
         else:
-            _fit_distributed(store, todo, sched, str(src), hints, channels, cube, spec, bar)
+            _fit_distributed(
+                store, todo, sched, str(src.resolve()), hints, channels, cube, spec, bar
+            )
     t_fit = time.perf_counter() - t_fit
 
     stacked = store.stacked()
