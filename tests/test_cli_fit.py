@@ -144,6 +144,27 @@ class TestFit:
         assert float(got.maps["centre"]) == pytest.approx(712.5, abs=1e-6)
         assert_same_maps(got, hl.fit(y, axis=X, device="cpu"))
 
+    def test_scheduler_address(self, tmp_path, capsys, cube_file):
+        from dask.distributed import LocalCluster
+
+        path, data = cube_file
+        out = tmp_path / "maps.zspy"
+        with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+            rc, _, err = cli(
+                capsys,
+                "fit",
+                path,
+                "-o",
+                out,
+                "-q",
+                "--chunk-mb",
+                0.005,
+                "--scheduler",
+                cluster.scheduler_address,
+            )
+        assert rc == 0, err
+        assert_same_maps(hl.load_result(out), hl.fit(data, axis=X, device="cpu"))
+
     def test_local_cluster(self, tmp_path, capsys, cube_file):
         path, data = cube_file
         out = tmp_path / "maps.zspy"
