@@ -175,7 +175,10 @@ def _load_hyperspy(p, ext, *, lazy, **hints):
                     f"{p}: several readers can read this file ({', '.join(readers)}); "
                     "name one with file_format="
                 ) from None
-            what = f"a {tried[0]} file"
+            what = (
+                f"a {tried[0]} file (readers that claim it: {', '.join(readers)}; "
+                "name another with file_format=, --format on the command line)"
+            )
             signal = read(**dict(hints, file_format=tried[0]))
     except ValueError as err:
         if str(err).startswith(f"{p}: several readers"):

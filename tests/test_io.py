@@ -215,5 +215,9 @@ class TestBadFiles:
 
         with h5py.File(tmp_path / "x.h5", "w") as f:
             f["a"] = np.zeros(3)
-        with pytest.raises(ValueError, match=r"x\.h5 could not be read as a Delmic file"):
+        msg = (
+            r"x\.h5 could not be read as a Delmic file \(readers that claim it: Tofwerk, Delmic, "
+            r"Arina, USID; name another with file_format=, --format on the command line\): \w+"
+        )
+        with pytest.raises(ValueError, match=msg):
             hl.load(tmp_path / "x.h5")
