@@ -7,6 +7,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from hyperlum import cl, eels
 from hyperlum.fit import fit
 from hyperlum.result import FitResult
 from hyperlum.result_io import load_result
@@ -16,4 +17,4 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
-__all__ = ["FitResult", "fit", "load_result", "__version__"]
+__all__ = ["FitResult", "cl", "eels", "fit", "load_result", "__version__"]
