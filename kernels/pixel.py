@@ -30,25 +30,39 @@ def pixel_is_bad(y, saturation):
     return not nonzero
 
 
+def uniform_step(x):
+    """The step of ``x`` if it is uniform (to 1e-9 of a step), else 0."""
+    n = x.shape[0]
+    h = (x[n - 1] - x[0]) / (n - 1)
+    for i in range(n):
+        if abs(x[i] - (x[0] + i * h)) > 1e-9 * abs(h):
+            return 0.0
+    return h
+
+
 def fit_pixel(out, pix, y, x, npk, nbg, est, max_iter, tol, saturation, M, V):
     """Fit one spectrum ``y`` over positions ``x``; write column ``pix`` of ``out``.
 
     ``out`` rows: the ``m`` parameters (peaks sorted by centre), their standard deviations, the
     peaks' area standard deviations, the reduced chi-square, the state and the iterations.
-    ``M`` (3 x P x P) and ``V`` (7 x P) are scratch space, ``P`` the largest parameter count.
+    ``M`` (4 x P x B) and ``V`` (10 x B) are scratch space, ``P`` the largest parameter count
+    and ``B >= P`` the number of channels handled as one block (see
+    :func:`~hyperlum.kernels.lm.accumulate`: 64 is good on a CPU).
     """
     n = y.shape[0]
     m = 3 * npk + nbg
     H = M[0]
     Hn = M[1]
     L = M[2]
+    D = M[3]
     g = V[0]
     gn = V[1]
-    d = V[2]
-    pt = V[3]
-    delta = V[4]
-    order = V[5]
-    p = V[6]
+    pt = V[2]
+    delta = V[3]
+    order = V[4]
+    p = V[5]
+    R = V[6]
+    W = V[7:10]
     rows = 2 * m + npk + 3
     if pixel_is_bad(y, saturation):
         for r in range(rows - 2):
@@ -64,8 +78,9 @@ def fit_pixel(out, pix, y, x, npk, nbg, est, max_iter, tol, saturation, M, V):
     xspan = xhi - xlo
     smin = 0.25 * xspan / n
     smax = xspan
+    h = uniform_step(x)
     guess(y, x, xref, npk, nbg, est, smin, p)
-    chi2 = accumulate(y, x, xref, p, npk, nbg, est, H, g, d)
+    chi2 = accumulate(y, x, xref, p, npk, nbg, est, H, g, R, h, D, W)
     state = MAX_ITERATIONS
     lam = 1e-3
     it = 0
@@ -84,7 +99,7 @@ def fit_pixel(out, pix, y, x, npk, nbg, est, max_iter, tol, saturation, M, V):
         for j in range(m):
             pt[j] = p[j] + delta[j]
         constrain(pt, p, npk, xlo, xhi, smin, smax)
-        chi2n = accumulate(y, x, xref, pt, npk, nbg, est, Hn, gn, d)
+        chi2n = accumulate(y, x, xref, pt, npk, nbg, est, Hn, gn, R, h, D, W)
         if chi2n <= chi2:
             small = step_is_small(delta, p, npk, nbg, tol, xspan)
             for a in range(m):
