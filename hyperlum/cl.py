@@ -19,6 +19,9 @@ from hyperlum.cube import _is_dask, _is_signal, as_cube
 
 __all__ = ["refractive_index_air", "remove_spikes", "to_energy"]
 
+#: Channels over which the noise of a spectrum is estimated (running median of residuals).
+_NOISE_WINDOW = 31
+
 #: Metres per unit of a wavelength axis.
 _UNITS = {"nm": 1e-9, "µm": 1e-6, "um": 1e-6, "μm": 1e-6, "mm": 1e-3, "m": 1.0}
 
@@ -126,11 +129,15 @@ def _despike_block(block, threshold, window):
     from scipy.ndimage import median_filter
 
     y = np.asarray(block, dtype=np.float64)
-    size = (1,) * (y.ndim - 1) + (window,)
-    med = median_filter(y, size=size, mode="nearest")
+    lead = (1,) * (y.ndim - 1)
+    # Median of the neighbours, the channel itself left out (a spike never hides in it).
+    footprint = np.ones(lead + (window,), dtype=bool)
+    footprint[..., window // 2] = False
+    med = median_filter(y, footprint=footprint, mode="mirror")
     r = y - med
-    mad = np.median(np.abs(r - np.median(r, axis=-1, keepdims=True)), axis=-1, keepdims=True)
-    noise = 1.4826 * mad
+    # Local noise: 1.4826 x the running median of |r| (robust to the spikes themselves, and
+    # following the noise as it changes along the spectrum, e.g. shot noise on a peak).
+    noise = 1.4826 * median_filter(np.abs(r), size=lead + (_NOISE_WINDOW,), mode="mirror")
     # A noiseless spectrum has no noise to compare with: floor at a part in 1e6 of its scale.
     floor = 1e-6 * np.max(np.abs(med), axis=-1, keepdims=True)
     spike = np.isfinite(y) & (r > threshold * np.maximum(noise, floor))
@@ -138,12 +145,11 @@ def _despike_block(block, threshold, window):
     return np.concatenate([clean, spike.sum(axis=-1, keepdims=True)], axis=-1)
 
 
-def remove_spikes(signal, *, threshold=8.0, window=5, axis=None):
+def remove_spikes(signal, *, threshold=10.0, window=5, axis=None):
     """Replace cosmic-ray spikes in every spectrum of a cube by the running median.
 
-    A channel is a spike when it stands above the running median of its spectrum (``window``
-    channels) by more than ``threshold`` times the spectrum's noise (1.4826 times the median
-    absolute deviation of the data from that running median). Spikes up to
+    A channel is a spike when it stands above the median of its ``window - 1`` neighbours by more than ``threshold`` times the local noise (1.4826 times the running median,
+    over 31 channels, of the absolute deviation of the data from that running median). Spikes up to
     ``(window - 1) // 2`` channels wide are caught; real peaks, many channels wide, are kept.
 
     Parameters
@@ -160,7 +166,8 @@ def remove_spikes(signal, *, threshold=8.0, window=5, axis=None):
     Returns
     -------
     cleaned : same kind as ``signal``
-        The spectra with the spikes replaced (same dtype; the input is untouched).
+        The spectra with the spikes replaced by the median of their neighbours (same dtype,
+        rounded for integers; the input is untouched).
     replaced : int or dask array
         The number of channels replaced in the whole cube (a 0-d dask array for lazy input:
         compute it together with the data, ``dask.compute(cleaned.data, replaced)``).

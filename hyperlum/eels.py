@@ -158,8 +158,15 @@ def zlp_centre(data, *, axis=None, window=None, background="none", device="auto"
         scale = step_at(pos)
     maps = dict(res.maps)
     maps["centre"] = centre
-    for name in ("centre_std", "sigma", "sigma_std", "fwhm", "fwhm_std", "intensity",
-                 "intensity_std"):
+    for name in (
+        "centre_std",
+        "sigma",
+        "sigma_std",
+        "fwhm",
+        "fwhm_std",
+        "intensity",
+        "intensity_std",
+    ):
         maps[name] = res.maps[name] * scale
     options = dict(res.options, window_channels=2 * h + 1, axis_units=cube.signal_axis.get("units"))
     return FitResult(maps, cube.nav_axes, options, cube.signal_axis, cube.title)
@@ -178,6 +185,10 @@ def _shift_block(block, shifts, dtype):
     b = np.take_along_axis(y, np.clip(i0 + 1, 0, n - 1), axis=-1)
     out = np.where(ok, a + frac * (np.where(frac > 0, b, a) - a), np.nan)
     return out.astype(dtype, copy=False)
+
+
+def _shift_column(block, shifts, dtype):
+    return _shift_block(block, shifts[..., 0], dtype)
 
 
 def align_zlp(low_loss, *others, centres=None, crop=True):
@@ -258,7 +269,7 @@ def align_zlp(low_loss, *others, centres=None, crop=True):
             d = s.data.rechunk({s.data.ndim - 1: -1})
             sh = da.from_array(shifts, chunks=d.chunks[:-1])
             moved = da.map_blocks(
-                lambda b, q: _shift_block(b, q, dtype), d, sh[..., None], dtype=dtype
+                functools.partial(_shift_column, dtype=dtype), d, sh[..., None], dtype=dtype
             )
         else:
             moved = _shift_block(s.data, shifts, dtype)

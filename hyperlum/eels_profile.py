@@ -85,7 +85,12 @@ def line_profile(map, start, end, *, width=None):
         pix = 0.5 * (abs(sx) + abs(sy))
         lw = 1 if width is None else max(1, int(round(float(width) / pix)))
         values = profile_line(
-            data, (r0, c0), (r1, c1), linewidth=lw, order=1, mode="nearest",
+            data,
+            (r0, c0),
+            (r1, c1),
+            linewidth=lw,
+            order=1,
+            mode="nearest",
             reduce_func=np.mean,
         )
         npts = values.size
@@ -107,6 +112,4 @@ def _check_inside(name, idx, n, units, scale, offset):
     if any(not (lo <= i <= hi) for i in idx):
         u = f" {units}" if units else ""
         a, b = offset, offset + (n - 1) * scale
-        raise ValueError(
-            f"{name} lies outside the map ({min(a, b):g} to {max(a, b):g}{u})"
-        )
+        raise ValueError(f"{name} lies outside the map ({min(a, b):g} to {max(a, b):g}{u})")

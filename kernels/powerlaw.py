@@ -194,8 +194,14 @@ def subtract_pixel(y, t, lo, hi, lne0, max_iter, tol, out, pix, sub):
 
 
 #: The shared plain functions, callees before callers (compiled in this order).
-SHARED = (window_is_bad, count_nonpositive, loglog_slope, sum_squares, powerlaw_pixel,
-          subtract_pixel)
+SHARED = (
+    window_is_bad,
+    count_nonpositive,
+    loglog_slope,
+    sum_squares,
+    powerlaw_pixel,
+    subtract_pixel,
+)
 
 
 def jit_powerlaw(decorator):
