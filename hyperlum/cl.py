@@ -148,8 +148,9 @@ def _despike_block(block, threshold, window):
 def remove_spikes(signal, *, threshold=10.0, window=5, axis=None):
     """Replace cosmic-ray spikes in every spectrum of a cube by the running median.
 
-    A channel is a spike when it stands above the median of its ``window - 1`` neighbours by more than ``threshold`` times the local noise (1.4826 times the running median,
-    over 31 channels, of the absolute deviation of the data from that running median). Spikes up to
+    A channel is a spike when it stands above the median of its ``window - 1`` neighbours by
+    more than ``threshold`` times the local noise (1.4826 times the running median, over 31
+    channels, of the absolute deviation of the data from that neighbour median). Spikes up to
     ``(window - 1) // 2`` channels wide are caught; real peaks, many channels wide, are kept.
 
     Parameters
