@@ -290,16 +290,23 @@ def _window_slice(name, value, x, units):
     return int(idx[0]), int(idx[-1]) + 1
 
 
-def _powerlaw_block(block, x, lo, hi, max_iter, tol):
+def _powerlaw_arrays(block, x, lo, hi, max_iter, tol, dtype):
+    """Fit and subtract one block: ``(subtracted[..., channel], rows[..., ROWS])``."""
     nav = block.shape[:-1]
     n = block.shape[-1]
     flat = np.ascontiguousarray(block.reshape(-1, n))
-    if flat.dtype.kind not in "fiu":
+    if flat.dtype.kind not in "fiu" or flat.dtype.itemsize > 8:
         flat = flat.astype(np.float64)
     out = np.empty((powerlaw.N_ROWS, flat.shape[0]))
-    sub = np.empty((flat.shape[0], n))
+    sub = np.empty((flat.shape[0], n), dtype=dtype)
     powerlaw.subtract_chunk(flat, x, lo, hi, max_iter, tol, out, sub)
-    return np.concatenate([sub, out.T], axis=1).reshape(*nav, n + powerlaw.N_ROWS)
+    return sub.reshape(*nav, n), out.T.reshape(*nav, powerlaw.N_ROWS)
+
+
+def _powerlaw_block(block, x, lo, hi, max_iter, tol):
+    """:func:`_powerlaw_arrays` for ``map_blocks``: the rows appended to the channels."""
+    sub, rows = _powerlaw_arrays(block, x, lo, hi, max_iter, tol, np.float64)
+    return np.concatenate([sub, rows], axis=-1)
 
 
 def subtract_powerlaw(data, *, fit_range, axis=None, max_iterations=100, tolerance=1e-10):
@@ -357,13 +364,14 @@ def subtract_powerlaw(data, *, fit_range, axis=None, max_iterations=100, toleran
     d = cube.data
     n = x.size
     nrow = powerlaw.N_ROWS
-    fn = functools.partial(
-        _powerlaw_block, x=x, lo=lo, hi=hi, max_iter=max_iterations, tol=tolerance
-    )
+    out_dtype = np.float32 if d.dtype == np.float32 else np.float64
     if _is_dask(d):
         import dask.array as da
 
         d = d.rechunk({d.ndim - 1: -1})
+        fn = functools.partial(
+            _powerlaw_block, x=x, lo=lo, hi=hi, max_iter=max_iterations, tol=tolerance
+        )
         stacked = da.map_blocks(
             fn,
             d,
@@ -371,11 +379,13 @@ def subtract_powerlaw(data, *, fit_range, axis=None, max_iterations=100, toleran
             chunks=d.chunks[:-1] + ((n + nrow,),),
             meta=np.empty((0,) * d.ndim, dtype=np.float64),
         )
+        sub = stacked[..., :n].astype(out_dtype)
+        table = stacked[..., n:]
     else:
-        stacked = fn(np.asarray(d))
-    out_dtype = np.float32 if d.dtype == np.float32 else np.float64
-    sub = stacked[..., :n].astype(out_dtype)
-    rows = {name: stacked[..., n + k] for k, name in enumerate(powerlaw.ROWS)}
+        sub, table = _powerlaw_arrays(
+            np.asarray(d), x, lo, hi, max_iterations, tolerance, out_dtype
+        )
+    rows = {name: table[..., k] for k, name in enumerate(powerlaw.ROWS)}
     state = rows["state"].astype(np.int8)
     maps = {
         "A": rows["A"],
