@@ -243,7 +243,7 @@ def jit_powerlaw(decorator):
     Examples
     --------
     >>> sorted(jit_powerlaw(lambda f: f))[:2]
-    ['count_nonpositive', 'exp_step']
+    ['count_nonpositive', 'evaluate']
     """
     import types
 
