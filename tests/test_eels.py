@@ -1,5 +1,9 @@
 """hl.eels: ZLP centre and alignment, power-law subtraction (against exSpy), edges, profiles."""
 
+import os
+import subprocess
+import sys
+import textwrap
 import warnings
 
 import dask.array as da
@@ -198,6 +202,43 @@ class TestSubtractPowerlaw:
         powerlaw.subtract_chunk(data, e, 10, 50, 100, 1e-10, out_c, sub_c, threads=1)
         np.testing.assert_allclose(out_p, out_c, rtol=1e-10)
         np.testing.assert_allclose(sub_p, sub_c, rtol=1e-10, atol=1e-8)
+
+    def test_shared_functions_run_as_cuda_kernel_in_simulator(self):
+        # The same plain functions, compiled with cuda.jit(device=True), one thread per pixel.
+        code = textwrap.dedent(
+            """
+            import numpy as np
+            from numba import cuda
+            from hyperlum.kernels import powerlaw
+            sp = powerlaw.jit_powerlaw(cuda.jit(device=True))["subtract_pixel"]
+
+            @cuda.jit
+            def kernel(data, t, lo, hi, lne0, out, sub):
+                p = cuda.grid(1)
+                if p < data.shape[0]:
+                    sp(data[p], t, lo, hi, lne0, 100, 1e-10, out, p, sub[p])
+
+            rng = np.random.default_rng(0)
+            e = 500.0 + np.arange(120.0)
+            r = rng.uniform(2.5, 4, 5)
+            y = rng.poisson(3e4 * (e / 600) ** -r[:, None]).astype(np.float64)
+            y[1, 10:40] = 0
+            t, lne0 = powerlaw.window_axis(e, 10, 40)
+            out, sub = np.zeros((powerlaw.N_ROWS, 5)), np.zeros_like(y)
+            kernel[1, 32](y, t, 10, 40, lne0, out, sub)
+            ref, rsub = np.empty_like(out), np.empty_like(y)
+            powerlaw.subtract_chunk(y, e, 10, 40, 100, 1e-10, ref, rsub, threads=1)
+            np.testing.assert_allclose(out, ref, rtol=1e-12)
+            np.testing.assert_allclose(sub, rsub, rtol=1e-12)
+            print("states", out[3].astype(int).tolist())
+            """
+        )
+        env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+        run = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert "states [0, 3, 0, 0, 0]" in run.stdout
 
     def test_bad_ranges(self):
         e = np.arange(-10.0, 100.0, 1.0)
