@@ -46,6 +46,18 @@ class TestToEnergy:
         np.testing.assert_allclose(ours.data, ref.data, rtol=1e-6)
         assert ours.data.dtype == np.float32
 
+    def test_real_map_with_wavelength_in_mm(self, real_file):
+        # The Attolight .sur reader gives the wavelength in mm (333-668 nm): converted right,
+        # the near-band-edge peak (358 nm) of this GaN-like emitter fits at 3.45 eV.
+        s = hs.load(real_file("rsciio-digitalsurf-test_spectral_map.sur"))
+        assert s.axes_manager[-1].units == "mm"
+        e = hl.cl.to_energy(s)
+        axis = e.axes_manager[-1].axis
+        assert axis[0] == pytest.approx(HC_EV_NM / 668.2, rel=2e-3)
+        assert axis[-1] == pytest.approx(HC_EV_NM / 333.3, rel=2e-3)
+        res = hl.fit(e, device="cpu", signal_range=(3.3, 3.6))
+        assert 3.43 < np.nanmedian(res.maps["centre"]) < 3.47
+
     def test_variance_scaled_like_lumispy(self):
         s = cl_signal(np.full((2, 50), 100.0), 500.0, 2.0)
         s.set_noise_variance(100.0)
