@@ -11,13 +11,18 @@ import functools
 import warnings
 
 import numpy as np
-import scipy.constants as const
 
 from hyperlum._signals import new_like, spectra_out
 from hyperlum._validate import choice, integer, positive
 from hyperlum.cube import _is_dask, _is_signal, as_cube
 
 __all__ = ["refractive_index_air", "remove_spikes", "to_energy"]
+
+#: Exact SI values (as ``scipy.constants``, which LumiSpy uses): Planck constant (J s), speed
+#: of light (m/s), elementary charge (C).
+_H = 6.62607015e-34
+_C = 299792458.0
+_E = 1.602176634e-19
 
 #: Channels over which the noise of a spectrum is estimated (running median of residuals).
 _NOISE_WINDOW = 31
@@ -96,7 +101,7 @@ def to_energy(signal, *, jacobian=True, medium="air"):
     if np.any(wl_nm <= 0):
         raise ValueError("the wavelength axis must hold positive values")
     n = refractive_index_air(wl_nm) if medium == "air" else np.ones_like(wl_nm)
-    energy = 1e9 * const.h * const.c / (const.e * n * wl_nm)
+    energy = 1e9 * _H * _C / (_E * n * wl_nm)
     flip = energy[0] > energy[-1]
     order = slice(None, None, -1) if flip else slice(None)
     energy = energy[order]
@@ -104,7 +109,7 @@ def to_energy(signal, *, jacobian=True, medium="air"):
     if jacobian:
         # counts per axis unit -> counts per meV: |d lambda / d E| in axis units per meV.
         factor = 1e-3 / _UNITS[units]
-        jac = factor * const.h * const.c / (const.e * n[order] * energy**2)
+        jac = factor * _H * _C / (_E * n[order] * energy**2)
         dtype = np.float32 if signal.data.dtype == np.float32 else np.float64
         data = (data * jac).astype(dtype)
     new_axis = {

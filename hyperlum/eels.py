@@ -22,7 +22,6 @@ from hyperlum._signals import map_out, spectra_out
 from hyperlum._validate import choice, integer, positive, value_range
 from hyperlum.cube import _is_dask, _is_signal, as_cube
 from hyperlum.eels_profile import line_profile
-from hyperlum.kernels import powerlaw
 from hyperlum.kernels.constants import STATES
 from hyperlum.result import FitResult
 
@@ -297,6 +296,8 @@ def _powerlaw_arrays(block, x, lo, hi, max_iter, tol, dtype):
     flat = np.ascontiguousarray(block.reshape(-1, n))
     if flat.dtype.kind not in "fiu" or flat.dtype.itemsize > 8:
         flat = flat.astype(np.float64)
+    from hyperlum.kernels import powerlaw  # numba: imported when first needed
+
     out = np.empty((powerlaw.N_ROWS, flat.shape[0]))
     sub = np.empty((flat.shape[0], n), dtype=dtype)
     powerlaw.subtract_chunk(flat, x, lo, hi, max_iter, tol, out, sub)
@@ -363,6 +364,8 @@ def subtract_powerlaw(data, *, fit_range, axis=None, max_iterations=100, toleran
         )
     d = cube.data
     n = x.size
+    from hyperlum.kernels import powerlaw
+
     nrow = powerlaw.N_ROWS
     out_dtype = np.float32 if d.dtype == np.float32 else np.float64
     if _is_dask(d):
