@@ -68,7 +68,7 @@ def as_cube(data, axis=None):
     --------
     >>> import numpy as np
     >>> c = as_cube(np.zeros((2, 3, 50)), axis=np.linspace(600, 800, 50))
-    >>> c.nav_shape, c.x[-1]
+    >>> c.nav_shape, float(c.x[-1])
     ((2, 3), 800.0)
     """
     if _is_signal(data):

@@ -10,6 +10,9 @@ import types
 
 from hyperlum.kernels import guess, lm, models, pixel
 
+#: The modules holding the shared maths.
+MODULES = (models, lm, guess, pixel)
+
 #: The shared functions, callees before callers.
 SHARED = (
     models.model_value,

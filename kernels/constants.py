@@ -13,6 +13,7 @@ BACKGROUNDS = {"none": 0, "constant": 1, "linear": 2}
 ESTIMATORS = {"lse": 0, "mle": 1}
 LSE = 0
 MLE = 1
+LSE_MEAT = 2  # internal: accumulate J^T diag(r^2) J for the least-squares sandwich covariance
 
 # Per-pixel fit states (Gpufit's, plus bad input).
 CONVERGED = 0

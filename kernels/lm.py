@@ -8,7 +8,7 @@ normal matrix, i.e. Fisher scoring; counts may be zero, negative counts count as
 
 import math
 
-from hyperlum.kernels.constants import LSE, MLE_FLOOR
+from hyperlum.kernels.constants import LSE, LSE_MEAT, MLE_FLOOR
 from hyperlum.kernels.models import gaussians_block
 
 
@@ -16,7 +16,8 @@ def accumulate(y, x, xref, p, npk, nbg, est, H, g, R, h, D, W):
     """Objective at ``p``; the normal matrix goes into ``H`` and the right-hand side into ``g``.
 
     ``g`` is ``J^T W (y - f)``, so the Gauss-Newton step solves ``H delta = g``. Returns ``inf``
-    when the model is negative somewhere (outside the Poisson model's domain).
+    when the model is negative somewhere (outside the Poisson model's domain). With
+    ``est == LSE_MEAT``, ``H`` is ``J^T diag(r^2) J`` instead (for the sandwich covariance).
 
     Channels go in blocks of ``B = D.shape[1]``: derivatives into ``D[:, j]`` (see
     :func:`~hyperlum.kernels.models.gaussians_block`; ``h`` is the step of a uniform axis or 0),
@@ -51,6 +52,10 @@ def accumulate(y, x, xref, p, npk, nbg, est, H, g, R, h, D, W):
                 r = yi - f
                 chi2 += r * r
                 w = 1.0
+            elif est == LSE_MEAT:
+                r = yi - f
+                chi2 += r * r
+                w = r * r
             else:
                 if f < 0.0:
                     return math.inf

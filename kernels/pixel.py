@@ -10,6 +10,7 @@ from hyperlum.kernels.constants import (
     BAD_INPUT,
     CONVERGED,
     LSE,
+    LSE_MEAT,
     MAX_ITERATIONS,
     SINGULAR,
     SQRT_2PI,
@@ -120,11 +121,12 @@ def fit_pixel(out, pix, y, x, npk, nbg, est, max_iter, tol, saturation, M, V):
                 state = CONVERGED
                 break
     dof = max(n - m, 1)
-    # Covariance: inverse of the normal matrix at the solution (scaled by the residual
-    # variance for least squares). Its columns go to Hn, using delta as a unit vector.
+    # Covariance: the inverse normal matrix C at the solution (columns into Hn, delta as a unit
+    # vector). For the Poisson MLE that is the inverse Fisher information. For least squares,
+    # the noise need not be uniform (counts are not), so the sandwich C (J^T diag(r^2) J) C,
+    # scaled by n / (n - m), is used: right for any noise, equal to chi2/dof C for uniform noise.
     if state != SINGULAR and not cholesky(H, 0.0, m, L):
         state = SINGULAR
-    scale = chi2 / dof if est == LSE else 1.0
     if state != SINGULAR:
         for j in range(m):
             for a in range(m):
@@ -132,7 +134,24 @@ def fit_pixel(out, pix, y, x, npk, nbg, est, max_iter, tol, saturation, M, V):
             gn[j] = 1.0
             cho_solve(L, gn, m, delta)
             for a in range(m):
-                Hn[a, j] = delta[a] * scale
+                Hn[a, j] = delta[a]
+        if est == LSE:
+            accumulate(y, x, xref, p, npk, nbg, LSE_MEAT, H, g, R, h, D, W)
+            for a in range(m):
+                for b in range(m):
+                    s = 0.0
+                    for c in range(m):
+                        s += H[a, c] * Hn[c, b]
+                    L[a, b] = s
+            for a in range(m):
+                for b in range(m):
+                    s = 0.0
+                    for c in range(m):
+                        s += Hn[a, c] * L[c, b]
+                    H[a, b] = s * n / dof
+            for a in range(m):
+                for b in range(m):
+                    Hn[a, b] = H[a, b]
     # Sort the peaks by centre (insertion sort of indices kept as floats in ``order``).
     for k in range(npk):
         order[k] = k
