@@ -43,22 +43,24 @@ def bench_powerlaw(shape, exspy_pixels, fit_range=(560.0, 630.0)):
     ax.offset, ax.scale, ax.units = e[0], e[1] - e[0], "eV"
 
     hl.eels.subtract_powerlaw(s.inav[:2, :2], fit_range=fit_range)  # compile / warm up
-    t_hl = np.inf
+    t_hl = c_hl = np.inf
     for _ in range(3):  # best of 3: the machine is shared
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         sub, maps = hl.eels.subtract_powerlaw(s, fit_range=fit_range)
         t_hl = min(t_hl, time.perf_counter() - t0)
+        c_hl = min(c_hl, time.process_time() - c0)
 
     rows = max(1, exspy_pixels // nx)
     sub_s = s.inav[:, :rows]
     n_ex = rows * nx
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         ref, model = sub_s.remove_background(
             signal_range=fit_range, fast=False, return_model=True, show_progressbar=False
         )
         t_ex = time.perf_counter() - t0
+        c_ex = (time.process_time() - c0) * (ny * nx) / n_ex
     t_ex_full = t_ex * (ny * nx) / n_ex
     comp = model[0]
     r_ex, a_ex = comp.r.map["values"], comp.A.map["values"]
@@ -75,7 +77,10 @@ def bench_powerlaw(shape, exspy_pixels, fit_range=(560.0, 630.0)):
         f"  exSpy remove_background(fast=False): {t_ex:.1f} s on {n_ex} px "
         f"({n_ex / t_ex:,.0f} px/s) -> {t_ex_full:.0f} s for {ny * nx} px (scaled)"
     )
-    print(f"  speed ratio: {t_ex_full / t_hl:,.0f}x")
+    print(
+        f"  speed ratio: {t_ex_full / t_hl:,.0f}x wall clock; CPU time (all threads) "
+        f"{c_hl:.3f} s vs {c_ex:.1f} s: {c_ex / c_hl:,.0f}x"
+    )
     print(
         f"  agreement on {n_ex} px: max |dr| = {np.abs(r_hl - r_ex).max():.2e}, "
         f"max |dA|/A = {np.max(np.abs(a_hl - a_ex) / a_ex):.2e}, "

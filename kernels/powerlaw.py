@@ -106,22 +106,22 @@ def evaluate(y, t, lo, hi, b, r):
     h11 = 0.0
     g0 = 0.0
     g1 = 0.0
-    u = 0.0
-    k = 0
-    for i in range(lo, hi):
-        if k == 0:
-            u = math.exp(-r * t[i])
-        else:
-            u *= exp_step(-r * (t[i] - t[i - 1]))
-        k = k + 1 if k < RESYNC else 0
-        res = float(y[i]) - b * u
-        d1 = -b * t[i] * u
-        chi2 += res * res
-        h00 += u * u
-        h01 += u * d1
-        h11 += d1 * d1
-        g0 += res * u
-        g1 += res * d1
+    i = lo
+    while i < hi:
+        stop = min(i + RESYNC, hi)
+        u = math.exp(-r * t[i])
+        for j in range(i, stop):
+            if j > i:
+                u *= exp_step(-r * (t[j] - t[j - 1]))
+            res = float(y[j]) - b * u
+            d1 = -b * t[j] * u
+            chi2 += res * res
+            h00 += u * u
+            h01 += u * d1
+            h11 += d1 * d1
+            g0 += res * u
+            g1 += res * d1
+        i = stop
     return chi2, h00, h01, h11, g0, g1
 
 
@@ -206,20 +206,27 @@ def subtract_pixel(y, t, lo, hi, lne0, max_iter, tol, out, pix, sub):
     r = out[1, pix]
     if math.isfinite(b) and math.isfinite(r):
         out[0, pix] = b * math.exp(r * lne0)
-        u = 0.0
-        k = 0
-        for i in range(y.shape[0]):
-            ti = t[i]
-            if math.isfinite(ti):
-                if k == 0:
-                    u = math.exp(-r * ti)
-                else:
-                    u *= exp_step(-r * (ti - t[i - 1]))
-                k = k + 1 if k < RESYNC else 0
-                sub[i] = float(y[i]) - b * u
-            else:
-                sub[i] = float(y[i])
-                k = 0
+        n = y.shape[0]
+        # The channels at E > 0 are one run p0:p1 of a monotonic axis.
+        p0 = 0
+        while p0 < n and not math.isfinite(t[p0]):
+            p0 += 1
+        p1 = n
+        while p1 > p0 and not math.isfinite(t[p1 - 1]):
+            p1 -= 1
+        for i in range(p0):
+            sub[i] = float(y[i])
+        for i in range(p1, n):
+            sub[i] = float(y[i])
+        i = p0
+        while i < p1:
+            v = b * math.exp(-r * t[i])
+            sub[i] = float(y[i]) - v
+            stop = min(i + RESYNC, p1)
+            for j in range(i + 1, stop):
+                v *= exp_step(-r * (t[j] - t[j - 1]))
+                sub[j] = float(y[j]) - v
+            i = stop
     else:
         for i in range(y.shape[0]):
             sub[i] = math.nan
