@@ -338,9 +338,11 @@ def subtract_powerlaw(data, *, fit_range, axis=None, max_iterations=100, toleran
     subtracted : same kind as ``data``
         Background-subtracted spectra (float; float32 stays float32).
     maps : FitResult
-        Per pixel: ``A``, ``r``, ``chisq`` (reduced), ``state`` (0 converged, 1 max iterations,
-        2 singular, 3 bad input), ``converged``, ``iterations``, ``nonpositive`` (channels <= 0
-        in the window). ``maps["A"]`` is a calibrated signal, ``maps.maps["A"]`` the array.
+        Per pixel: ``A`` (counts per channel at ``E = 1`` axis unit; HyperSpy's ``PowerLaw``
+        on a binned axis reports ``A / scale`` instead), ``r``, ``chisq`` (reduced), ``state``
+        (0 converged, 1 max iterations, 2 singular, 3 bad input), ``converged``,
+        ``iterations``, ``nonpositive`` (channels <= 0 in the window). ``maps["A"]`` is a
+        calibrated signal, ``maps.maps["A"]`` the array.
 
     Examples
     --------

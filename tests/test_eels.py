@@ -48,11 +48,21 @@ class TestZlpCentre:
     def test_sub_channel_accuracy(self, rng):
         e = np.arange(-20.0, 40.0, 0.25)
         shifts = rng.uniform(-1.0, 1.0, (16, 16))
-        res = hl.eels.zlp_centre(zlp_cube(rng, (16, 16), e, shifts), axis=e)
+        cube = zlp_cube(rng, (16, 16), e, shifts)
+        res = hl.eels.zlp_centre(cube, axis=e)
         assert res.maps["converged"].all()
         err = np.abs(res.maps["centre"] - shifts) / 0.25
         assert err.max() < 0.1  # channels
         np.testing.assert_allclose(res.maps["sigma"], 0.8, rtol=0.02)
+        # default half-window: the channels above half maximum in the mean spectrum
+        mean = cube.mean(axis=(0, 1))
+        above = int(np.sum(mean - mean.min() > 0.5 * (mean.max() - mean.min())))
+        assert res.options["window_channels"] == 2 * above + 1
+        wide = hl.eels.zlp_centre(zlp_cube(rng, (2,), e, shifts[0, :2]), axis=e, window=3.0)
+        assert wide.options["window_channels"] == 2 * 12 + 1
+        np.testing.assert_allclose(wide.maps["centre"], shifts[0, :2], atol=0.025)
+        with pytest.raises(ValueError, match="window must be a positive number, got 0"):
+            hl.eels.zlp_centre(zlp_cube(rng, (2,), e, shifts[0, :2]), axis=e, window=0)
 
     def test_lazy_equals_eager(self, rng):
         e = np.arange(-10.0, 30.0, 0.5)
