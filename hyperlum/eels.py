@@ -30,6 +30,7 @@ __all__ = [
     "edge_intensity",
     "line_profile",
     "normalise",
+    "state_counts",
     "subtract_powerlaw",
     "zlp_centre",
 ]
@@ -81,7 +82,8 @@ def zlp_centre(data, *, axis=None, window=None, background="none", device="auto"
         Energies of the channels for array input.
     window : float, optional
         Half-width of the fit window in axis units. Default: the full width at half maximum
-        of the mean spectrum's highest peak (at least 2 channels).
+        of the mean spectrum's highest peak (at least 2 channels; for lazy data the mean
+        spectrum costs one pass over the data).
     background : {"none", "constant"}
         Background under the Gaussian inside the window.
     device : {"auto", "cpu", "cuda"}
