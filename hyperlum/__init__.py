@@ -7,6 +7,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from hyperlum import cl, eels
 from hyperlum.fit import fit
 from hyperlum.io import load
 from hyperlum.result import FitResult
@@ -17,4 +18,4 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
-__all__ = ["FitResult", "fit", "load", "load_result", "__version__"]
+__all__ = ["FitResult", "cl", "eels", "fit", "load", "load_result", "__version__"]
