@@ -1,14 +1,15 @@
 """hyperlum: fast per-pixel fitting and analysis of hyperspectral CL and EELS spectrum images.
 
 >>> import hyperlum as hl
->>> sorted(n for n in ("fit", "load_result", "FitResult") if hasattr(hl, n))
-['FitResult', 'fit', 'load_result']
+>>> sorted(n for n in ("fit", "load", "load_result", "FitResult") if hasattr(hl, n))
+['FitResult', 'fit', 'load', 'load_result']
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
-from hyperlum import stats
+from hyperlum import cl, eels, stats
 from hyperlum.fit import fit
+from hyperlum.io import load
 from hyperlum.result import FitResult
 from hyperlum.result_io import load_result
 from hyperlum.segment import segment
@@ -21,9 +22,12 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "FitResult",
+    "cl",
+    "eels",
     "fit",
     "hist1d",
     "hist2d",
+    "load",
     "load_result",
     "region_stats",
     "segment",
