@@ -41,7 +41,7 @@ def check_free(outdir, names, overwrite):
     if taken and not overwrite:
         raise FileExistsError(
             f"{outdir} already holds {', '.join(taken)}; choose another folder or pass "
-            "overwrite (--overwrite) to replace them"
+            "--overwrite (overwrite=True in Python) to replace them"
         )
 
 

@@ -1,7 +1,5 @@
 """``hyperlum demo`` and ``hyperlum report`` from the command line."""
 
-import importlib.util
-
 import pandas as pd
 import pytest
 
@@ -9,22 +7,14 @@ from hyperlum import cli
 
 
 @pytest.fixture
-def main(monkeypatch):
-    # sub-commands of other branches may not be merged yet: run the ones present
-    present = [c for c in cli._COMMANDS if importlib.util.find_spec(f"hyperlum.cli.{c}")]
-    monkeypatch.setattr(cli, "_COMMANDS", present)
+def main():
     return cli.main
 
 
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    present = [c for c in cli._COMMANDS if importlib.util.find_spec(f"hyperlum.cli.{c}")]
-    saved, cli._COMMANDS = cli._COMMANDS, present
-    try:
-        assert cli.main(["demo", "-o", str(out), "--device", "cpu"]) == 0
-    finally:
-        cli._COMMANDS = saved
+    assert cli.main(["demo", "-o", str(out), "--device", "cpu"]) == 0
     return out
 
 
@@ -93,6 +83,15 @@ def test_report_command(demo_dir, main, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "Particles: 8 found on the HAADF image" in text and "Wrote 7 files" in text
     assert (out / "hist2d.png").exists() and not (out / "spectra.png").exists()
+
+
+def test_report_command_with_spectra_and_intensity(demo_dir, main, tmp_path, capsys):
+    out = tmp_path / "rep"
+    maps, cube = str(demo_dir / "demo_maps.zspy"), str(demo_dir / "demo_cl.zspy")
+    assert main(["report", maps, "--spectra", cube, "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "Particles: 8 found on the fitted intensity map" in text and "Wrote 8 files" in text
+    assert (out / "spectra.png").stat().st_size > 10_000
 
 
 def test_report_command_errors(demo_dir, main, tmp_path, capsys):

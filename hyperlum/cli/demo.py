@@ -88,7 +88,6 @@ def demo(outdir, *, size=112, seed=0, device="auto", overwrite=False):
     matplotlib.use("Agg")
     import warnings
 
-    import hyperspy.api as hs
     import matplotlib.pyplot as plt
 
     import hyperlum as hl
@@ -121,7 +120,7 @@ def demo(outdir, *, size=112, seed=0, device="auto", overwrite=False):
     )
     ious = _ious(rep.segmentation.labels, truth["labels"])
 
-    scan = hs.load(str(data.path(LINESCAN)))
+    scan = hl.load(data.path(LINESCAN))
     line = hl.fit(scan, device=device, progress=False)
     line.save(path("linescan_maps.zspy"), overwrite=overwrite)
     # narrower than 10 channels (< 1 nm here) is a spike or noise, not this emission

@@ -72,7 +72,11 @@ def run(args):
     image = _load_signal(args.image, "HAADF image") if args.image else None
     if image is not None and image.axes_manager.signal_dimension != 2:
         raise ValueError(f"{args.image} is not a 2D image: {image}")
-    signal = _load_signal(args.spectra, "spectrum image") if args.spectra else None
+    signal = None
+    if args.spectra:
+        import hyperlum as hl
+
+        signal = hl.load(args.spectra)
     rep = make_report(
         res,
         image,
