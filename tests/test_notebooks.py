@@ -21,5 +21,6 @@ def test_notebook_runs(path, tmp_path):
     client.execute()
 
 
-def test_both_notebooks_present():
-    assert [p.name for p in NOTEBOOKS] == ["01_fit_cl_map.ipynb", "02_interface_vs_core.ipynb"]
+def test_analysis_notebooks_present():
+    names = [p.name for p in NOTEBOOKS]
+    assert "01_fit_cl_map.ipynb" in names and "02_interface_vs_core.ipynb" in names
