@@ -95,6 +95,17 @@ class TestRegions:
         assert seg.mask("core")[20, 0]  # deep in the particle, on the border
         assert seg.mask("interface")[20, 14] and seg.mask("interface")[9, 3]
 
+    def test_local_edges_keep_bright_and_dim_particles_true_to_size(self):
+        yy, xx = np.mgrid[0:40, 0:80]
+        bright, dim = np.hypot(yy - 20, xx - 20) < 10, np.hypot(yy - 20, xx - 60) < 10
+        img = 10.0 * bright + 4.0 * dim  # a global threshold of 3 suits neither
+        local = segment(img, interface_width=2.0, method=3.0, smooth=1.5)
+        plain = segment(img, interface_width=2.0, method=3.0, smooth=1.5, local_edges=False)
+        true = [bright.sum(), dim.sum()]  # 305 pixels each
+        assert np.abs(local.particles["pixels"] - true).max() <= 12
+        assert plain.particles["pixels"].iloc[0] > true[0] + 30  # grown
+        assert plain.particles["pixels"].iloc[1] < true[1] - 30  # shrunk
+
     def test_no_shell_by_default(self):
         seg = segment(disc(), interface_width=2.0)
         assert not seg.mask("shell").any() and seg.units == "px"
