@@ -1,37 +1,28 @@
-"""Small data files shipped with hyperlum (provenance in ``SOURCES.md`` next to them).
+"""Small real datasets shipped with hyperlum (see ``SOURCES.md`` in this folder)."""
 
->>> from hyperlum import data
->>> data.path("lumispydemos-Test-linescan_InGaAs-NWs.dm4").name
-'lumispydemos-Test-linescan_InGaAs-NWs.dm4'
-"""
-
-from pathlib import Path
-
-_HERE = Path(__file__).parent
-
-
-def files():
-    """Names of the data files shipped with hyperlum."""
-    return sorted(
-        p.name for p in _HERE.iterdir() if p.suffix not in (".py", ".pyc") and p.is_file()
-    )
+from importlib.resources import files
 
 
 def path(name):
-    """Path of a shipped data file.
+    """Return the filesystem path of a shipped dataset.
 
     Parameters
     ----------
     name : str
-        File name, one of :func:`files`.
+        File name inside the package's data folder.
 
     Returns
     -------
     pathlib.Path
+        Path to the file.
+
+    Examples
+    --------
+    >>> from hyperlum.data import path
+    >>> path("lumispydemos-Test-linescan_InGaAs-NWs.dm4").name
+    'lumispydemos-Test-linescan_InGaAs-NWs.dm4'
     """
-    p = _HERE / str(name)
-    if not p.is_file() or p.suffix == ".py":
-        raise FileNotFoundError(
-            f"no shipped data file named {name!r}; the files are: {', '.join(files())}"
-        )
+    p = files(__name__) / name
+    if not p.is_file():
+        raise FileNotFoundError(f"no shipped dataset named {name!r}")
     return p
