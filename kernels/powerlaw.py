@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 
+from hyperlum.kernels.compile import jit_functions
 from hyperlum.kernels.constants import BAD_INPUT, CONVERGED, MAX_ITERATIONS, SINGULAR
 
 #: Rows of the per-pixel output: the maps of a power-law fit.
@@ -252,19 +253,7 @@ def jit_powerlaw(decorator):
     >>> sorted(jit_powerlaw(lambda f: f))[:2]
     ['count_nonpositive', 'evaluate']
     """
-    import types
-
-    compiled = {}
-    for fn in SHARED:
-        namespace = dict(fn.__globals__)
-        namespace.update(compiled)
-        rebuilt = types.FunctionType(
-            fn.__code__, namespace, fn.__name__, fn.__defaults__, fn.__closure__
-        )
-        rebuilt.__qualname__ = fn.__qualname__
-        rebuilt.__module__ = fn.__module__
-        compiled[fn.__name__] = decorator(rebuilt)
-    return compiled
+    return jit_functions(SHARED, decorator)
 
 
 _fns = jit_powerlaw(numba.njit(cache=True, nogil=True))
@@ -304,7 +293,7 @@ def subtract_chunk(data, x, lo, hi, max_iter, tol, out, sub, threads=None):
 
     Examples
     --------
-    >>> from hyperlum.kernels import powerlaw  # the installed module (numba's cache names it)
+    >>> from hyperlum.kernels import powerlaw
     >>> e = np.linspace(500.0, 700.0, 201)
     >>> y = np.stack([3e10 * e ** -3.0, 5e12 * e ** -3.8])
     >>> out, sub = np.empty((powerlaw.N_ROWS, 2)), np.empty_like(y)
