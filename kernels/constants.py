@@ -5,15 +5,14 @@ MAX_BACKGROUND = 2
 MAX_PARAMS = 3 * MAX_PEAKS + MAX_BACKGROUND
 # scratch vectors of MAX_PARAMS per pixel: g, g_new, p_trial, delta, order, p, R, W (3 rows)
 N_VECTORS = 10
-# scratch MAX_PARAMS x MAX_PARAMS matrices per pixel: H, H_new, L, D (derivatives of a block
-# of MAX_PARAMS channels)
-N_MATRICES = 4
+# scratch MAX_PARAMS x B matrices per pixel (B >= MAX_PARAMS channels per block): H, H_new,
+# L, D (derivatives of a block of channels), Q, Q_new (middle of the LSE sandwich covariance)
+N_MATRICES = 6
 
 BACKGROUNDS = {"none": 0, "constant": 1, "linear": 2}
 ESTIMATORS = {"lse": 0, "mle": 1}
 LSE = 0
 MLE = 1
-LSE_MEAT = 2  # internal: accumulate J^T diag(r^2) J for the least-squares sandwich covariance
 
 # Per-pixel fit states (Gpufit's, plus bad input).
 CONVERGED = 0

@@ -58,7 +58,7 @@ def _rows_kernel(npk, nbg, est):
 
 
 def fit_chunk(data, x, npk, nbg, est, max_iter, tol, saturation, out, threads=None):
-    """Fit every row of ``data`` (pixels x channels, float64, C order) into ``out`` (rows x pixels).
+    """Fit every row of ``data`` (pixels x channels, float32 or float64, C order) into ``out``.
 
     ``threads`` defaults to the CPUs this process may use. See
     :func:`hyperlum.kernels.pixel.fit_pixel` for the rows of ``out``.

@@ -8,20 +8,21 @@ normal matrix, i.e. Fisher scoring; counts may be zero, negative counts count as
 
 import math
 
-from hyperlum.kernels.constants import LSE, LSE_MEAT, MLE_FLOOR
+from hyperlum.kernels.constants import LSE, MLE_FLOOR
 from hyperlum.kernels.models import gaussians_block
 
 
-def accumulate(y, x, xref, p, npk, nbg, est, H, g, R, h, D, W):
+def accumulate(y, x, xref, p, npk, nbg, est, H, g, R, h, D, W, Q):
     """Objective at ``p``; the normal matrix goes into ``H`` and the right-hand side into ``g``.
 
     ``g`` is ``J^T W (y - f)``, so the Gauss-Newton step solves ``H delta = g``. Returns ``inf``
-    when the model is negative somewhere (outside the Poisson model's domain). With
-    ``est == LSE_MEAT``, ``H`` is ``J^T diag(r^2) J`` instead (for the sandwich covariance).
+    when the model is negative somewhere (outside the Poisson model's domain). For least
+    squares ``Q`` receives ``J^T diag(r^2) J``, the middle of the sandwich covariance.
 
     Channels go in blocks of ``B = D.shape[1]``: derivatives into ``D[:, j]`` (see
     :func:`~hyperlum.kernels.models.gaussians_block`; ``h`` is the step of a uniform axis or 0),
-    weights, weighted residuals and model values into ``W[0, j]``, ``W[1, j]``, ``W[2, j]``;
+    weights (squared residuals for least squares), weighted residuals and model values into
+    ``W[0, j]``, ``W[1, j]``, ``W[2, j]``;
     then ``H`` and ``g`` are updated with one short, vectorisable reduction per entry.
     """
     m = 3 * npk + nbg
@@ -32,6 +33,8 @@ def accumulate(y, x, xref, p, npk, nbg, est, H, g, R, h, D, W):
         g[a] = 0.0
         for b in range(m):
             H[a, b] = 0.0
+            if est == LSE:
+                Q[a, b] = 0.0
     chi2 = 0.0
     n = y.shape[0]
     F = W[2]
@@ -50,12 +53,8 @@ def accumulate(y, x, xref, p, npk, nbg, est, H, g, R, h, D, W):
             yi = float(y[i0 + j])
             if est == LSE:
                 r = yi - f
-                chi2 += r * r
-                w = 1.0
-            elif est == LSE_MEAT:
-                r = yi - f
-                chi2 += r * r
                 w = r * r
+                chi2 += w
             else:
                 if f < 0.0:
                     return math.inf
@@ -76,12 +75,22 @@ def accumulate(y, x, xref, p, npk, nbg, est, H, g, R, h, D, W):
             g[a] += s
             for b in range(a, m):
                 s = 0.0
-                for j in range(nb):
-                    s += W[0, j] * D[a, j] * D[b, j]
+                if est == LSE:
+                    q = 0.0
+                    for j in range(nb):
+                        dd = D[a, j] * D[b, j]
+                        s += dd
+                        q += W[0, j] * dd
+                    Q[a, b] += q
+                else:
+                    for j in range(nb):
+                        s += W[0, j] * D[a, j] * D[b, j]
                 H[a, b] += s
     for a in range(m):
         for b in range(a):
             H[a, b] = H[b, a]
+            if est == LSE:
+                Q[a, b] = Q[b, a]
     return chi2
 
 

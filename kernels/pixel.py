@@ -10,7 +10,6 @@ from hyperlum.kernels.constants import (
     BAD_INPUT,
     CONVERGED,
     LSE,
-    LSE_MEAT,
     MAX_ITERATIONS,
     SINGULAR,
     SQRT_2PI,
@@ -46,7 +45,7 @@ def fit_pixel(out, pix, y, x, npk, nbg, est, max_iter, tol, saturation, M, V):
 
     ``out`` rows: the ``m`` parameters (peaks sorted by centre), their standard deviations, the
     peaks' area standard deviations, the reduced chi-square, the state and the iterations.
-    ``M`` (4 x P x B) and ``V`` (10 x B) are scratch space, ``P`` the largest parameter count
+    ``M`` (6 x P x B) and ``V`` (10 x B) are scratch space, ``P`` the largest parameter count
     and ``B >= P`` the number of channels handled as one block (see
     :func:`~hyperlum.kernels.lm.accumulate`: 64 is good on a CPU).
     """
@@ -56,6 +55,8 @@ def fit_pixel(out, pix, y, x, npk, nbg, est, max_iter, tol, saturation, M, V):
     Hn = M[1]
     L = M[2]
     D = M[3]
+    Q = M[4]
+    Qn = M[5]
     g = V[0]
     gn = V[1]
     pt = V[2]
@@ -81,7 +82,7 @@ def fit_pixel(out, pix, y, x, npk, nbg, est, max_iter, tol, saturation, M, V):
     smax = xspan
     h = uniform_step(x)
     guess(y, x, xref, npk, nbg, est, smin, p)
-    chi2 = accumulate(y, x, xref, p, npk, nbg, est, H, g, R, h, D, W)
+    chi2 = accumulate(y, x, xref, p, npk, nbg, est, H, g, R, h, D, W, Q)
     state = MAX_ITERATIONS
     lam = 1e-3
     it = 0
@@ -111,7 +112,7 @@ def fit_pixel(out, pix, y, x, npk, nbg, est, max_iter, tol, saturation, M, V):
                 p[j] = pt[j]
             state = CONVERGED
             break
-        chi2n = accumulate(y, x, xref, pt, npk, nbg, est, Hn, gn, R, h, D, W)
+        chi2n = accumulate(y, x, xref, pt, npk, nbg, est, Hn, gn, R, h, D, W, Qn)
         if chi2n <= chi2:
             small = step_is_small(delta, p, npk, nbg, tol, xspan)
             for a in range(m):
@@ -119,6 +120,7 @@ def fit_pixel(out, pix, y, x, npk, nbg, est, max_iter, tol, saturation, M, V):
                 g[a] = gn[a]
                 for b in range(m):
                     H[a, b] = Hn[a, b]
+                    Q[a, b] = Qn[a, b]
             done = small or chi2 - chi2n <= tol * chi2n
             chi2 = chi2n
             lam = max(0.1 * lam, 1e-9)
@@ -147,12 +149,11 @@ def fit_pixel(out, pix, y, x, npk, nbg, est, max_iter, tol, saturation, M, V):
             for a in range(m):
                 Hn[a, j] = delta[a]
         if est == LSE:
-            accumulate(y, x, xref, p, npk, nbg, LSE_MEAT, H, g, R, h, D, W)
             for a in range(m):
                 for b in range(m):
                     s = 0.0
                     for c in range(m):
-                        s += H[a, c] * Hn[c, b]
+                        s += Q[a, c] * Hn[c, b]
                     L[a, b] = s
             for a in range(m):
                 for b in range(m):

@@ -39,8 +39,9 @@ def _accumulate(y, x, p, npk, nbg, est, h, block=16):
     D = np.zeros((MAX_PARAMS, block))
     W = np.zeros((3, block))
     R = np.zeros(MAX_PARAMS)
-    chi2 = py["accumulate"](y, x, x.mean(), p, npk, nbg, est, H, g, R, h, D, W)
-    return chi2, H[:m, :m], g[:m]
+    Q = np.zeros((MAX_PARAMS, MAX_PARAMS))
+    chi2 = py["accumulate"](y, x, x.mean(), p, npk, nbg, est, H, g, R, h, D, W, Q)
+    return chi2, H[:m, :m], g[:m], Q[:m, :m]
 
 
 def _model(x, p, npk, nbg):
@@ -76,19 +77,21 @@ class TestAccumulate:
     def test_lse_normal_equations(self, rng, npk, nbg, h):
         m = 3 * npk + nbg
         y = _model(self.x, self.p[:m], npk, nbg) + rng.normal(0, 1, self.x.size)
-        chi2, H, g = _accumulate(y, self.x, self.p[:m], npk, nbg, LSE, h)
+        chi2, H, g, Q = _accumulate(y, self.x, self.p[:m], npk, nbg, LSE, h)
         J = self._jacobian(self.p, npk, nbg)
         r = y - _model(self.x, self.p[:m], npk, nbg)
         np.testing.assert_allclose(chi2, np.sum(r**2), rtol=1e-10)
         np.testing.assert_allclose(H, J.T @ J, rtol=1e-5, atol=1e-6 * np.abs(J.T @ J).max())
         np.testing.assert_allclose(g, J.T @ r, rtol=1e-5, atol=1e-6 * np.abs(J.T @ r).max())
+        meat = J.T @ (J * r[:, None] ** 2)
+        np.testing.assert_allclose(Q, meat, rtol=1e-5, atol=1e-6 * np.abs(meat).max())
 
     def test_mle_deviance_and_fisher(self, rng):
         npk, nbg = 1, 1
         p = np.array([100.0, 700.0, 12.0, 5.0])
         f = _model(self.x, p, npk, nbg)
         y = rng.poisson(f).astype(float)
-        chi2, H, g = _accumulate(y, self.x, p, npk, nbg, MLE, 2.0)
+        chi2, H, g, _ = _accumulate(y, self.x, p, npk, nbg, MLE, 2.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             dev = 2 * np.sum(f - y + np.where(y > 0, y * np.log(y / f), 0.0))
         J = self._jacobian(p, npk, nbg)
@@ -98,7 +101,7 @@ class TestAccumulate:
 
     def test_negative_model_is_outside_the_poisson_domain(self):
         p = np.array([100.0, 700.0, 12.0, -5.0])
-        chi2, _, _ = _accumulate(np.ones_like(self.x), self.x, p, 1, 1, MLE, 2.0)
+        chi2, _, _, _ = _accumulate(np.ones_like(self.x), self.x, p, 1, 1, MLE, 2.0)
         assert chi2 == np.inf
 
     def test_recurrence_matches_exponentials(self):
