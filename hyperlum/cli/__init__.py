@@ -25,7 +25,11 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser():
     """Return the argument parser of the ``hyperlum`` command with every sub-command."""
-    parser = _Parser(prog="hyperlum", description=__doc__.splitlines()[0])
+    parser = _Parser(
+        prog="hyperlum",
+        description="Per-pixel peak fitting and analysis of CL and EELS spectrum images. "
+        "New here? Run: hyperlum demo -o demo-out",
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name in _COMMANDS:
         importlib.import_module(f"{__name__}.{name}").register(sub)
