@@ -45,9 +45,27 @@ class FitSpec(NamedTuple):
 def fit_block(block, x, spec):
     """Fit one chunk: ``block[..., channel]`` -> ``out[..., row]`` (rows of the kernel output).
 
-    This is the function ``map_blocks`` runs; it takes numpy blocks on the CPU path.
+    This is the function ``map_blocks`` runs. On the CPU path the block is converted to
+    float64; on the CUDA path it goes to the GPU in its own dtype (e.g. uint16) and the kernel
+    converts it there; a CuPy block is fitted where it lies. The maps come back as numpy.
     """
     nav = block.shape[:-1]
+    if spec.device == "cuda":
+        from hyperlum.kernels import cuda
+
+        out = cuda.fit_chunk(
+            block.reshape(-1, block.shape[-1]),
+            x,
+            spec.peaks,
+            spec.background,
+            spec.estimator,
+            spec.max_iterations,
+            spec.tolerance,
+            spec.saturation,
+        )
+        return out.T.reshape(*nav, spec.n_outputs)
+    if hasattr(block, "__cuda_array_interface__") and hasattr(block, "get"):
+        block = block.get()  # a CuPy block fitted on the CPU
     flat = np.ascontiguousarray(block.reshape(-1, block.shape[-1]), dtype=np.float64)
     out = np.empty((spec.n_outputs, flat.shape[0]))
     from hyperlum.kernels import cpu
@@ -212,6 +230,10 @@ def _fit_eager(cube, spec, chunk_bytes, progress):
     flat = data.reshape(-1, nch)
     npix = flat.shape[0]
     per = _pixels_per_chunk(nch, data.dtype.itemsize, chunk_bytes)
+    if spec.device == "cuda":
+        # One call: the CUDA launcher slabs the pixels itself and overlaps the copies of one
+        # slab with the fit of another, which separate calls could not.
+        return fit_block(flat, cube.x, spec).reshape(*cube.nav_shape, spec.n_outputs)
     out = np.empty((npix, spec.n_outputs))
     starts = range(0, npix, per)
     if progress is None:

@@ -1,0 +1,523 @@
+"""CUDA driver: the shared one-pixel fit compiled with ``numba.cuda.jit(device=True)``.
+
+One thread fits one pixel, running :func:`hyperlum.kernels.pixel.fit_pixel`, the very function
+the CPU driver runs, on a column of a channel-major copy of the chunk (neighbouring threads read
+neighbouring addresses: coalesced loads). The counts stay in their native dtype (e.g. uint16)
+all the way to the kernel, which converts each value to float64 as it reads it: half the
+host-to-device bytes of float32 for 16-bit detectors.
+
+:func:`fit_chunk` moves a host chunk to the device in slabs of pixels, pipelined over a few
+CUDA streams with page-locked (pinned) staging buffers, so that the copies of one slab overlap
+the fit of another. Device buffers are CuPy arrays when CuPy is installed (numba kernels take
+them through ``__cuda_array_interface__``, no copy) and numba device arrays otherwise, which is
+also what numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) runs: the tests prove the kernels
+there, and :func:`compile_ptx` compiles them to PTX without a GPU.
+"""
+
+import contextlib
+import functools
+import os
+import re
+import subprocess
+import threading
+from pathlib import Path
+
+import numba
+import numpy as np
+from numba import cuda, types
+
+from hyperlum.kernels.compile import jit_all
+from hyperlum.kernels.constants import (
+    BACKGROUNDS,
+    ESTIMATORS,
+    MAX_PARAMS,
+    MAX_PEAKS,
+    N_MATRICES,
+    N_VECTORS,
+    n_outputs,
+)
+
+#: Threads per block of the fit kernel.
+THREADS = 128
+#: Pixels of one slab: the unit of copy / fit pipelining (input bytes, at most).
+SLAB_BYTES = 128 * 2**20
+#: CUDA streams (slabs in flight) per calling thread.
+STREAMS = 3
+#: Tile of the transpose kernel (TILE x TILE elements, TILE x ROWS threads).
+TILE = 32
+ROWS = 8
+TILE_PAD = TILE + 1  # padded row: no shared-memory bank conflicts
+#: Input dtypes the kernels read natively; others are converted to float64 on the host.
+DTYPES = ("uint8", "uint16", "uint32", "int8", "int16", "int32", "float32", "float64")
+
+_float64 = types.float64
+
+
+@functools.cache
+def _device_functions():
+    return jit_all(cuda.jit(device=True))
+
+
+def _kernel_name(npk, nbg, est, dtype):
+    bg = {v: k for k, v in BACKGROUNDS.items()}[nbg]
+    es = {v: k for k, v in ESTIMATORS.items()}[est]
+    return f"fit_{npk}peak_{bg}_{es}_{np.dtype(dtype).name}"
+
+
+@functools.cache
+def _fit_source(npk, nbg, est):
+    """The fit kernel for one model and estimator, with those as compile-time constants."""
+    fit_pixel = _device_functions()["fit_pixel"]
+
+    def fit_kernel(data, x, max_iter, tol, saturation, out):
+        pix = cuda.grid(1)
+        if pix < data.shape[1]:
+            M = cuda.local.array((N_MATRICES, MAX_PARAMS, MAX_PARAMS), _float64)
+            V = cuda.local.array((N_VECTORS, MAX_PARAMS), _float64)
+            fit_pixel(out, pix, data[:, pix], x, npk, nbg, est, max_iter, tol, saturation, M, V)
+
+    return fit_kernel
+
+
+def _fit_signature(dtype):
+    c2 = types.Array(numba.from_dtype(np.dtype(dtype)), 2, "C")
+    return types.void(
+        c2,
+        types.Array(_float64, 1, "C"),
+        types.int64,
+        _float64,
+        _float64,
+        types.Array(_float64, 2, "C"),
+    )
+
+
+@functools.cache
+def _transpose_source(dtype):
+    """``dst[j, i] = src[i, j]`` through a shared-memory tile (both sides coalesced)."""
+    nbtype = numba.from_dtype(np.dtype(dtype))
+
+    def transpose(src, dst):
+        tile = cuda.shared.array((TILE, TILE_PAD), nbtype)
+        bx = cuda.blockIdx.x * TILE
+        by = cuda.blockIdx.y * TILE
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        for k in range(0, TILE, ROWS):
+            r = by + ty + k
+            c = bx + tx
+            if r < src.shape[0] and c < src.shape[1]:
+                tile[ty + k, tx] = src[r, c]
+        cuda.syncthreads()
+        for k in range(0, TILE, ROWS):
+            r = bx + ty + k
+            c = by + tx
+            if r < dst.shape[0] and c < dst.shape[1]:
+                dst[r, c] = tile[tx, ty + k]
+
+    return transpose
+
+
+def _transpose_signature(dtype):
+    c2 = types.Array(numba.from_dtype(np.dtype(dtype)), 2, "C")
+    return types.void(c2, c2)
+
+
+@functools.cache
+def _fit_kernel(npk, nbg, est, dtype):
+    return cuda.jit(_fit_signature(dtype))(_fit_source(npk, nbg, est))
+
+
+@functools.cache
+def _transpose_kernel(dtype):
+    return cuda.jit(_transpose_signature(dtype))(_transpose_source(dtype))
+
+
+# --------------------------------------------------------------------------------------------
+# Device memory: CuPy when it is there, numba's device arrays otherwise (and in the simulator).
+
+
+def _cupy():
+    if numba.config.ENABLE_CUDASIM:
+        return None
+    try:
+        import cupy
+    except ImportError:
+        return None
+    return cupy
+
+
+class _NumbaMemory:
+    """Streams, pinned host buffers and device arrays from numba.cuda."""
+
+    name = "numba"
+
+    def stream(self):
+        return cuda.stream()
+
+    def launch_stream(self, stream):
+        return stream
+
+    def pinned(self, shape, dtype):
+        return cuda.pinned_array(shape, dtype)
+
+    def empty(self, shape, dtype, stream):
+        return cuda.device_array(shape, dtype, stream=stream)
+
+    def to_device(self, host, dev, stream):
+        dev.copy_to_device(host, stream=stream)
+
+    def to_host(self, dev, host, stream):
+        dev.copy_to_host(host, stream=stream)
+
+    def view(self, dev):
+        return dev
+
+
+class _CupyMemory:
+    """Streams, pinned host buffers and device arrays from CuPy (its memory pools)."""
+
+    name = "cupy"
+
+    def __init__(self, cupy):
+        import cupyx
+
+        self.cp = cupy
+        self.cupyx = cupyx
+
+    def stream(self):
+        return self.cp.cuda.Stream(non_blocking=True)
+
+    def launch_stream(self, stream):
+        return cuda.external_stream(stream.ptr)
+
+    def pinned(self, shape, dtype):
+        return self.cupyx.empty_pinned(shape, dtype)
+
+    def empty(self, shape, dtype, stream):
+        with stream:
+            return self.cp.empty(shape, dtype)
+
+    def to_device(self, host, dev, stream):
+        dev.set(host, stream=stream)
+
+    def to_host(self, dev, host, stream):
+        dev.get(stream=stream, out=host)
+
+    def view(self, dev):
+        # Zero-copy numba view; no synchronisation on the array's stream (ours, in order).
+        return cuda.as_cuda_array(dev, sync=False)
+
+
+def _memory():
+    cp = _cupy()
+    return _NumbaMemory() if cp is None else _CupyMemory(cp)
+
+
+class _Lane:
+    """One stream with its staging buffers, grown on demand; slabs cycle over the lanes."""
+
+    def __init__(self, mem):
+        self.mem = mem
+        self.stream = mem.stream()
+        self.bufs = {}
+        self.pending = None  # (host destination, pinned maps) of the slab in flight
+
+    def array(self, key, shape, dtype, host):
+        """A C-contiguous ``shape`` view of a flat pinned (``host=True``) or device buffer.
+
+        Buffers are kept per key and reused while large enough.
+        """
+        dtype = np.dtype(dtype)
+        size = int(np.prod(shape))
+        have = self.bufs.get(key)
+        if have is None or have.dtype != dtype or have.shape[0] < size:
+            if host:
+                have = self.mem.pinned((size,), dtype)
+            else:
+                have = self.mem.empty((size,), dtype, self.stream)
+            self.bufs[key] = have
+        return have[:size].reshape(shape)
+
+    def finish(self):
+        """Wait for this lane's slab in flight and move its maps to their destination."""
+        if self.pending is not None:
+            self.stream.synchronize()
+            dest, pinned = self.pending
+            dest[...] = pinned
+            self.pending = None
+
+
+_local = threading.local()
+
+
+def _lanes(count):
+    """This thread's lanes (own streams and buffers: dask threads may fit chunks at once)."""
+    lanes = getattr(_local, "lanes", None)
+    mem_name = "numba" if _cupy() is None else "cupy"
+    if lanes is None or len(lanes) < count or lanes[0].mem.name != mem_name:
+        mem = _memory()
+        lanes = [_Lane(mem) for _ in range(count)]
+        _local.lanes = lanes
+    return lanes[:count]
+
+
+def _native(dtype):
+    dtype = np.dtype(dtype)
+    native = dtype.newbyteorder("=")
+    return native if native.name in DTYPES else np.dtype(np.float64)
+
+
+def slab_pixels(n_channels, itemsize, slab_bytes=None):
+    """Pixels per slab for ``n_channels`` of ``itemsize`` bytes (at least one)."""
+    slab_bytes = SLAB_BYTES if slab_bytes is None else slab_bytes
+    return max(1, int(slab_bytes // (n_channels * itemsize)))
+
+
+def _launch_fit(lane, kernel, transpose, d_in, d_x, args, nout):
+    """Transpose one device slab (pixels x channels) and fit it, on ``lane``'s stream."""
+    mem = lane.mem
+    n, nch = d_in.shape
+    d_cm = lane.array("cm", (nch, n), d_in.dtype, host=False)
+    d_out = lane.array("out", (nout, n), np.float64, host=False)
+    s = mem.launch_stream(lane.stream)
+    grid_t = ((nch + TILE - 1) // TILE, (n + TILE - 1) // TILE)
+    transpose[grid_t, (TILE, ROWS), s](mem.view(d_in), mem.view(d_cm))
+    grid_f = (n + THREADS - 1) // THREADS
+    kernel[grid_f, THREADS, s](mem.view(d_cm), mem.view(d_x), *args, mem.view(d_out))
+    return d_out
+
+
+def fit_chunk(
+    data, x, npk, nbg, est, max_iter, tol, saturation, *, slab_bytes=None, streams=None
+):
+    """Fit every row of ``data`` (pixels x channels) on the GPU; return ``(rows, pixels)`` maps.
+
+    Parameters
+    ----------
+    data : numpy.ndarray or device array
+        Pixels x channels, any real dtype; uint8/16/32, int8/16/32, float32 and float64 are
+        copied as they are and converted on the device. A CuPy (or numba) device array,
+        C-contiguous, is fitted where it lies, without a copy.
+    x : numpy.ndarray
+        Channel positions (float64).
+    npk, nbg, est, max_iter, tol, saturation
+        As for :func:`hyperlum.kernels.pixel.fit_pixel`.
+    slab_bytes : int, optional
+        Input bytes per slab (default :data:`SLAB_BYTES`).
+    streams : int, optional
+        Slabs in flight at once (default :data:`STREAMS`).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_outputs, pixels)`` float64, rows as in :func:`~hyperlum.kernels.pixel.fit_pixel`.
+    """
+    nout = n_outputs(npk, nbg)
+    npix, nch = data.shape
+    out = np.empty((nout, npix))
+    if npix == 0:
+        return out
+    on_device = hasattr(data, "__cuda_array_interface__")
+    if on_device:
+        dtype = np.dtype(data.dtype)
+        cp = _cupy()
+        if cp is not None and isinstance(data, cp.ndarray):
+            data = cp.ascontiguousarray(data)
+        if dtype.name not in DTYPES:
+            raise TypeError(f"device data of dtype {dtype} cannot be fitted; expected {DTYPES}")
+    else:
+        data = np.asarray(data)
+        dtype = _native(data.dtype)
+        if data.dtype != dtype:
+            data = data.astype(dtype)
+    kernel = _fit_kernel(npk, nbg, est, dtype.name)
+    transpose = _transpose_kernel(dtype.name)
+    per = slab_pixels(nch, dtype.itemsize, slab_bytes)
+    lanes = _lanes(streams or STREAMS)
+    mem = lanes[0].mem
+    xh = np.ascontiguousarray(x, dtype=np.float64)
+    args = (int(max_iter), float(tol), float(saturation))
+    try:
+        for i, start in enumerate(range(0, npix, per)):
+            stop = min(start + per, npix)
+            n = stop - start
+            lane = lanes[i % len(lanes)]
+            lane.finish()
+            d_x = lane.array("x", (nch,), np.float64, host=False)
+            mem.to_device(xh, d_x, lane.stream)
+            if on_device:
+                d_in = data[start:stop]
+            else:
+                pin = lane.array("in_h", (n, nch), dtype, host=True)
+                pin[...] = data[start:stop]
+                d_in = lane.array("in_d", (n, nch), dtype, host=False)
+                mem.to_device(pin, d_in, lane.stream)
+            d_out = _launch_fit(lane, kernel, transpose, d_in, d_x, args, nout)
+            pout = lane.array("out_h", (nout, n), np.float64, host=True)
+            mem.to_host(d_out, pout, lane.stream)
+            lane.pending = (out[:, start:stop], pout)
+    finally:
+        for lane in lanes:
+            lane.finish()
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# PTX without a GPU, and what ptxas makes of it.
+
+
+class _Device:
+    """Stands in for the current device: only its compute capability is looked up."""
+
+    def __init__(self, cc):
+        self.compute_capability = tuple(cc)
+
+
+@contextlib.contextmanager
+def _compute_capability(cc):
+    """Make numba-cuda's device-function compiles see compute capability ``cc``.
+
+    numba-cuda looks up the current device's capability when it compiles a device function
+    that a kernel calls; without a GPU that lookup fails, so it is replaced for the compile.
+    """
+    from numba.cuda import dispatcher
+
+    saved = dispatcher.get_current_device
+    dispatcher.get_current_device = lambda: _Device(cc)
+    try:
+        yield
+    finally:
+        dispatcher.get_current_device = saved
+
+
+def kernel_names(peaks=None, backgrounds=None, estimators=None, dtypes=("float32",)):
+    """Names of the fit kernels for the given models, estimators and input dtypes.
+
+    Examples
+    --------
+    >>> kernel_names(peaks=[1], backgrounds=["constant"], estimators=["lse", "mle"])
+    ['fit_1peak_constant_lse_float32', 'fit_1peak_constant_mle_float32']
+    """
+    return [name for name, _ in _selection(peaks, backgrounds, estimators, dtypes)]
+
+
+def _selection(peaks, backgrounds, estimators, dtypes):
+    peaks = range(1, MAX_PEAKS + 1) if peaks is None else peaks
+    backgrounds = tuple(BACKGROUNDS) if backgrounds is None else backgrounds
+    estimators = tuple(ESTIMATORS) if estimators is None else estimators
+    sel = []
+    for dtype in dtypes:
+        for npk in peaks:
+            for bg in backgrounds:
+                for es in estimators:
+                    key = (int(npk), BACKGROUNDS[bg], ESTIMATORS[es], np.dtype(dtype).name)
+                    sel.append((_kernel_name(*key), key))
+    return sel
+
+
+def compile_ptx(cc=(9, 0), *, peaks=None, backgrounds=None, estimators=None, dtypes=("float32",)):
+    """PTX of the fit kernels for compute capability ``cc``, compiled without a GPU.
+
+    Parameters
+    ----------
+    cc : (int, int)
+        Compute capability, e.g. ``(8, 0)`` (A100) or ``(9, 0)`` (H100).
+    peaks, backgrounds, estimators : sequence, optional
+        The kernels to compile (default: all: 1-4 peaks, every background and estimator).
+    dtypes : sequence of str
+        Input dtypes (one kernel each); the channel-major transpose kernel of each comes too.
+
+    Returns
+    -------
+    dict
+        Kernel name (e.g. ``"fit_1peak_constant_lse_float32"``, ``"transpose_uint16"``) to
+        PTX text.
+
+    Examples
+    --------
+    >>> ptx = compile_ptx((9, 0), peaks=[1], backgrounds=["constant"], estimators=["lse"])
+    >>> sorted(ptx)
+    ['fit_1peak_constant_lse_float32', 'transpose_float32']
+    >>> ".target sm_90" in ptx["fit_1peak_constant_lse_float32"]
+    True
+    """
+    if numba.config.ENABLE_CUDASIM:
+        raise RuntimeError("compile_ptx needs numba-cuda's compiler; unset NUMBA_ENABLE_CUDASIM")
+    cc = tuple(int(v) for v in cc)
+    result = {}
+    with _compute_capability(cc):
+        for name, (npk, nbg, est, dtype) in _selection(peaks, backgrounds, estimators, dtypes):
+            src = _fit_source(npk, nbg, est)
+            result[name], _ = cuda.compile_ptx(src, _fit_signature(dtype), cc=cc)
+        for dtype in dtypes:
+            name = f"transpose_{np.dtype(dtype).name}"
+            src = _transpose_source(np.dtype(dtype).name)
+            result[name], _ = cuda.compile_ptx(src, _transpose_signature(dtype), cc=cc)
+    return result
+
+
+def find_ptxas():
+    """Path of the ptxas that reads numba-cuda's PTX (pip's ``nvidia-cuda-nvcc``), or None.
+
+    Looked for in the ``nvidia`` package (``nvidia/cu*/bin/ptxas``, ``nvidia/cuda_nvcc/bin``),
+    then ``$CUDA_HOME/bin``. Its version should match the NVVM's (``nvidia-nvvm``): an older
+    ptxas rejects the newer PTX.
+    """
+    found = []
+    try:
+        import nvidia
+
+        for root in nvidia.__path__:
+            found += sorted(Path(root).glob("cu*/bin/ptxas"), reverse=True)
+            found += sorted(Path(root).glob("cuda_nvcc/bin/ptxas"))
+    except ImportError:
+        pass
+    if os.environ.get("CUDA_HOME"):
+        found.append(Path(os.environ["CUDA_HOME"]) / "bin" / "ptxas")
+    for path in found:
+        if path.is_file() and os.access(path, os.X_OK):
+            return str(path)
+    return None
+
+
+_PTXAS_LINE = re.compile(
+    r"(?P<stack>\d+) bytes stack frame, (?P<spill_stores>\d+) bytes spill stores, "
+    r"(?P<spill_loads>\d+) bytes spill loads"
+)
+_PTXAS_REGS = re.compile(r"Used (?P<registers>\d+) registers")
+
+
+def ptxas_info(ptx, cc=(9, 0), ptxas=None):
+    """Registers, stack and spills that ``ptxas -v`` reports for one PTX text.
+
+    Returns
+    -------
+    dict
+        ``registers``, ``stack`` (bytes of stack frame per thread), ``spill_stores`` and
+        ``spill_loads`` (bytes), summed over the entry points of the PTX (one here), and
+        ``log``, the text ptxas printed.
+    """
+    ptxas = ptxas or find_ptxas()
+    if ptxas is None:
+        raise FileNotFoundError(
+            "ptxas not found: install nvidia-cuda-nvcc at the version of nvidia-nvvm"
+        )
+    arch = f"sm_{cc[0]}{cc[1]}"
+    proc = subprocess.run(
+        [ptxas, "-v", f"-arch={arch}", "-o", os.devnull, "-"],
+        input=ptx,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"ptxas -arch={arch} failed: {proc.stderr.strip()}")
+    log = proc.stdout + proc.stderr
+    info = {"registers": 0, "stack": 0, "spill_stores": 0, "spill_loads": 0}
+    for m in _PTXAS_LINE.finditer(log):
+        for k in ("stack", "spill_stores", "spill_loads"):
+            info[k] += int(m[k])
+    for m in _PTXAS_REGS.finditer(log):
+        info["registers"] = max(info["registers"], int(m["registers"]))
+    info["log"] = log
+    return info
