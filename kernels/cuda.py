@@ -64,17 +64,45 @@ def _kernel_name(npk, nbg, est, dtype):
     return f"fit_{npk}peak_{bg}_{es}_{np.dtype(dtype).name}"
 
 
+#: Kernels for up to this many peaks take the peak count as a compile-time constant: fully
+#: unrolled, their scratch lives in registers (no stack, no spills at 3-5 parameters). Above
+#: it the count is a kernel argument: unrolling 6+ parameter loops needs more than the 255
+#: registers a thread has, and ptxas spills; not unrolled, 120 registers and no spills.
+UNROLLED_PEAKS = 1
+
+
+def _source_key(npk):
+    """The peak count a kernel is compiled for: itself if unrolled, else 0 (an argument)."""
+    return npk if npk <= UNROLLED_PEAKS else 0
+
+
 @functools.cache
 def _fit_source(npk, nbg, est):
-    """The fit kernel for one model and estimator, with those as compile-time constants."""
+    """The fit kernel for one model and estimator, with those as compile-time constants.
+
+    ``npk == 0`` makes the peak count the kernel's ``n_peaks`` argument instead.
+    """
     fit_pixel = _device_functions()["fit_pixel"]
 
-    def fit_kernel(data, x, max_iter, tol, saturation, out):
-        pix = cuda.grid(1)
-        if pix < data.shape[1]:
-            M = cuda.local.array((N_MATRICES, MAX_PARAMS, MAX_PARAMS), _float64)
-            V = cuda.local.array((N_VECTORS, MAX_PARAMS), _float64)
-            fit_pixel(out, pix, data[:, pix], x, npk, nbg, est, max_iter, tol, saturation, M, V)
+    if npk:
+
+        def fit_kernel(data, x, n_peaks, max_iter, tol, saturation, out):
+            pix = cuda.grid(1)
+            if pix < data.shape[1]:
+                M = cuda.local.array((N_MATRICES, MAX_PARAMS, MAX_PARAMS), _float64)
+                V = cuda.local.array((N_VECTORS, MAX_PARAMS), _float64)
+                y = data[:, pix]
+                fit_pixel(out, pix, y, x, npk, nbg, est, max_iter, tol, saturation, M, V)
+
+    else:
+
+        def fit_kernel(data, x, n_peaks, max_iter, tol, saturation, out):
+            pix = cuda.grid(1)
+            if pix < data.shape[1]:
+                M = cuda.local.array((N_MATRICES, MAX_PARAMS, MAX_PARAMS), _float64)
+                V = cuda.local.array((N_VECTORS, MAX_PARAMS), _float64)
+                y = data[:, pix]
+                fit_pixel(out, pix, y, x, n_peaks, nbg, est, max_iter, tol, saturation, M, V)
 
     return fit_kernel
 
@@ -84,6 +112,7 @@ def _fit_signature(dtype):
     return types.void(
         c2,
         types.Array(_float64, 1, "C"),
+        types.int64,
         types.int64,
         _float64,
         _float64,
@@ -122,8 +151,12 @@ def _transpose_signature(dtype):
     return types.void(c2, c2)
 
 
-@functools.cache
 def _fit_kernel(npk, nbg, est, dtype):
+    return _compiled_fit_kernel(_source_key(npk), nbg, est, dtype)
+
+
+@functools.cache
+def _compiled_fit_kernel(npk, nbg, est, dtype):
     return cuda.jit(_fit_signature(dtype))(_fit_source(npk, nbg, est))
 
 
@@ -336,7 +369,7 @@ def fit_chunk(
     lanes = _lanes(streams or STREAMS)
     mem = lanes[0].mem
     xh = np.ascontiguousarray(x, dtype=np.float64)
-    args = (int(max_iter), float(tol), float(saturation))
+    args = (int(npk), int(max_iter), float(tol), float(saturation))
     try:
         for i, start in enumerate(range(0, npix, per)):
             stop = min(start + per, npix)
@@ -431,7 +464,8 @@ def compile_ptx(cc=(9, 0), *, peaks=None, backgrounds=None, estimators=None, dty
     -------
     dict
         Kernel name (e.g. ``"fit_1peak_constant_lse_float32"``, ``"transpose_uint16"``) to
-        PTX text.
+        PTX text. Kernels above :data:`UNROLLED_PEAKS` peaks take the peak count as an
+        argument: 2, 3 and 4 peaks share one PTX text.
 
     Examples
     --------
@@ -446,9 +480,13 @@ def compile_ptx(cc=(9, 0), *, peaks=None, backgrounds=None, estimators=None, dty
     cc = tuple(int(v) for v in cc)
     result = {}
     with _compute_capability(cc):
+        done = {}
         for name, (npk, nbg, est, dtype) in _selection(peaks, backgrounds, estimators, dtypes):
-            src = _fit_source(npk, nbg, est)
-            result[name], _ = cuda.compile_ptx(src, _fit_signature(dtype), cc=cc)
+            key = (_source_key(npk), nbg, est, dtype)
+            if key not in done:
+                src = _fit_source(*key[:3])
+                done[key], _ = cuda.compile_ptx(src, _fit_signature(dtype), cc=cc)
+            result[name] = done[key]
         for dtype in dtypes:
             name = f"transpose_{np.dtype(dtype).name}"
             src = _transpose_source(np.dtype(dtype).name)
