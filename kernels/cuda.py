@@ -24,8 +24,6 @@ from pathlib import Path
 
 import numba
 import numpy as np
-from numba import cuda, types
-
 from hyperlum.kernels.compile import jit_all
 from hyperlum.kernels.constants import (
     BACKGROUNDS,
@@ -36,6 +34,7 @@ from hyperlum.kernels.constants import (
     N_VECTORS,
     n_outputs,
 )
+from numba import cuda, types
 
 #: Threads per block of the fit kernel.
 THREADS = 128
@@ -315,8 +314,9 @@ def _launch_fit(lane, kernel, transpose, d_in, d_x, args, nout):
     s = mem.launch_stream(lane.stream)
     grid_t = ((nch + TILE - 1) // TILE, (n + TILE - 1) // TILE)
     transpose[grid_t, (TILE, ROWS), s](mem.view(d_in), mem.view(d_cm))
-    grid_f = (n + THREADS - 1) // THREADS
-    kernel[grid_f, THREADS, s](mem.view(d_cm), mem.view(d_x), *args, mem.view(d_out))
+    threads = min(THREADS, 32 * ((n + 31) // 32))  # small slabs: no idle warps
+    grid_f = (n + threads - 1) // threads
+    kernel[grid_f, threads, s](mem.view(d_cm), mem.view(d_x), *args, mem.view(d_out))
     return d_out
 
 
