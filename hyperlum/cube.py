@@ -68,7 +68,7 @@ def as_cube(data, axis=None):
     --------
     >>> import numpy as np
     >>> c = as_cube(np.zeros((2, 3, 50)), axis=np.linspace(600, 800, 50))
-    >>> c.nav_shape, c.x[-1]
+    >>> c.nav_shape, float(c.x[-1])
     ((2, 3), 800.0)
     """
     if _is_signal(data):
@@ -99,7 +99,8 @@ def as_cube(data, axis=None):
         )
     if data.ndim < 1:
         raise ValueError("data must have at least one (spectral) axis, got a 0-d array")
-    if not (np.issubdtype(data.dtype, np.number) and not np.issubdtype(data.dtype, np.complexfloating)):
+    kind = np.dtype(data.dtype).kind
+    if kind not in "uif":
         raise TypeError(f"data must hold real numbers, got dtype {data.dtype}")
     n = data.shape[-1]
     if axis is None:

@@ -211,7 +211,9 @@ def _fit_lazy(cube, spec, chunk_bytes):
     nav = data.ndim - 1
     per = _pixels_per_chunk(data.shape[-1], data.dtype.itemsize, chunk_bytes)
     chunks = da.core.normalize_chunks(
-        ("auto",) * nav + (-1,), data.shape, limit=per * data.shape[-1] * data.dtype.itemsize,
+        ("auto",) * nav + (-1,),
+        data.shape,
+        limit=per * data.shape[-1] * data.dtype.itemsize,
         dtype=data.dtype,
     )
     data = data.rechunk(chunks)

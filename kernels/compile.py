@@ -10,10 +10,13 @@ import types
 
 from hyperlum.kernels import guess, lm, models, pixel
 
+#: The modules holding the shared maths.
+MODULES = (models, lm, guess, pixel)
+
 #: The shared functions, callees before callers.
 SHARED = (
     models.model_value,
-    models.model_value_grad,
+    models.gaussians_block,
     lm.accumulate,
     lm.cholesky,
     lm.cho_solve,
@@ -23,6 +26,7 @@ SHARED = (
     guess.smoothed,
     guess.guess,
     pixel.pixel_is_bad,
+    pixel.uniform_step,
     pixel.fit_pixel,
 )
 

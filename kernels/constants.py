@@ -3,13 +3,17 @@
 MAX_PEAKS = 4
 MAX_BACKGROUND = 2
 MAX_PARAMS = 3 * MAX_PEAKS + MAX_BACKGROUND
-N_VECTORS = 7  # scratch vectors of MAX_PARAMS per pixel: g, g_new, d, p_trial, delta, order, p
-N_MATRICES = 3  # scratch MAX_PARAMS x MAX_PARAMS matrices per pixel: H, H_new, L
+# scratch vectors of MAX_PARAMS per pixel: g, g_new, p_trial, delta, order, p, R, W (3 rows)
+N_VECTORS = 10
+# scratch MAX_PARAMS x MAX_PARAMS matrices per pixel: H, H_new, L, D (derivatives of a block
+# of MAX_PARAMS channels)
+N_MATRICES = 4
 
 BACKGROUNDS = {"none": 0, "constant": 1, "linear": 2}
 ESTIMATORS = {"lse": 0, "mle": 1}
 LSE = 0
 MLE = 1
+LSE_MEAT = 2  # internal: accumulate J^T diag(r^2) J for the least-squares sandwich covariance
 
 # Per-pixel fit states (Gpufit's, plus bad input).
 CONVERGED = 0

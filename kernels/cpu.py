@@ -6,17 +6,33 @@ hands the rows to the pixel fit as non-contiguous arrays.)
 """
 
 import functools
+import hashlib
+import inspect
 import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
 
+from hyperlum.kernels import compile as _compile
+from hyperlum.kernels import constants
 from hyperlum.kernels.compile import jit_all
 from hyperlum.kernels.constants import MAX_PARAMS, N_MATRICES, N_VECTORS
 
 _fns = jit_all(numba.njit(cache=True, nogil=True, fastmath={"contract", "arcp", "reassoc"}))
 _fit_pixel = _fns["fit_pixel"]
+
+#: Digest of the kernel sources. Numba's disk cache checks only the file of the cached function;
+#: the row loops capture this digest, so an edit of any shared kernel function invalidates them.
+SOURCE_DIGEST = int(
+    hashlib.sha256(
+        "".join(inspect.getsource(m) for m in (constants, _compile, *_compile.MODULES)).encode()
+    ).hexdigest()[:15],
+    16,
+)
+
+#: Channels per block in the normal-equation sums: 64 measured 1.5x faster than 14 here.
+CHANNEL_BLOCK = 64
 
 
 @functools.cache
@@ -27,10 +43,14 @@ def _rows_kernel(npk, nbg, est):
     them as arguments (measured on 1 Gaussian + constant, 1024 channels).
     """
 
+    digest = SOURCE_DIGEST
+
     @numba.njit(cache=True, nogil=True)
     def rows(data, x, max_iter, tol, saturation, out, start, stop):
-        M = np.empty((N_MATRICES, MAX_PARAMS, MAX_PARAMS))
-        V = np.empty((N_VECTORS, MAX_PARAMS))
+        if digest < 0:  # never true: ties the disk cache entry to the kernel sources
+            return
+        M = np.empty((N_MATRICES, MAX_PARAMS, CHANNEL_BLOCK))
+        V = np.empty((N_VECTORS, CHANNEL_BLOCK))
         for pix in range(start, stop):
             _fit_pixel(out, pix, data[pix], x, npk, nbg, est, max_iter, tol, saturation, M, V)
 

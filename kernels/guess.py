@@ -72,13 +72,21 @@ def guess(y, x, xref, npk, nbg, est, smin, p):
         # background of the peaks found so far sits at p[3k], p[3k+1]
         p[3 * k] = b0
         p[3 * k + 1] = b1
+        # Largest smoothed residual; the window sum slides along the channels.
         imax = 0
         rmax = -math.inf
+        total = 0.0
+        for j in range(min(h, n - 1) + 1):
+            total += residual(y, x, xref, p, k, nbg, j)
         for i in range(n):
-            r = smoothed(y, x, xref, p, k, nbg, i, h)
+            r = total / (min(i + h, n - 1) - max(i - h, 0) + 1)
             if r > rmax:
                 rmax = r
                 imax = i
+            if i + h + 1 < n:
+                total += residual(y, x, xref, p, k, nbg, i + h + 1)
+            if i - h >= 0:
+                total -= residual(y, x, xref, p, k, nbg, i - h)
         half = 0.5 * rmax
         il = imax
         while il > 0 and smoothed(y, x, xref, p, k, nbg, il, h) > half:

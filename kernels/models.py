@@ -26,29 +26,48 @@ def model_value(x, xref, p, npk, nbg):
     return f
 
 
-def model_value_grad(x, xref, p, npk, nbg, d):
-    """Model value at ``x``; its partial derivatives go into ``d``."""
-    f = 0.0
+def gaussians_block(x, i0, nb, p, npk, D, F, R, h):
+    """Gaussians and their derivatives on channels ``i0 .. i0 + nb - 1``.
+
+    Derivatives go into rows ``0 .. 3 npk - 1`` of ``D`` (one column per channel of the block),
+    the sum of the Gaussians into ``F``. Peak after peak, the inner loop runs over channels, so
+    that on a uniform axis of step ``h`` each Gaussian follows the recurrence
+    ``e[i+1] = e[i] * r[i]``, ``r[i+1] = r[i] * q`` with ``q = exp(-h^2 / s^2)``: two products
+    per channel instead of an exponential, with ``e``, ``r`` in registers. ``R`` keeps
+    ``(e, r, q)`` per peak from one block to the next and must be zero before the first block;
+    a Gaussian is (re)started with exponentials where it enters its window. With ``h == 0``
+    (non-uniform axis) every value is an exponential.
+    """
+    for j in range(nb):
+        F[j] = 0.0
     for k in range(npk):
         a = p[3 * k]
-        s = p[3 * k + 2]
-        u = (x - p[3 * k + 1]) / s
-        u2 = u * u
-        if u2 < EXP_CUTOFF:
-            e = math.exp(-0.5 * u2)
-            ae = a * e
-            f += ae
-            d[3 * k] = e
-            d[3 * k + 1] = ae * u / s
-            d[3 * k + 2] = ae * u2 / s
-        else:
-            d[3 * k] = 0.0
-            d[3 * k + 1] = 0.0
-            d[3 * k + 2] = 0.0
-    if nbg > 0:
-        f += p[3 * npk]
-        d[3 * npk] = 1.0
-    if nbg > 1:
-        f += p[3 * npk + 1] * (x - xref)
-        d[3 * npk + 1] = x - xref
-    return f
+        c = p[3 * k + 1]
+        inv_s = 1.0 / p[3 * k + 2]
+        e = R[3 * k]
+        r = R[3 * k + 1]
+        q = R[3 * k + 2]
+        for j in range(nb):
+            xc = x[i0 + j] - c
+            u = xc * inv_s
+            u2 = u * u
+            if u2 < EXP_CUTOFF:
+                if h == 0.0 or e == 0.0:
+                    e = math.exp(-0.5 * u2)
+                    r = math.exp(-(h * xc + 0.5 * h * h) * inv_s * inv_s)
+                    q = math.exp(-(h * h) * inv_s * inv_s)
+                ae = a * e
+                F[j] += ae
+                D[3 * k, j] = e
+                D[3 * k + 1, j] = ae * u * inv_s
+                D[3 * k + 2, j] = ae * u2 * inv_s
+                e *= r
+                r *= q
+            else:
+                e = 0.0
+                D[3 * k, j] = 0.0
+                D[3 * k + 1, j] = 0.0
+                D[3 * k + 2, j] = 0.0
+        R[3 * k] = e
+        R[3 * k + 1] = r
+        R[3 * k + 2] = q

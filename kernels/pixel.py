@@ -10,6 +10,7 @@ from hyperlum.kernels.constants import (
     BAD_INPUT,
     CONVERGED,
     LSE,
+    LSE_MEAT,
     MAX_ITERATIONS,
     SINGULAR,
     SQRT_2PI,
@@ -30,25 +31,39 @@ def pixel_is_bad(y, saturation):
     return not nonzero
 
 
+def uniform_step(x):
+    """The step of ``x`` if it is uniform (to 1e-9 of a step), else 0."""
+    n = x.shape[0]
+    h = (x[n - 1] - x[0]) / (n - 1)
+    for i in range(n):
+        if abs(x[i] - (x[0] + i * h)) > 1e-9 * abs(h):
+            return 0.0
+    return h
+
+
 def fit_pixel(out, pix, y, x, npk, nbg, est, max_iter, tol, saturation, M, V):
     """Fit one spectrum ``y`` over positions ``x``; write column ``pix`` of ``out``.
 
     ``out`` rows: the ``m`` parameters (peaks sorted by centre), their standard deviations, the
     peaks' area standard deviations, the reduced chi-square, the state and the iterations.
-    ``M`` (3 x P x P) and ``V`` (7 x P) are scratch space, ``P`` the largest parameter count.
+    ``M`` (4 x P x B) and ``V`` (10 x B) are scratch space, ``P`` the largest parameter count
+    and ``B >= P`` the number of channels handled as one block (see
+    :func:`~hyperlum.kernels.lm.accumulate`: 64 is good on a CPU).
     """
     n = y.shape[0]
     m = 3 * npk + nbg
     H = M[0]
     Hn = M[1]
     L = M[2]
+    D = M[3]
     g = V[0]
     gn = V[1]
-    d = V[2]
-    pt = V[3]
-    delta = V[4]
-    order = V[5]
-    p = V[6]
+    pt = V[2]
+    delta = V[3]
+    order = V[4]
+    p = V[5]
+    R = V[6]
+    W = V[7:10]
     rows = 2 * m + npk + 3
     if pixel_is_bad(y, saturation):
         for r in range(rows - 2):
@@ -64,8 +79,9 @@ def fit_pixel(out, pix, y, x, npk, nbg, est, max_iter, tol, saturation, M, V):
     xspan = xhi - xlo
     smin = 0.25 * xspan / n
     smax = xspan
+    h = uniform_step(x)
     guess(y, x, xref, npk, nbg, est, smin, p)
-    chi2 = accumulate(y, x, xref, p, npk, nbg, est, H, g, d)
+    chi2 = accumulate(y, x, xref, p, npk, nbg, est, H, g, R, h, D, W)
     state = MAX_ITERATIONS
     lam = 1e-3
     it = 0
@@ -84,7 +100,7 @@ def fit_pixel(out, pix, y, x, npk, nbg, est, max_iter, tol, saturation, M, V):
         for j in range(m):
             pt[j] = p[j] + delta[j]
         constrain(pt, p, npk, xlo, xhi, smin, smax)
-        chi2n = accumulate(y, x, xref, pt, npk, nbg, est, Hn, gn, d)
+        chi2n = accumulate(y, x, xref, pt, npk, nbg, est, Hn, gn, R, h, D, W)
         if chi2n <= chi2:
             small = step_is_small(delta, p, npk, nbg, tol, xspan)
             for a in range(m):
@@ -105,11 +121,12 @@ def fit_pixel(out, pix, y, x, npk, nbg, est, max_iter, tol, saturation, M, V):
                 state = CONVERGED
                 break
     dof = max(n - m, 1)
-    # Covariance: inverse of the normal matrix at the solution (scaled by the residual
-    # variance for least squares). Its columns go to Hn, using delta as a unit vector.
+    # Covariance: the inverse normal matrix C at the solution (columns into Hn, delta as a unit
+    # vector). For the Poisson MLE that is the inverse Fisher information. For least squares,
+    # the noise need not be uniform (counts are not), so the sandwich C (J^T diag(r^2) J) C,
+    # scaled by n / (n - m), is used: right for any noise, equal to chi2/dof C for uniform noise.
     if state != SINGULAR and not cholesky(H, 0.0, m, L):
         state = SINGULAR
-    scale = chi2 / dof if est == LSE else 1.0
     if state != SINGULAR:
         for j in range(m):
             for a in range(m):
@@ -117,7 +134,24 @@ def fit_pixel(out, pix, y, x, npk, nbg, est, max_iter, tol, saturation, M, V):
             gn[j] = 1.0
             cho_solve(L, gn, m, delta)
             for a in range(m):
-                Hn[a, j] = delta[a] * scale
+                Hn[a, j] = delta[a]
+        if est == LSE:
+            accumulate(y, x, xref, p, npk, nbg, LSE_MEAT, H, g, R, h, D, W)
+            for a in range(m):
+                for b in range(m):
+                    s = 0.0
+                    for c in range(m):
+                        s += H[a, c] * Hn[c, b]
+                    L[a, b] = s
+            for a in range(m):
+                for b in range(m):
+                    s = 0.0
+                    for c in range(m):
+                        s += Hn[a, c] * L[c, b]
+                    H[a, b] = s * n / dof
+            for a in range(m):
+                for b in range(m):
+                    Hn[a, b] = H[a, b]
     # Sort the peaks by centre (insertion sort of indices kept as floats in ``order``).
     for k in range(npk):
         order[k] = k
