@@ -33,6 +33,7 @@ from hyperlum.kernels.constants import (
     N_MATRICES,
     N_VECTORS,
     n_outputs,
+    n_params,
 )
 from numba import cuda, types
 
@@ -75,6 +76,15 @@ def _source_key(npk):
     return npk if npk <= UNROLLED_PEAKS else 0
 
 
+def channel_block(npk, nbg):
+    """Channels per block of the normal-equation sums in a kernel (``B`` of the scratch).
+
+    The unrolled kernels take as few as their parameter count (the blocks' derivatives then
+    fit in registers); the others the most parameters, the least the scratch layout allows.
+    """
+    return n_params(npk, nbg) if npk else MAX_PARAMS
+
+
 @functools.cache
 def _fit_source(npk, nbg, est):
     """The fit kernel for one model and estimator, with those as compile-time constants.
@@ -82,14 +92,15 @@ def _fit_source(npk, nbg, est):
     ``npk == 0`` makes the peak count the kernel's ``n_peaks`` argument instead.
     """
     fit_pixel = _device_functions()["fit_pixel"]
+    block = channel_block(npk, nbg)
 
     if npk:
 
         def fit_kernel(data, x, n_peaks, max_iter, tol, saturation, out):
             pix = cuda.grid(1)
             if pix < data.shape[1]:
-                M = cuda.local.array((N_MATRICES, MAX_PARAMS, MAX_PARAMS), _float64)
-                V = cuda.local.array((N_VECTORS, MAX_PARAMS), _float64)
+                M = cuda.local.array((N_MATRICES, MAX_PARAMS, block), _float64)
+                V = cuda.local.array((N_VECTORS, block), _float64)
                 y = data[:, pix]
                 fit_pixel(out, pix, y, x, npk, nbg, est, max_iter, tol, saturation, M, V)
 
@@ -98,8 +109,8 @@ def _fit_source(npk, nbg, est):
         def fit_kernel(data, x, n_peaks, max_iter, tol, saturation, out):
             pix = cuda.grid(1)
             if pix < data.shape[1]:
-                M = cuda.local.array((N_MATRICES, MAX_PARAMS, MAX_PARAMS), _float64)
-                V = cuda.local.array((N_VECTORS, MAX_PARAMS), _float64)
+                M = cuda.local.array((N_MATRICES, MAX_PARAMS, block), _float64)
+                V = cuda.local.array((N_VECTORS, block), _float64)
                 y = data[:, pix]
                 fit_pixel(out, pix, y, x, n_peaks, nbg, est, max_iter, tol, saturation, M, V)
 
