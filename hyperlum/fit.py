@@ -20,6 +20,9 @@ from hyperlum.result import FitResult
 
 #: Default size of the chunks the cube is cut into (input bytes per chunk).
 CHUNK_BYTES = 32 * 2**20
+#: The same on the GPU: a chunk must hold enough pixels to fill the GPU (131,072 pixels at
+#: 1024 channels); the CUDA launcher pipelines it in slabs.
+GPU_CHUNK_BYTES = 2**30
 
 
 class FitSpec(NamedTuple):
@@ -108,7 +111,7 @@ def fit(
     max_iterations=50,
     tolerance=1e-7,
     saturation=None,
-    chunk_bytes=CHUNK_BYTES,
+    chunk_bytes=None,
     progress=None,
 ):
     """Fit Gaussian peak(s) plus a background to the spectrum of every pixel.
@@ -137,10 +140,12 @@ def fit(
     saturation : float, optional
         Pixels with a value at or above this are flagged bad input. Default: the largest value
         of an integer dtype (a saturated detector), none for floats.
-    chunk_bytes : int
-        Size of the chunks the navigation axes are cut into.
+    chunk_bytes : int, optional
+        Size of the chunks the navigation axes are cut into (bytes of float64 spectra).
+        Default: 32 MiB on the CPU, 1 GiB on the GPU.
     progress : bool, optional
-        Show a progress bar for an eager fit; default: for fits of 65,536 pixels or more.
+        Show a progress bar for an eager fit on the CPU; default: for fits of 65,536 pixels
+        or more. (On the GPU an eager fit is one pipelined call.)
 
     Returns
     -------
@@ -170,7 +175,8 @@ def fit(
     choice("device", device, _backend.DEVICES)
     max_iterations = integer("max_iterations", max_iterations, 1, 10_000)
     tolerance = positive("tolerance", tolerance)
-    chunk_bytes = positive("chunk_bytes", chunk_bytes)
+    if chunk_bytes is not None:
+        chunk_bytes = positive("chunk_bytes", chunk_bytes)
     cube = as_cube(data, axis).crop(signal_range)
     m = n_params(peaks, BACKGROUNDS[background])
     if cube.x.size < m + 2:
@@ -179,6 +185,8 @@ def fit(
             f"the spectrum has {cube.x.size}"
         )
     used = _backend.resolve_device(device)
+    if chunk_bytes is None:
+        chunk_bytes = GPU_CHUNK_BYTES if used == "cuda" else CHUNK_BYTES
     spec = FitSpec(
         peaks,
         BACKGROUNDS[background],

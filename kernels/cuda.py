@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numba
 import numpy as np
+from numba import cuda, types
+
 from hyperlum.kernels.compile import jit_all
 from hyperlum.kernels.constants import (
     BACKGROUNDS,
@@ -35,7 +37,6 @@ from hyperlum.kernels.constants import (
     n_outputs,
     n_params,
 )
-from numba import cuda, types
 
 #: Threads per block of the fit kernel.
 THREADS = 128
@@ -331,9 +332,7 @@ def _launch_fit(lane, kernel, transpose, d_in, d_x, args, nout):
     return d_out
 
 
-def fit_chunk(
-    data, x, npk, nbg, est, max_iter, tol, saturation, *, slab_bytes=None, streams=None
-):
+def fit_chunk(data, x, npk, nbg, est, max_iter, tol, saturation, *, slab_bytes=None, streams=None):
     """Fit every row of ``data`` (pixels x channels) on the GPU; return ``(rows, pixels)`` maps.
 
     Parameters

@@ -15,7 +15,9 @@ N_BAD = 2
 #: (estimator, background, peaks, max_iterations): every background and estimator, 1 and 2
 #: peaks, and one run cut short so that the max-iterations state shows up.
 CASES = [
-    (est, bg, peaks, 50) for est in ("lse", "mle") for bg in ("none", "constant", "linear")
+    (est, bg, peaks, 50)
+    for est in ("lse", "mle")
+    for bg in ("none", "constant", "linear")
     for peaks in (1, 2)
 ] + [("lse", "constant", 2, 2)]
 
@@ -53,12 +55,21 @@ def cube(index, est, bg, peaks):
     return np.concatenate([data, bad]).reshape(1, -1, X.size)
 
 
-def fit_case(index, case, device):
+#: Case fitted once more as a dask array cut in chunks of this many pixels (device="cuda").
+LAZY_CASE, LAZY_CHUNK = 1, 4
+
+
+def fit_case(index, case, device, chunk=None):
     import hyperlum as hl
 
     est, bg, peaks, max_iter = case
+    data = cube(index, est, bg, peaks)
+    if chunk is not None:
+        import dask.array as da
+
+        data = da.from_array(data, chunks=(1, chunk, -1))
     res = hl.fit(
-        cube(index, est, bg, peaks),
+        data,
         axis=X,
         peaks=peaks,
         background=bg,
@@ -66,6 +77,7 @@ def fit_case(index, case, device):
         max_iterations=max_iter,
         device=device,
     )
+    res = res.compute() if chunk is not None else res
     return {name: np.asarray(res.maps[name]) for name in res.names}
 
 
@@ -86,8 +98,9 @@ def kernel_args(case):
 
 
 def launch(name, index, slab_bytes, streams, on_device):
-    from hyperlum.kernels import cuda as kcuda
     from numba import cuda
+
+    from hyperlum.kernels import cuda as kcuda
 
     case = CASES[index]
     data = cube(index, *case[:3])[0]
@@ -101,6 +114,8 @@ def main(path):
     for i, case in enumerate(CASES):
         for name, m in fit_case(i, case, "cuda").items():
             maps[f"{case_name(*case)}/{name}"] = m
+    for name, m in fit_case(LAZY_CASE, CASES[LAZY_CASE], "cuda", LAZY_CHUNK).items():
+        maps[f"lazy/{name}"] = m
     for run in LAUNCHES:
         maps[f"launch/{run[0]}"] = launch(*run)
     np.savez(path, **maps)

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-from hyperlum.kernels import cuda as kcuda
 
 import hyperlum as hl
 from hyperlum import _backend
+from hyperlum.kernels import cuda as kcuda
 
 HAS_GPU, REASON = _backend.cuda_status()
 no_gpu = pytest.mark.skipif(HAS_GPU, reason="a usable CUDA GPU (or the simulator) is present")

@@ -2,6 +2,7 @@
 
 import numba
 import pytest
+
 from hyperlum.kernels import cuda as kcuda
 
 pytestmark = pytest.mark.skipif(

@@ -11,7 +11,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _cuda_cases import CASES, LAUNCHES, N_BAD, N_GOOD, case_name, cube, fit_case, kernel_args
+from _cuda_cases import (
+    CASES,
+    LAUNCHES,
+    LAZY_CASE,
+    N_BAD,
+    N_GOOD,
+    case_name,
+    cube,
+    fit_case,
+    kernel_args,
+)
+
 from hyperlum.kernels import cpu
 from hyperlum.kernels.constants import BAD_INPUT, CONVERGED, MAX_ITERATIONS, n_outputs
 
@@ -85,3 +96,14 @@ def test_cuda_launcher_slabs_and_device_input(simulated, run):
     assert got.shape == want.shape
     np.testing.assert_array_equal(got[-2:], want[-2:])  # state, iterations
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
+
+
+def test_cuda_lazy_fit_matches_cpu(simulated):
+    """A dask cube in several chunks goes through map_blocks and the CUDA launcher."""
+    want = fit_case(LAZY_CASE, CASES[LAZY_CASE], "cpu")
+    for name, w in want.items():
+        got = simulated[f"lazy/{name}"]
+        if name in ("state", "converged", "iterations"):
+            np.testing.assert_array_equal(got, w, err_msg=name)
+        else:
+            np.testing.assert_allclose(got, w, rtol=1e-6, atol=1e-9, err_msg=name)
