@@ -64,3 +64,12 @@ def test_slab_pixels():
     assert kcuda.slab_pixels(1024, 2, 2**20) == 512
     assert kcuda.slab_pixels(1024, 4, 100) == 1
     assert kcuda.slab_pixels(1024, 2) == kcuda.SLAB_BYTES // 2048
+
+
+@pytest.mark.parametrize("rows", [3, 9000])
+def test_staging_copy_into_pinned_memory(rng, rows):
+    """Slabs are staged row block by row block (in parallel above 8 MiB), exactly."""
+    src = rng.integers(0, 60000, (rows, 1024)).astype(np.uint16)
+    dst = np.zeros_like(src)
+    kcuda._stage(dst, src)
+    np.testing.assert_array_equal(dst, src)
