@@ -4,14 +4,18 @@ One thread fits one pixel, running :func:`hyperlum.kernels.pixel.fit_pixel`, the
 the CPU driver runs, on a column of a channel-major copy of the chunk (neighbouring threads read
 neighbouring addresses: coalesced loads). The counts stay in their native dtype (e.g. uint16)
 all the way to the kernel, which converts each value to float64 as it reads it: half the
-host-to-device bytes of float32 for 16-bit detectors.
+host-to-device bytes of float32 for 16-bit detectors. Kernels are compiled per model,
+estimator and input dtype, with those as constants (see :data:`UNROLLED_PEAKS`).
 
-:func:`fit_chunk` moves a host chunk to the device in slabs of pixels, pipelined over a few
-CUDA streams with page-locked (pinned) staging buffers, so that the copies of one slab overlap
-the fit of another. Device buffers are CuPy arrays when CuPy is installed (numba kernels take
-them through ``__cuda_array_interface__``, no copy) and numba device arrays otherwise, which is
-also what numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) runs: the tests prove the kernels
-there, and :func:`compile_ptx` compiles them to PTX without a GPU.
+:func:`fit_chunk` moves a host chunk to the device in slabs of pixels (:data:`SLAB_BYTES`),
+cycled over a few CUDA streams (:data:`STREAMS`), each with its own page-locked (pinned)
+staging buffers and device buffers: while one slab is fitted, the next is copied in and the
+maps of the previous one are copied out. One set of these lanes serves the whole process
+(behind a lock), so pinned and device memory stay bounded however many dask threads fit
+chunks. Device buffers are CuPy arrays when CuPy is installed (numba kernels take them through
+``__cuda_array_interface__``, no copy) and numba device arrays otherwise, which is also what
+numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) runs: the tests prove the kernels and the
+launcher there, and :func:`compile_ptx` compiles the kernels to PTX without a GPU.
 """
 
 import contextlib
