@@ -1,13 +1,15 @@
 """hyperlum: fast per-pixel fitting and analysis of hyperspectral CL and EELS spectrum images.
 
 >>> import hyperlum as hl
->>> sorted(n for n in ("fit", "load_result", "FitResult") if hasattr(hl, n))
-['FitResult', 'fit', 'load_result']
+>>> sorted(n for n in ("fit", "load", "load_result", "FitResult") if hasattr(hl, n))
+['FitResult', 'fit', 'load', 'load_result']
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
+from hyperlum import cl, eels
 from hyperlum.fit import fit
+from hyperlum.io import load
 from hyperlum.result import FitResult
 from hyperlum.result_io import load_result
 
@@ -16,4 +18,4 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
-__all__ = ["FitResult", "fit", "load_result", "__version__"]
+__all__ = ["FitResult", "cl", "eels", "fit", "load", "load_result", "__version__"]

@@ -42,6 +42,11 @@ class Cube:
         return Cube(self.data[..., sl], self.x[sl], self.nav_axes, self.signal_axis, self.title)
 
 
+def _str_or_none(value):
+    """HyperSpy leaves unset names and units as ``traits.Undefined``: make those None."""
+    return value if isinstance(value, str) else None
+
+
 def _is_dask(a):
     return type(a).__module__.startswith("dask")
 
@@ -89,7 +94,7 @@ def as_cube(data, axis=None):
             data.data,
             np.asarray(sax.axis, dtype=np.float64),
             nav,
-            {"name": sax.name, "units": sax.units},
+            {"name": _str_or_none(sax.name), "units": _str_or_none(sax.units)},
             title,
         )
     if not hasattr(data, "shape") or not hasattr(data, "dtype"):

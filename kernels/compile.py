@@ -31,14 +31,45 @@ SHARED = (
 )
 
 
+def jit_functions(functions, decorator):
+    """Compile plain ``functions`` (callees before callers) with ``decorator``.
+
+    Each function is rebuilt over a copy of its module's globals in which the names of the
+    functions compiled before it point at their compiled versions.
+
+    Parameters
+    ----------
+    functions : sequence of function
+        Plain Python functions, each calling only functions listed before it.
+    decorator : callable
+        Applied to each rebuilt function, e.g. ``numba.njit(cache=True)`` or
+        ``numba.cuda.jit(device=True)``.
+
+    Returns
+    -------
+    dict
+        Function name to compiled function.
+    """
+    compiled = {}
+    for fn in functions:
+        namespace = dict(fn.__globals__)
+        namespace.update(compiled)
+        rebuilt = types.FunctionType(
+            fn.__code__, namespace, fn.__name__, fn.__defaults__, fn.__closure__
+        )
+        rebuilt.__qualname__ = fn.__qualname__
+        rebuilt.__module__ = fn.__module__
+        compiled[fn.__name__] = decorator(rebuilt)
+    return compiled
+
+
 def jit_all(decorator):
-    """Compile every shared function with ``decorator``.
+    """Compile every shared function of the Gaussian fit with ``decorator``.
 
     Parameters
     ----------
     decorator : callable
-        Applied to each rebuilt function, e.g. ``numba.njit(inline="always")`` or
-        ``numba.cuda.jit(device=True)``.
+        See :func:`jit_functions`.
 
     Returns
     -------
@@ -51,14 +82,4 @@ def jit_all(decorator):
     >>> sorted(fns)[:3]
     ['accumulate', 'cho_solve', 'cholesky']
     """
-    compiled = {}
-    for fn in SHARED:
-        namespace = dict(fn.__globals__)
-        namespace.update(compiled)
-        rebuilt = types.FunctionType(
-            fn.__code__, namespace, fn.__name__, fn.__defaults__, fn.__closure__
-        )
-        rebuilt.__qualname__ = fn.__qualname__
-        rebuilt.__module__ = fn.__module__
-        compiled[fn.__name__] = decorator(rebuilt)
-    return compiled
+    return jit_functions(SHARED, decorator)

@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-_COMMANDS = ["info"]
+_COMMANDS = ["fit", "eels", "info"]
 
 
 class UsageError(Exception):

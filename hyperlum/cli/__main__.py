@@ -2,4 +2,5 @@ import sys
 
 from hyperlum.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # worker processes of a local dask cluster import this module
+    sys.exit(main())

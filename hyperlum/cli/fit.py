@@ -1,0 +1,389 @@
+"""``hyperlum fit IN -o OUT``: fit every pixel of a spectrum-image file, resumably.
+
+The cube is read lazily and fitted chunk by chunk over its navigation axes; each finished
+chunk is stored in ``OUT.partial/`` (see :mod:`hyperlum.resume`), so a run that is killed
+continues where it stopped when the same command is run again. The maps are written to
+``OUT`` (``.zspy`` or ``.hspy``) only when every chunk is done.
+"""
+
+import functools
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hyperlum.cli import UsageError
+
+_RESULT_EXTENSIONS = (".zspy", ".hspy")
+
+
+def register(subparsers):
+    p = subparsers.add_parser(
+        "fit",
+        help="fit Gaussian peak(s) + background at every pixel of a file",
+        description=__doc__.splitlines()[0].split(": ", 1)[1],
+    )
+    p.add_argument("input", metavar="IN", help="spectrum image: .dm3/.dm4, .sur, .h5, .hspy, ...")
+    p.add_argument("-o", "--output", metavar="OUT", required=True, help="maps file, .zspy or .hspy")
+    p.add_argument(
+        "--range", nargs=2, type=float, metavar=("LO", "HI"), help="fit only this part of the axis"
+    )
+    p.add_argument("--peaks", type=int, default=1, metavar="N", help="Gaussians, 1 to 4 (1)")
+    p.add_argument("--background", choices=("none", "constant", "linear"), default="constant")
+    p.add_argument("--estimator", choices=("lse", "mle"), default="lse")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="fit on a dask.distributed cluster: a scheduler address, or local:N for N local "
+        "worker processes (default: in this process)",
+    )
+    p.add_argument("--max-iterations", type=int, default=50, metavar="N")
+    p.add_argument("--tolerance", type=float, default=1e-7, metavar="T")
+    p.add_argument(
+        "--chunk-mb",
+        type=float,
+        default=32.0,
+        metavar="MB",
+        help="size of a chunk, as float64 spectra (32)",
+    )
+    p.add_argument("--format", metavar="READER", help="RosettaSciIO reader, e.g. Delmic")
+    p.add_argument("--axis", metavar="FILE", help="channel positions of a .npy input")
+    p.add_argument("--axis-units", metavar="U", help="units of --axis (nm, eV, ...)")
+    p.add_argument("--signal-type", metavar="T", help="signal type of a .npy input (CL, EELS)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace OUT / discard another fit's partial store"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _check_output(out):
+    if out.suffix.lower() not in _RESULT_EXTENSIONS:
+        raise UsageError(f"the output must be a .zspy or .hspy file, got {str(out)!r}")
+    parent = out.parent
+    if not parent.exists():
+        raise OSError(f"cannot write {out}: the folder {parent} does not exist")
+    if not parent.is_dir():
+        raise OSError(f"cannot write {out}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OSError(f"cannot write {out}: the folder {parent} is not writable")
+
+
+def _hints(args):
+    hints = {}
+    if args.format:
+        hints["file_format"] = args.format
+    if args.axis:
+        hints["axis"] = args.axis
+    if args.axis_units:
+        hints["axis_units"] = args.axis_units
+    if args.signal_type:
+        hints["signal_type"] = args.signal_type
+    return hints
+
+
+def _scheduler(value):
+    if value is None:
+        return None
+    if value.startswith("local:"):
+        n = value.split(":", 1)[1]
+        if not n.isdigit() or not 1 <= int(n) <= 256:
+            raise UsageError(f"--scheduler {value}: local:N needs N worker processes, 1 to 256")
+        return ("local", int(n))
+    if ":" not in value:
+        raise UsageError(
+            f"--scheduler {value}: give a scheduler address (tcp://host:8786) or local:N"
+        )
+    return ("address", value)
+
+
+def _output_fingerprint(out):
+    """The fingerprint stored in an existing result file, or None when it is not a result."""
+    import hyperspy.api as hs
+
+    from hyperlum.io import _quiet
+
+    try:
+        with _quiet():
+            sig = hs.load(str(out), lazy=True)
+        return json.loads(sig.metadata.hyperlum.options).get("fingerprint")
+    except Exception:
+        return None
+
+
+def _plan(args, cube):
+    """Check the fit options against the cube; return (FitSpec, options as hl.fit has them)."""
+    from hyperlum import _backend
+    from hyperlum._validate import integer, positive
+    from hyperlum.fit import FitSpec, _saturation
+    from hyperlum.kernels.constants import BACKGROUNDS, ESTIMATORS, MAX_PEAKS, n_params
+
+    peaks = integer("--peaks", args.peaks, 1, MAX_PEAKS)
+    max_iterations = integer("--max-iterations", args.max_iterations, 1, 10_000)
+    tolerance = positive("--tolerance", args.tolerance)
+    m = n_params(peaks, BACKGROUNDS[args.background])
+    if cube.x.size < m + 2:
+        raise ValueError(
+            f"the fit needs at least {m + 2} channels for {m} parameters, "
+            f"the spectrum has {cube.x.size}"
+        )
+    ok, reason = _backend.cuda_status()
+    if args.device == "cuda" and not ok:
+        raise UsageError(f"--device cuda was asked for, but {reason}")
+    device = "cpu" if args.device == "cpu" or not ok else "cuda"
+    spec = FitSpec(
+        peaks,
+        BACKGROUNDS[args.background],
+        ESTIMATORS[args.estimator],
+        max_iterations,
+        tolerance,
+        _saturation(None, cube.data.dtype),
+        device,
+    )
+    options = {
+        "peaks": peaks,
+        "background": args.background,
+        "estimator": args.estimator,
+        "device": device,
+        "signal_range": None if args.range is None else [float(v) for v in args.range],
+        "max_iterations": max_iterations,
+        "tolerance": tolerance,
+    }
+    return spec, options
+
+
+def _cube(signal, rng):
+    from hyperlum._validate import value_range
+    from hyperlum.cube import as_cube
+
+    cube = as_cube(signal)
+    if rng is None:
+        return cube, slice(None)
+    keep = value_range("--range", rng, cube.x, cube.signal_axis.get("units"))
+    idx = np.flatnonzero(keep)
+    if idx.size == 0:
+        raise ValueError(f"--range {rng[0]:g} {rng[1]:g} holds no channel")
+    return cube.crop(rng), slice(int(idx[0]), int(idx[-1]) + 1)
+
+
+def _compute(a):
+    if type(a).__module__.startswith("dask"):
+        return np.asarray(a.compute(scheduler="threads"))
+    return np.asarray(a)
+
+
+@functools.lru_cache(maxsize=4)
+def _open_lazy(path, hints_json):
+    from hyperlum.cube import as_cube
+    from hyperlum.io import load
+
+    return as_cube(load(path, lazy=True, **json.loads(hints_json))).data
+
+
+def fit_file_chunk(path, hints_json, channels, x, spec, nav):
+    """Read one chunk of a file and fit it: what a dask.distributed worker runs."""
+    from hyperlum.fit import fit_block
+
+    data = _open_lazy(path, hints_json)
+    block = _compute(data[(*nav, channels)])
+    return fit_block(block, x, spec)
+
+
+def _fit_here(store, todo, cube, spec, bar):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hyperlum.fit import fit_block
+    from hyperlum.resume import block_slices
+
+    def read(idx):
+        return _compute(cube.data[block_slices(store.grid, idx)])
+
+    with ThreadPoolExecutor(1) as pool:
+        ahead = pool.submit(read, todo[0]) if todo else None
+        for k, idx in enumerate(todo):
+            block = ahead.result()
+            ahead = pool.submit(read, todo[k + 1]) if k + 1 < len(todo) else None
+            store.write(idx, fit_block(block, cube.x, spec))
+            del block
+            bar.update(store.pixels(idx))
+
+
+def _fit_distributed(store, todo, sched, path, hints, channels, cube, spec, bar):
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    from hyperlum.resume import block_slices
+
+    kind, value = sched
+    cluster = None
+    try:
+        if kind == "local":
+            cluster = LocalCluster(
+                n_workers=value, threads_per_worker=1, processes=True, dashboard_address=None
+            )
+            client = Client(cluster)
+        else:
+            client = Client(value, timeout="10s")
+    except Exception as err:
+        if cluster is not None:
+            cluster.close()
+        raise OSError(f"cannot reach the dask scheduler {value}: {err}") from None
+    try:
+        hints_json = json.dumps(hints, sort_keys=True)
+        futures = {
+            client.submit(
+                fit_file_chunk,
+                path,
+                hints_json,
+                channels,
+                cube.x,
+                spec,
+                block_slices(store.grid, idx),
+                pure=False,
+            ): idx
+            for idx in todo
+        }
+        for fut in as_completed(futures):
+            idx = futures[fut]
+            store.write(idx, fut.result())
+            fut.release()
+            bar.update(store.pixels(idx))
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def run(args):
+    from tqdm.auto import tqdm
+
+    from hyperlum import _backend, resume
+    from hyperlum.io import _quiet, load
+    from hyperlum.kernels.constants import n_params
+    from hyperlum.result import FitResult
+
+    t_start = time.perf_counter()
+    out = Path(args.output)
+    _check_output(out)
+    sched = _scheduler(args.scheduler)
+    if not args.chunk_mb > 0:
+        raise UsageError(f"--chunk-mb must be a positive number, got {args.chunk_mb:g}")
+    hints = _hints(args)
+    if "axis" in hints:
+        hints["axis"] = str(Path(hints["axis"]).resolve())
+    src = Path(args.input)
+    signal = load(src, lazy=True, **hints)
+    cube, channels = _cube(signal, args.range)
+    spec, options = _plan(args, cube)
+
+    hint_id = dict(hints)
+    if "axis" in hint_id:
+        hint_id["axis"] = resume.input_identity(hint_id["axis"])
+    fit_id = {
+        "input": resume.input_identity(src),
+        "reader": hint_id,
+        "options": options,
+        "saturation": spec.saturation,
+        "shape": list(cube.data.shape),
+        "dtype": str(cube.data.dtype),
+    }
+    fp = resume.fingerprint(fit_id)
+
+    if out.exists():
+        old = _output_fingerprint(out)
+        if old == fp and not args.overwrite:
+            resume.remove_stale(out)
+            store = resume.PartialStore.open(out)
+            if store is not None and store.manifest.get("fingerprint") == fp:
+                store.remove()  # left behind by a run killed just after it wrote OUT
+            print(f"hyperlum fit: {out} is already complete for this input and these options")
+            return 0
+        if not args.overwrite:
+            what = "the fit of another input or other options" if old else "no hyperlum fit"
+            raise UsageError(f"{out} exists and holds {what}; pass --overwrite to replace it")
+
+    resume.remove_stale(out)
+    store = resume.PartialStore.open(out)
+    if store is not None and store.manifest.get("fingerprint") != fp:
+        if not args.overwrite:
+            raise UsageError(
+                f"{store.root} holds an interrupted fit of another input or other options; "
+                "finish it with its own command, or pass --overwrite to discard it"
+            )
+        store.remove()
+        store = None
+    resumed = store is not None
+    if store is None:
+        grid = resume.chunk_grid(
+            cube.nav_shape,
+            cube.x.size,
+            chunk_bytes=args.chunk_mb * 2**20,
+            stored_chunks=_stored_chunks(cube.data),
+        )
+        command = {k: v for k, v in vars(args).items() if k != "func"}
+        manifest = {"fingerprint": fp, "fit": fit_id, "command": command}
+        try:
+            store = resume.PartialStore.create(out, manifest, grid, spec.n_outputs)
+        except OSError as err:
+            raise OSError(f"cannot write {out}: {err.strerror or err}") from None
+
+    todo = store.missing()
+    npix = int(np.prod(cube.nav_shape, dtype=np.int64))
+    done_before = store.done_pixels()
+    if resumed:
+        print(
+            f"hyperlum fit: resuming {out}: {store.n_chunks() - len(todo)} of "
+            f"{store.n_chunks()} chunks already done",
+            file=sys.stderr,
+        )
+    _backend.resolve_device(args.device)  # says once, on stderr, when "auto" falls back
+    t_fit = time.perf_counter()
+    with tqdm(
+        total=npix,
+        initial=done_before,
+        unit="px",
+        desc="fit",
+        file=sys.stderr,
+        disable=args.quiet,
+        dynamic_ncols=True,
+    ) as bar:
+        if sched is None:
+            _fit_here(store, todo, cube, spec, bar)
+        else:
+            _fit_distributed(
+                store, todo, sched, str(src.resolve()), hints, channels, cube, spec, bar
+            )
+    t_fit = time.perf_counter() - t_fit
+
+    stacked = store.stacked()
+    saved_options = dict(options, input=str(src.resolve()), fingerprint=fp)
+    result = FitResult.from_stacked(stacked, spec.peaks, spec.background, cube, saved_options)
+    tmp = resume.temporary_output(out)
+    with _quiet():
+        result.save(tmp, overwrite=True)
+    resume.publish(tmp, out)
+    store.remove()
+
+    m = n_params(spec.peaks, spec.background)
+    state = stacked[..., 2 * m + spec.peaks + 1]
+    converged = int(np.sum(state == 0))
+    fitted = npix - done_before
+    rate = fitted / t_fit if t_fit > 0 else float("nan")
+    share = 100.0 * converged / npix if npix else 0.0
+    resumed_txt = f" ({done_before} resumed)" if done_before else ""
+    print(
+        f"hyperlum fit: {npix} pixels{resumed_txt}, {share:.1f}% converged; "
+        f"{fitted} fitted in {t_fit:.1f} s ({rate:,.0f} pixels/s), "
+        f"{time.perf_counter() - t_start:.1f} s in all; maps written to {out}"
+    )
+    return 0
+
+
+def _stored_chunks(data):
+    chunks = getattr(data, "chunks", None)
+    if chunks is None or not type(data).__module__.startswith("dask"):
+        return None
+    return tuple(c[0] if c else None for c in chunks[:-1])

@@ -1,0 +1,289 @@
+"""Resumable chunked fits: a partial store next to the output, filled chunk by chunk.
+
+A long fit writes each finished chunk of kernel rows into a zarr array in ``OUT.partial/``,
+then a done marker for that chunk (an empty file in ``done/``). The store holds a manifest
+that says which input (path, size, modification time, hash of its first MiB), which options
+and which chunk grid it belongs to. A rerun of the same command finds the manifest, checks it,
+and fits only the chunks without a marker; a chunk cut off mid-write has no marker and is
+fitted again. The output file is written under a temporary name and renamed when complete,
+so an interrupted run never leaves something that looks like a finished output.
+
+Examples
+--------
+>>> import numpy as np, tempfile, os
+>>> out = os.path.join(tempfile.mkdtemp(), "maps.zspy")
+>>> grid = chunk_grid((5, 4), 100, chunk_bytes=2 * 4 * 100 * 8)
+>>> grid
+((2, 2, 1), (4,))
+>>> store = PartialStore.create(out, {"fit": {"peaks": 1}}, grid, n_outputs=3)
+>>> idx = next(iter(store.missing()))
+>>> store.write(idx, np.ones((2, 4, 3)))
+>>> len(list(store.missing())), store.done_pixels()
+(2, 8)
+>>> PartialStore.open(out).manifest["fit"]
+{'peaks': 1}
+"""
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+HEADER_BYTES = 2**20
+_MANIFEST = "manifest.json"
+_FORMAT = "hyperlum-partial-1"
+
+
+# -- what the fit belongs to ---------------------------------------------------------------
+def input_identity(path):
+    """Say which input a fit reads: resolved path, size, mtime and a hash of its header.
+
+    A directory (a ``.zspy`` store) counts by its files: total size, latest mtime, and a hash
+    of the names and sizes of all files plus the contents of the zarr metadata files.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> f = os.path.join(tempfile.mkdtemp(), "a.npy")
+    >>> _ = open(f, "wb").write(b"abc")
+    >>> ident = input_identity(f)
+    >>> ident["size"], len(ident["header_sha256"])
+    (3, 64)
+    """
+    p = Path(path).resolve()
+    h = hashlib.sha256()
+    if p.is_dir():
+        size, mtime = 0, 0
+        for f in sorted(q for q in p.rglob("*") if q.is_file()):
+            st = f.stat()
+            size += st.st_size
+            mtime = max(mtime, st.st_mtime_ns)
+            rel = f.relative_to(p).as_posix()
+            h.update(f"{rel}\0{st.st_size}\0".encode())
+            if f.name.startswith(".z"):
+                h.update(f.read_bytes())
+    else:
+        st = p.stat()
+        size, mtime = st.st_size, st.st_mtime_ns
+        with open(p, "rb") as fh:
+            h.update(fh.read(HEADER_BYTES))
+    return {"path": str(p), "size": size, "mtime_ns": mtime, "header_sha256": h.hexdigest()}
+
+
+def fingerprint(fit):
+    """A short hash of a JSON-able description of a fit (input identity + options)."""
+    text = json.dumps(fit, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+# -- the chunk grid ------------------------------------------------------------------------
+def _align(r, stored, n, largest):
+    """Make a chunk of ``r`` items along an axis fit stored chunks of ``stored`` items.
+
+    A multiple of the stored chunk when ``r`` is larger; the stored chunk itself when it holds
+    no more than ``largest`` items; else the largest divisor of it not above ``r``.
+    """
+    if not stored or stored >= n:
+        return r
+    if r >= stored:
+        return r - r % stored
+    if stored <= largest:
+        return stored
+    return max(d for d in range(1, r + 1) if stored % d == 0)
+
+
+def chunk_grid(nav_shape, n_channels, *, chunk_bytes, stored_chunks=None):
+    """Cut the navigation axes into chunks of about ``chunk_bytes`` of float64 spectra.
+
+    Whole rows are kept together when they fit; otherwise a chunk is part of one row. When the
+    data is stored in chunks (``stored_chunks``: the first chunk size of each navigation axis),
+    chunks are made of whole stored chunks, so that no stored chunk is read twice: a stored
+    chunk up to four times ``chunk_bytes`` is taken whole; only a larger one is cut, into
+    equal parts.
+
+    Returns
+    -------
+    tuple of tuple of int
+        Chunk sizes along each navigation axis (dask's ``chunks`` form).
+
+    Examples
+    --------
+    >>> chunk_grid((5, 7), 10, chunk_bytes=14 * 10 * 8)
+    ((2, 2, 1), (7,))
+    >>> chunk_grid((2, 7), 10, chunk_bytes=3 * 10 * 8)
+    ((1, 1), (3, 3, 1))
+    >>> chunk_grid((8, 8), 10, chunk_bytes=24 * 10 * 8, stored_chunks=(4, 8))
+    ((4, 4), (8,))
+    >>> chunk_grid((8, 8), 10, chunk_bytes=8 * 10 * 8, stored_chunks=(6, 8))
+    ((1, 1, 1, 1, 1, 1, 1, 1), (8,))
+    """
+    nav_shape = tuple(int(n) for n in nav_shape)
+    stored = tuple(stored_chunks or (None,) * len(nav_shape))
+    budget = max(1, int(chunk_bytes // (max(1, n_channels) * 8)))
+    sizes = []
+    for k, n in enumerate(nav_shape):
+        rest = int(np.prod(nav_shape[k + 1 :], dtype=np.int64))
+        if rest <= budget:
+            r = _align(max(1, min(n, budget // rest)), stored[k], n, 4 * budget // rest)
+            sizes += [r, *nav_shape[k + 1 :]]
+            break
+        sizes.append(1)
+    return tuple(
+        (s,) * (n // s) + ((n % s,) if n % s else ()) for s, n in zip(sizes, nav_shape, strict=True)
+    )
+
+
+def _starts(chunks):
+    return [np.concatenate([[0], np.cumsum(c)]).astype(int) for c in chunks]
+
+
+def block_slices(grid, idx):
+    """Slices of the navigation axes covered by chunk ``idx`` of ``grid``."""
+    st = _starts(grid)
+    return tuple(slice(int(s[i]), int(s[i + 1])) for s, i in zip(st, idx, strict=True))
+
+
+# -- the partial store ---------------------------------------------------------------------
+def partial_path(out):
+    """Where the in-progress store of output ``out`` lives: ``OUT.partial``."""
+    out = Path(out)
+    return out.with_name(out.name + ".partial")
+
+
+def _write_json(path, obj):
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, default=str))
+    os.replace(tmp, path)
+
+
+class PartialStore:
+    """The in-progress store of one fit: manifest, zarr array of kernel rows, done markers."""
+
+    def __init__(self, root, manifest):
+        import zarr
+
+        self.root = Path(root)
+        self.manifest = manifest
+        self.grid = tuple(tuple(c) for c in manifest["grid"])
+        self.array = zarr.open_array(str(self.root / "stacked.zarr"), mode="r+")
+
+    @classmethod
+    def create(cls, out, manifest, grid, n_outputs):
+        """Make a fresh store for ``out``; it appears under its final name complete."""
+        import zarr
+
+        root = partial_path(out)
+        tmp = root.with_name(root.name + f".tmp-{os.getpid()}")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        (tmp / "done").mkdir()
+        shape = tuple(sum(c) for c in grid) + (n_outputs,)
+        chunks = tuple(c[0] if c else 1 for c in grid) + (n_outputs,)
+        zarr.open_array(
+            str(tmp / "stacked.zarr"),
+            mode="w",
+            shape=shape,
+            chunks=chunks,
+            dtype="f8",
+            fill_value=np.nan,
+        )
+        manifest = dict(manifest, format=_FORMAT, grid=[list(c) for c in grid])
+        _write_json(tmp / _MANIFEST, manifest)
+        os.rename(tmp, root)
+        return cls(root, manifest)
+
+    @classmethod
+    def open(cls, out):
+        """Open the store of ``out``; None when there is none, ValueError when it is not ours."""
+        root = partial_path(out)
+        if not root.exists():
+            return None
+        try:
+            manifest = json.loads((root / _MANIFEST).read_text())
+            if manifest.get("format") != _FORMAT:
+                raise ValueError("unknown format")
+            return cls(root, manifest)
+        except Exception as err:
+            raise ValueError(
+                f"{root} exists but is not a hyperlum partial store ({type(err).__name__}); "
+                "move it away or pass --overwrite"
+            ) from err
+
+    @staticmethod
+    def _marker_name(idx):
+        return "c" + "_".join(map(str, idx))
+
+    def _marker(self, idx):
+        return self.root / "done" / self._marker_name(idx)
+
+    def indices(self):
+        """Every chunk index of the grid, in order."""
+        return np.ndindex(*(len(c) for c in self.grid))
+
+    def missing(self):
+        """The chunk indices not yet done."""
+        return [idx for idx in self.indices() if not self._marker(idx).exists()]
+
+    def n_chunks(self):
+        return int(np.prod([len(c) for c in self.grid], dtype=np.int64))
+
+    def pixels(self, idx):
+        """Number of pixels in chunk ``idx``."""
+        return int(np.prod([c[i] for c, i in zip(self.grid, idx, strict=True)], dtype=np.int64))
+
+    def done_pixels(self):
+        done = {p.name for p in (self.root / "done").iterdir()}
+        return sum(self.pixels(i) for i in self.indices() if self._marker_name(i) in done)
+
+    def write(self, idx, rows):
+        """Store the kernel rows of chunk ``idx``, then mark it done."""
+        self.array[block_slices(self.grid, idx)] = rows
+        self._marker(idx).touch()
+
+    def stacked(self):
+        """All kernel rows as one numpy array (every chunk must be done)."""
+        return self.array[...]
+
+    def remove(self):
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+# -- finishing the output ------------------------------------------------------------------
+def temporary_output(out):
+    """A temporary name next to ``out`` with the same extension: ``.NAME.tmp-PID.EXT``."""
+    out = Path(out)
+    return out.with_name(f".{out.stem}.tmp-{os.getpid()}{out.suffix}")
+
+
+def remove_stale(out):
+    """Remove the leftovers of killed runs: temporary outputs and unfinished stores of ``out``."""
+    out = Path(out)
+    patterns = (f".{out.stem}.tmp-*{out.suffix}", f"{out.name}.partial.tmp-*", f".{out.name}.old-*")
+    for pattern in patterns:
+        for p in out.parent.glob(pattern):
+            _remove(p)
+
+
+def _remove(p):
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+
+
+def publish(tmp, out):
+    """Move the finished ``tmp`` to ``out``, replacing an existing ``out`` (file or folder)."""
+    tmp, out = Path(tmp), Path(out)
+    if out.exists() or out.is_symlink():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.rename(out, old)
+        os.rename(tmp, out)
+        _remove(old)
+    else:
+        os.rename(tmp, out)

@@ -1,0 +1,344 @@
+"""hl.eels: ZLP centre and alignment, power-law subtraction (against exSpy), edges, profiles."""
+
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import dask.array as da
+import hyperspy.api as hs
+import numpy as np
+import pytest
+
+import hyperlum as hl
+from hyperlum.kernels import powerlaw
+
+
+def eels_signal(data, offset, scale, title="EELS"):
+    s = hs.signals.Signal1D(data)
+    s.set_signal_type("EELS")
+    ax = s.axes_manager.signal_axes[0]
+    ax.offset, ax.scale, ax.units, ax.name = offset, scale, "eV", "Energy loss"
+    s.metadata.General.title = title
+    return s
+
+
+def load(path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return hs.load(path)
+
+
+def zlp_cube(rng, shape, e, shifts, sigma=0.8, amp=2e5):
+    mu = amp * np.exp(-0.5 * ((e - shifts[..., None]) / sigma) ** 2) + 50
+    return rng.poisson(mu).astype(np.float64)
+
+
+def powerlaw_cube(rng, shape, e, noise=True):
+    r = rng.uniform(2.5, 4.0, shape)
+    a = 3e4 * 600.0**r
+    edge = np.where(e > 640, 4e3 * np.exp(-(e - 640) / 80.0), 0.0)
+    mu = a[..., None] * e ** -r[..., None] + edge
+    data = rng.poisson(mu).astype(np.float64) if noise else mu
+    return a, r, edge, data
+
+
+class TestZlpCentre:
+    def test_sub_channel_accuracy(self, rng):
+        e = np.arange(-20.0, 40.0, 0.25)
+        shifts = rng.uniform(-1.0, 1.0, (16, 16))
+        cube = zlp_cube(rng, (16, 16), e, shifts)
+        res = hl.eels.zlp_centre(cube, axis=e)
+        assert res.maps["converged"].all()
+        err = np.abs(res.maps["centre"] - shifts) / 0.25
+        assert err.max() < 0.1  # channels
+        np.testing.assert_allclose(res.maps["sigma"], 0.8, rtol=0.02)
+        # default half-window: the channels above half maximum in the mean spectrum
+        mean = cube.mean(axis=(0, 1))
+        above = int(np.sum(mean - mean.min() > 0.5 * (mean.max() - mean.min())))
+        assert res.options["window_channels"] == 2 * above + 1
+        wide = hl.eels.zlp_centre(zlp_cube(rng, (2,), e, shifts[0, :2]), axis=e, window=3.0)
+        assert wide.options["window_channels"] == 2 * 12 + 1
+        np.testing.assert_allclose(wide.maps["centre"], shifts[0, :2], atol=0.025)
+        with pytest.raises(ValueError, match="window must be a positive number, got 0"):
+            hl.eels.zlp_centre(zlp_cube(rng, (2,), e, shifts[0, :2]), axis=e, window=0)
+
+    def test_lazy_equals_eager(self, rng):
+        e = np.arange(-10.0, 30.0, 0.5)
+        cube = zlp_cube(rng, (6, 4), e, rng.uniform(-2, 2, (6, 4)))
+        eager = hl.eels.zlp_centre(cube, axis=e)
+        lazy = hl.eels.zlp_centre(da.from_array(cube, chunks=(3, 4, -1)), axis=e)
+        assert lazy.lazy
+        np.testing.assert_allclose(lazy.compute().maps["centre"], eager.maps["centre"])
+
+    def test_peak_at_the_end_is_flagged(self, rng):
+        e = np.arange(0.0, 20.0, 0.5)
+        cube = zlp_cube(rng, (3,), e, np.array([10.0, 0.0, 8.3]))
+        res = hl.eels.zlp_centre(cube, axis=e)
+        assert res.maps["state"].tolist() == [0, 3, 0]
+        assert np.isnan(res.maps["centre"][1])
+        np.testing.assert_allclose(res.maps["centre"][[0, 2]], [10.0, 8.3], atol=0.02)
+
+    def test_real_lsmo_zlp_at_minus_one_ev(self, real_file):
+        ll = load(real_file("exspydemos-LSMO_STO_linescan_low_loss.hspy"))
+        e = ll.axes_manager[-1].axis
+        assert np.all(e[ll.data.argmax(-1)] == -1.0)  # brightest channel at -1 eV everywhere
+        res = hl.eels.zlp_centre(ll)
+        c = res.maps["centre"]
+        assert res.maps["converged"].all()
+        # The fitted centre lies between the -1 eV channel and its brighter neighbour at 0 eV
+        # (the peak holds 4.7e5 and 4.3e5 counts there), the same in every pixel.
+        assert np.all((c > -1.0) & (c < -0.5))
+        assert c.std() < 0.02
+        assert res["centre"].axes_manager[0].units == "nm"
+
+
+class TestAlignZlp:
+    def test_dual_eels_shifts_follow(self, rng):
+        e_ll = np.arange(-20.0, 60.0, 0.5)
+        shifts = rng.uniform(-3, 3, 8)
+        ll = eels_signal(zlp_cube(rng, (8,), e_ll, shifts), -20.0, 0.5, "low")
+        e_cl = np.arange(400.0, 600.0, 1.0)
+        feature = 1e4 * np.exp(-0.5 * ((e_cl - 500.0 - shifts[:, None]) / 3.0) ** 2) + 100
+        cl = eels_signal(feature, 400.0, 1.0, "core")
+        al_ll, al_cl = hl.eels.align_zlp(ll, cl)
+        c = hl.eels.zlp_centre(al_ll).maps["centre"]
+        assert np.abs(c).max() < 0.02
+        res = hl.fit(al_cl, device="cpu")
+        np.testing.assert_allclose(res.maps["centre"], 500.0, atol=0.05)
+        assert al_cl.metadata.General.title == "core"
+        assert type(al_cl) is type(cl)
+        assert not np.isnan(al_cl.data).any()  # cropped to the channels every pixel keeps
+        # the inputs are untouched
+        assert ll.axes_manager[-1].offset == -20.0 and cl.data.shape == (8, 200)
+
+    def test_real_lsmo(self, real_file):
+        ll = load(real_file("exspydemos-LSMO_STO_linescan_low_loss.hspy"))
+        cl = load(real_file("exspydemos-LSMO_STO_linescan.hspy"))
+        al_ll, al_cl = hl.eels.align_zlp(ll, cl)
+        assert np.abs(hl.eels.zlp_centre(al_ll).maps["centre"]).max() < 0.03
+        shift = al_ll.metadata.Signal.zlp_shift_median
+        assert -1.0 < shift < -0.5
+        assert al_cl.axes_manager[-1].axis[0] == pytest.approx(395.0 - shift, abs=1.0)
+
+    def test_lazy(self, rng):
+        e = np.arange(-20.0, 40.0, 0.5)
+        ll = eels_signal(zlp_cube(rng, (4, 3), e, rng.uniform(-2, 2, (4, 3))), -20.0, 0.5)
+        (eager,) = hl.eels.align_zlp(ll)
+        (lazy,) = hl.eels.align_zlp(ll.as_lazy())
+        np.testing.assert_allclose(lazy.data.compute(), eager.data)
+
+    def test_bad_input(self, rng):
+        e = np.arange(-20.0, 40.0, 0.5)
+        ll = eels_signal(zlp_cube(rng, (4,), e, np.zeros(4)), -20.0, 0.5)
+        other = eels_signal(np.ones((3, 10)), 400.0, 1.0)
+        with pytest.raises(ValueError, match=r"others\[0\] has navigation shape \(3,\), the low"):
+            hl.eels.align_zlp(ll, other)
+        with pytest.raises(TypeError, match="low_loss must be a HyperSpy Signal1D, got ndarray"):
+            hl.eels.align_zlp(ll.data)
+        with pytest.raises(ValueError, match=r"centres must have the navigation shape \(4,\)"):
+            hl.eels.align_zlp(ll, centres=np.zeros(3))
+        with pytest.raises(ValueError, match="no pixel has a finite ZLP centre"):
+            hl.eels.align_zlp(ll, centres=np.full(4, np.nan))
+
+
+class TestSubtractPowerlaw:
+    def test_recovers_a_and_r_exactly_without_noise(self, rng):
+        e = np.arange(500.0, 800.0, 0.5)
+        a, r, edge, data = powerlaw_cube(rng, (5, 6), e, noise=False)
+        sub, maps = hl.eels.subtract_powerlaw(data, fit_range=(560, 630), axis=e)
+        np.testing.assert_allclose(maps.maps["r"], r, rtol=1e-9)
+        np.testing.assert_allclose(maps.maps["A"], a, rtol=1e-8)
+        np.testing.assert_allclose(sub, np.broadcast_to(edge, sub.shape), atol=1e-6)
+        assert maps.maps["converged"].all()
+
+    def test_agrees_with_exspy_fast_false(self, rng):
+        e0, de = 500.0, 1.0
+        e = e0 + de * np.arange(300)
+        _, _, _, data = powerlaw_cube(rng, (3, 4), e)
+        s = eels_signal(data, e0, de)
+        sub, maps = hl.eels.subtract_powerlaw(s, fit_range=(560, 630))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref, model = s.remove_background(
+                signal_range=(560.0, 630.0),
+                fast=False,
+                return_model=True,
+                show_progressbar=False,
+            )
+        comp = model[0]
+        np.testing.assert_allclose(maps.maps["r"], comp.r.map["values"], rtol=1e-5)
+        np.testing.assert_allclose(maps.maps["A"], comp.A.map["values"], rtol=1e-4)
+        scale = np.abs(data).max()
+        assert np.abs(sub.data - ref.data).max() < 1e-6 * scale
+        assert type(sub) is type(s)
+
+    def test_lazy_equals_eager(self, rng):
+        e = np.arange(500.0, 800.0, 1.0)
+        _, _, _, data = powerlaw_cube(rng, (6, 5), e)
+        sub, maps = hl.eels.subtract_powerlaw(data, fit_range=(560, 630), axis=e)
+        lsub, lmaps = hl.eels.subtract_powerlaw(
+            da.from_array(data, chunks=(2, 5, -1)), fit_range=(560, 630), axis=e
+        )
+        assert lmaps.lazy
+        np.testing.assert_allclose(lsub.compute(), sub)
+        np.testing.assert_allclose(lmaps.compute().maps["r"], maps.maps["r"])
+
+    def test_zero_negative_and_bad_pixels_are_flagged(self, rng):
+        e = np.arange(500.0, 700.0, 1.0)
+        _, _, _, data = powerlaw_cube(rng, (4,), e)
+        win = (e >= 560) & (e <= 600)
+        data[0, np.flatnonzero(win)[:3]] = [0.0, -5.0, 0.0]  # a few bad channels: still fitted
+        data[1, win] = 0.0  # nothing positive: bad input
+        data[2, np.flatnonzero(win)[5]] = np.nan  # NaN in the window: bad input
+        sub, maps = hl.eels.subtract_powerlaw(data, fit_range=(560, 600), axis=e)
+        assert maps.maps["state"].tolist() == [0, 3, 3, 0]
+        assert maps.maps["nonpositive"].tolist()[:2] == [3, int(win.sum())]
+        assert np.isnan(sub[1]).all() and np.isnan(sub[2]).all()
+        assert np.isfinite(sub[[0, 3]]).all()
+        assert hl.eels.state_counts(maps)["bad_input"] == 2
+
+    def test_plain_python_kernel_matches_compiled(self, rng):
+        # The shared functions run as plain Python (what a CUDA device function compiles from).
+        e = np.arange(500.0, 600.0, 1.0)
+        _, _, _, data = powerlaw_cube(rng, (3,), e)
+        plain = powerlaw.jit_powerlaw(lambda f: f)
+        t, lne0 = powerlaw.window_axis(e, 10, 50)
+        out_p, sub_p = np.empty((powerlaw.N_ROWS, 3)), np.empty_like(data)
+        for p in range(3):
+            plain["subtract_pixel"](data[p], t, 10, 50, lne0, 100, 1e-10, out_p, p, sub_p[p])
+        out_c, sub_c = np.empty_like(out_p), np.empty_like(data)
+        powerlaw.subtract_chunk(data, e, 10, 50, 100, 1e-10, out_c, sub_c, threads=1)
+        np.testing.assert_allclose(out_p, out_c, rtol=1e-10)
+        np.testing.assert_allclose(sub_p, sub_c, rtol=1e-10, atol=1e-8)
+
+    def test_shared_functions_run_as_cuda_kernel_in_simulator(self):
+        # The same plain functions, compiled with cuda.jit(device=True), one thread per pixel.
+        code = textwrap.dedent(
+            """
+            import numpy as np
+            from numba import cuda
+            from hyperlum.kernels import powerlaw
+            sp = powerlaw.jit_powerlaw(cuda.jit(device=True))["subtract_pixel"]
+
+            @cuda.jit
+            def kernel(data, t, lo, hi, lne0, out, sub):
+                p = cuda.grid(1)
+                if p < data.shape[0]:
+                    sp(data[p], t, lo, hi, lne0, 100, 1e-10, out, p, sub[p])
+
+            rng = np.random.default_rng(0)
+            e = 500.0 + np.arange(120.0)
+            r = rng.uniform(2.5, 4, 5)
+            y = rng.poisson(3e4 * (e / 600) ** -r[:, None]).astype(np.float64)
+            y[1, 10:40] = 0
+            t, lne0 = powerlaw.window_axis(e, 10, 40)
+            out, sub = np.zeros((powerlaw.N_ROWS, 5)), np.zeros_like(y)
+            kernel[1, 32](y, t, 10, 40, lne0, out, sub)
+            ref, rsub = np.empty_like(out), np.empty_like(y)
+            powerlaw.subtract_chunk(y, e, 10, 40, 100, 1e-10, ref, rsub, threads=1)
+            np.testing.assert_allclose(out, ref, rtol=1e-12)
+            np.testing.assert_allclose(sub, rsub, rtol=1e-12)
+            print("states", out[3].astype(int).tolist())
+            """
+        )
+        env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+        run = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert "states [0, 3, 0, 0, 0]" in run.stdout
+
+    def test_bad_ranges(self):
+        e = np.arange(-10.0, 100.0, 1.0)
+        y = np.ones((2, e.size))
+        with pytest.raises(ValueError, match=r"fit_range=\(-5, 20\) must lie at positive"):
+            hl.eels.subtract_powerlaw(y, fit_range=(-5, 20), axis=e)
+        with pytest.raises(ValueError, match=r"fit_range=\(200, 300\) lies outside the signal"):
+            hl.eels.subtract_powerlaw(y, fit_range=(200, 300), axis=e)
+        with pytest.raises(ValueError, match=r"holds 2 channel\(s\), at least 3 needed"):
+            hl.eels.subtract_powerlaw(y, fit_range=(10, 11), axis=e)
+        with pytest.raises(TypeError, match="fit_range must be a pair"):
+            hl.eels.subtract_powerlaw(y, fit_range=5, axis=e)
+
+
+class TestEdgeAndNormalise:
+    def test_edge_intensity_signal_map(self):
+        s = eels_signal(np.full((3, 4, 100), 2.0), 600.0, 0.5)
+        s.axes_manager[0].scale, s.axes_manager[0].units = 1.5, "nm"
+        m = hl.eels.edge_intensity(s, window=(610, 620))
+        assert m.axes_manager.signal_shape == (4, 3)
+        np.testing.assert_allclose(m.data, 2.0 * 21 * 0.5)
+        assert m.axes_manager[0].scale == 1.5
+
+    def test_normalise(self, rng):
+        e = np.arange(0.0, 50.0, 0.5)
+        y = rng.uniform(1, 10, (3, 100))
+        n = hl.eels.normalise(y, axis=e)
+        np.testing.assert_allclose((n * 0.5).sum(-1), 1.0)
+        nm = hl.eels.normalise(y, by="max", range=(10, 20), axis=e)
+        np.testing.assert_allclose(nm[:, 20:41].max(-1), 1.0)
+        nb = hl.eels.normalise(y, by=np.array([1.0, 2.0, 0.0]), axis=e)
+        np.testing.assert_allclose(nb[1], y[1] / 2)
+        assert np.isnan(nb[2]).all()  # a zero total is flagged, not divided by
+        with pytest.raises(ValueError, match="by='area' is not one of 'core_loss_total', 'max'"):
+            hl.eels.normalise(y, by="area", axis=e)
+        with pytest.raises(ValueError, match=r"navigation shape \(3,\), got shape \(2,\)"):
+            hl.eels.normalise(y, by=np.ones(2), axis=e)
+
+
+class TestLineProfile:
+    def test_calibrated_2d(self):
+        img = hs.signals.Signal2D(np.tile(np.arange(20.0), (10, 1)))
+        for ax in img.axes_manager.signal_axes:
+            ax.scale, ax.offset, ax.units = 2.0, 10.0, "nm"
+        p = hl.eels.line_profile(img, (14.0, 20.0), (30.0, 20.0), width=6.0)
+        assert p.axes_manager[0].units == "nm"
+        np.testing.assert_allclose(p.axes_manager[0].axis, np.arange(9) * 2.0)
+        np.testing.assert_allclose(p.data, np.arange(2.0, 11.0))
+
+    def test_width_averages_across(self, rng):
+        img = np.zeros((9, 30))
+        img[3:6] = 1.0
+        img[4] = 4.0  # a bright centre row
+        narrow = hl.eels.line_profile(img, (0, 4), (29, 4))
+        wide = hl.eels.line_profile(img, (0, 4), (29, 4), width=3)
+        np.testing.assert_allclose(narrow.data, 4.0)
+        np.testing.assert_allclose(wide.data, 2.0)
+
+    def test_errors(self):
+        with pytest.raises(ValueError, match=r"start/end x lies outside the map \(0 to 9\)"):
+            hl.eels.line_profile(np.zeros((5, 10)), (0, 0), (20, 0))
+        with pytest.raises(ValueError, match="width applies to 2-D maps only"):
+            hl.eels.line_profile(np.zeros(10), 0, 5, width=2)
+
+
+class TestRealEdges:
+    def test_mn_edge_profile_across_lsmo_sto(self, real_file):
+        cl = load(real_file("exspydemos-LSMO_STO_linescan.hspy"))
+        sub, maps = hl.eels.subtract_powerlaw(cl, fit_range=(600, 635))
+        assert maps.maps["converged"].all()
+        edge = hl.eels.edge_intensity(sub, window=(636, 670))
+        total = hl.eels.edge_intensity(cl, window=(395, 906))
+        norm = edge / total
+        prof = hl.eels.line_profile(norm, 0.0, 9 * 3.1522)
+        assert prof.axes_manager[0].units == "nm"
+        v = prof.data
+        # STO side (first 3 pixels): no Mn; LSMO side (last 5): Mn L2,3 at 640 eV
+        assert np.abs(v[:3]).max() < 0.1 * v[5:].min()
+        assert v[5:].min() > 0.01
+        assert v[3] < v[5:].mean()  # the interface pixel lies in between
+
+    def test_cu_edge_higher_on_particles(self, real_file):
+        s = load(real_file("exspydemos-CuZn_EELS_mapping_tutorial.hspy"))
+        sub, maps = hl.eels.subtract_powerlaw(s, fit_range=(820, 920))
+        assert maps.maps["converged"].all()
+        cu = hl.eels.edge_intensity(sub, window=(930, 1010)).data
+        # Particles are where the total core-loss intensity is highest (thickest)
+        total = hl.eels.edge_intensity(s, window=(700, 1988)).data
+        on = total >= np.percentile(total, 95)
+        off = total <= np.percentile(total, 50)
+        assert cu[on].mean() > 2 * cu[off].mean()
+        # and the particle at (x=32, y=14) stands out
+        assert cu[12:17, 30:35].mean() > 3 * np.median(cu)
