@@ -10,12 +10,13 @@ estimator and input dtype, with those as constants (see :data:`UNROLLED_PEAKS`).
 :func:`fit_chunk` moves a host chunk to the device in slabs of pixels (:data:`SLAB_BYTES`),
 cycled over a few CUDA streams (:data:`STREAMS`), each with its own page-locked (pinned)
 staging buffers and device buffers: while one slab is fitted, the next is copied in and the
-maps of the previous one are copied out. One set of these lanes serves the whole process
-(behind a lock), so pinned and device memory stay bounded however many dask threads fit
-chunks. Device buffers are CuPy arrays when CuPy is installed (numba kernels take them through
-``__cuda_array_interface__``, no copy) and numba device arrays otherwise, which is also what
-numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) runs: the tests prove the kernels and the
-launcher there, and :func:`compile_ptx` compiles the kernels to PTX without a GPU.
+maps of the previous one are copied out. At most :data:`CONCURRENT_CHUNKS` chunks (dask
+threads) are on the GPU at once, each on its own set of lanes, so that one chunk's copies also
+overlap another's fit while pinned and device memory stay bounded. Device buffers are CuPy
+arrays when CuPy is installed (numba kernels take them through ``__cuda_array_interface__``,
+no copy) and numba device arrays otherwise, which is also what numba's CUDA simulator
+(``NUMBA_ENABLE_CUDASIM=1``) runs: the tests prove the kernels and the launcher there, and
+:func:`compile_ptx` compiles the kernels to PTX without a GPU.
 """
 
 import contextlib
@@ -57,10 +58,20 @@ DTYPES = ("uint8", "uint16", "uint32", "int8", "int16", "int32", "float32", "flo
 
 _float64 = types.float64
 
+# Host-side numba.cuda calls, bound once: while a simulated kernel runs, numba's simulator swaps
+# every module global that *is* numba.cuda (here: ``cuda``) for its per-kernel fake, which a
+# second host thread would otherwise call into.
+_jit = cuda.jit
+_stream = cuda.stream
+_pinned_array = cuda.pinned_array
+_device_array = cuda.device_array
+_external_stream = cuda.external_stream
+_as_cuda_array = getattr(cuda, "as_cuda_array", None)  # not in the simulator
+
 
 @functools.cache
 def _device_functions():
-    return jit_all(cuda.jit(device=True))
+    return jit_all(_jit(device=True))
 
 
 def _kernel_name(npk, nbg, est, dtype):
@@ -172,12 +183,12 @@ def _fit_kernel(npk, nbg, est, dtype):
 
 @functools.cache
 def _compiled_fit_kernel(npk, nbg, est, dtype):
-    return cuda.jit(_fit_signature(dtype))(_fit_source(npk, nbg, est))
+    return _jit(_fit_signature(dtype))(_fit_source(npk, nbg, est))
 
 
 @functools.cache
 def _transpose_kernel(dtype):
-    return cuda.jit(_transpose_signature(dtype))(_transpose_source(dtype))
+    return _jit(_transpose_signature(dtype))(_transpose_source(dtype))
 
 
 # --------------------------------------------------------------------------------------------
@@ -200,16 +211,16 @@ class _NumbaMemory:
     name = "numba"
 
     def stream(self):
-        return cuda.stream()
+        return _stream()
 
     def launch_stream(self, stream):
         return stream
 
     def pinned(self, shape, dtype):
-        return cuda.pinned_array(shape, dtype)
+        return _pinned_array(shape, dtype)
 
     def empty(self, shape, dtype, stream):
-        return cuda.device_array(shape, dtype, stream=stream)
+        return _device_array(shape, dtype, stream=stream)
 
     def to_device(self, host, dev, stream):
         dev.copy_to_device(host, stream=stream)
@@ -236,7 +247,7 @@ class _CupyMemory:
         return self.cp.cuda.Stream(non_blocking=True)
 
     def launch_stream(self, stream):
-        return cuda.external_stream(stream.ptr)
+        return _external_stream(stream.ptr)
 
     def pinned(self, shape, dtype):
         return self.cupyx.empty_pinned(shape, dtype)
@@ -253,7 +264,7 @@ class _CupyMemory:
 
     def view(self, dev):
         # Zero-copy numba view; no synchronisation on the array's stream (ours, in order).
-        return cuda.as_cuda_array(dev, sync=False)
+        return _as_cuda_array(dev, sync=False)
 
 
 def _memory():
@@ -295,20 +306,33 @@ class _Lane:
             self.pending = None
 
 
-#: The lanes of this process, and the lock that gives them to one chunk at a time. One set of
-#: lanes bounds the pinned and device memory however many dask threads fit chunks; a chunk's
-#: slabs overlap each other's copies and fits, the next chunk starts when the lanes free up.
-_LANES = []
-_LOCK = threading.Lock()
+#: Chunks fitted at once in this process, each on its own set of lanes: while one drains
+#: (last fit, maps back), the next one's first slab is already copied in. The cap bounds the
+#: pinned and device memory however many dask threads fit chunks.
+CONCURRENT_CHUNKS = 2
+# numba's simulator runs kernels from one host thread at a time only.
+_SLOTS = threading.BoundedSemaphore(1 if numba.config.ENABLE_CUDASIM else CONCURRENT_CHUNKS)
+_FREE = []  # lane sets not in use
+_FREE_LOCK = threading.Lock()
 
 
-def _lanes(count):
-    """The process's lanes (call with ``_LOCK`` held)."""
+@contextlib.contextmanager
+def _lane_set(count):
+    """A set of ``count`` lanes for one chunk, waiting while ``CONCURRENT_CHUNKS`` are busy."""
     mem_name = "numba" if _cupy() is None else "cupy"
-    if len(_LANES) < count or _LANES[0].mem.name != mem_name:
-        mem = _memory()
-        _LANES[:] = [_Lane(mem) for _ in range(count)]
-    return _LANES[:count]
+    with _SLOTS:
+        with _FREE_LOCK:
+            lanes = _FREE.pop() if _FREE else []
+        if lanes and lanes[0].mem.name != mem_name:
+            lanes = []
+        if len(lanes) < count:
+            mem = lanes[0].mem if lanes else _memory()
+            lanes = lanes + [_Lane(mem) for _ in range(count - len(lanes))]
+        try:
+            yield lanes[:count]
+        finally:
+            with _FREE_LOCK:
+                _FREE.append(lanes)
 
 
 def _native(dtype):
@@ -384,8 +408,8 @@ def fit_chunk(data, x, npk, nbg, est, max_iter, tol, saturation, *, slab_bytes=N
     per = slab_pixels(nch, dtype.itemsize, slab_bytes)
     xh = np.ascontiguousarray(x, dtype=np.float64)
     args = (int(npk), int(max_iter), float(tol), float(saturation))
-    with _LOCK:
-        _fit_slabs(data, on_device, dtype, xh, kernel, transpose, args, nout, per, streams, out)
+    with _lane_set(streams or STREAMS) as lanes:
+        _fit_slabs(data, on_device, dtype, xh, kernel, transpose, args, nout, per, lanes, out)
     return out
 
 
@@ -416,10 +440,9 @@ def _stage(dst, src):
     list(_staging_pool().map(copy, range(parts)))
 
 
-def _fit_slabs(data, on_device, dtype, xh, kernel, transpose, args, nout, per, streams, out):
+def _fit_slabs(data, on_device, dtype, xh, kernel, transpose, args, nout, per, lanes, out):
     """Slab after slab over the lanes: stage, copy, transpose, fit, copy back; then drain."""
     npix, nch = data.shape
-    lanes = _lanes(streams or STREAMS)
     mem = lanes[0].mem
     try:
         for i, start in enumerate(range(0, npix, per)):

@@ -17,6 +17,7 @@ from _cuda_cases import (
     LAZY_CASE,
     N_BAD,
     N_GOOD,
+    THREADED,
     case_name,
     cube,
     fit_case,
@@ -81,6 +82,24 @@ def test_cuda_simulator_matches_cpu(simulated, index):
         # the fits found the peaks: centres inside the ranges the cubes drew them from
         centre = cpu["centre"] if peaks == 1 else cpu["centre_1"]
         assert np.all((centre[0, :N_GOOD] > 675) & (centre[0, :N_GOOD] < 705))
+
+
+def cpu_chunk(index):
+    case = CASES[index]
+    data = cube(index, *case[:3])[0]
+    args = kernel_args(case)
+    want = np.empty((n_outputs(args[1], args[2]), data.shape[0]))
+    cpu.fit_chunk(np.asarray(data, dtype=np.float64), *args, want)
+    return want
+
+
+@pytest.mark.parametrize("index", THREADED)
+def test_cuda_launcher_from_several_threads(simulated, index):
+    """Chunks fitted from several threads at once (more than the lane sets) stay apart."""
+    want = cpu_chunk(index)
+    got = simulated[f"threaded/{index}"]
+    np.testing.assert_array_equal(got[-2], want[-2])  # state
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
 
 
 @pytest.mark.parametrize("run", LAUNCHES, ids=[r[0] for r in LAUNCHES])
