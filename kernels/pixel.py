@@ -100,6 +100,17 @@ def fit_pixel(out, pix, y, x, npk, nbg, est, max_iter, tol, saturation, M, V):
         for j in range(m):
             pt[j] = p[j] + delta[j]
         constrain(pt, p, npk, xlo, xhi, smin, smax)
+        # The Gauss-Newton model predicts a decrease of g^T delta for this step. Below the
+        # tolerance (or for a negligible step) the point is a minimum: take the step without
+        # a trial pass over the channels (the normal matrix stays that of the point before).
+        pred = 0.0
+        for j in range(m):
+            pred += g[j] * delta[j]
+        if lam <= 1e-2 and (pred <= tol * chi2 or step_is_small(delta, p, npk, nbg, tol, xspan)):
+            for j in range(m):
+                p[j] = pt[j]
+            state = CONVERGED
+            break
         chi2n = accumulate(y, x, xref, pt, npk, nbg, est, Hn, gn, R, h, D, W)
         if chi2n <= chi2:
             small = step_is_small(delta, p, npk, nbg, tol, xspan)

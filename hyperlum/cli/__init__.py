@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-_COMMANDS = ["fit", "eels", "info"]
+_COMMANDS = ["fit", "eels", "info", "demo", "report"]
 
 
 class UsageError(Exception):

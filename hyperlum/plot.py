@@ -1,0 +1,526 @@
+"""Figures of fitted maps: map panels with scale bars and region outlines, spectra with their
+fits, per-region histograms and 2D histograms.
+
+Every function returns a matplotlib Figure and leaves the backend alone; code that writes
+files (the report, the command line) selects the Agg backend first.
+"""
+
+import numpy as np
+
+_PIXEL_COLOURS = ("#000000", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")
+#: Colours of the regions, used in every figure.
+REGION_COLOURS = {
+    "core": "#1f77b4",
+    "interface": "#d62728",
+    "shell": "#2ca02c",
+    "matrix": "#7f7f7f",
+}
+_PRETTY = {
+    "centre": "Centre",
+    "sigma": "\u03c3",
+    "fwhm": "FWHM",
+    "amplitude": "Amplitude",
+    "intensity": "Intensity",
+    "background": "Background",
+    "background_slope": "Background slope",
+    "chisq": "Reduced \u03c7\u00b2",
+}
+
+
+def _label(name, units=""):
+    base = name.removesuffix("_std")
+    stem = base.rstrip("_0123456789")
+    suffix = base[len(stem) :]
+    text = _PRETTY.get(stem, stem) + (f" {suffix.lstrip('_')}" if suffix else "")
+    if name.endswith("_std"):
+        text = f"std of {text}"
+    return f"{text} ({units})" if units else text
+
+
+def _axes(ax):
+    if ax is not None:
+        return ax
+    import matplotlib.pyplot as plt
+
+    return plt.figure().add_subplot()
+
+
+def _nice_length(span):
+    """A round length (1, 2 or 5 x 10^k) close to a fifth of ``span``."""
+    target = span / 5.0
+    k = np.floor(np.log10(target))
+    for m in (5.0, 2.0, 1.0):
+        if m * 10**k <= target:
+            return m * 10**k
+    return 10**k
+
+
+def add_scalebar(ax, extent, units, *, color="white"):
+    """Draw a scale bar in the lower right of an image drawn with ``extent``.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+    extent : (left, right, bottom, top)
+        The calibrated extent given to ``imshow``.
+    units : str
+        Units of the extent, written under the bar.
+    """
+    from matplotlib.font_manager import FontProperties
+    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+
+    left, right, bottom, top = extent
+    width, height = abs(right - left), abs(bottom - top)
+    length = _nice_length(width)
+    bar = AnchoredSizeBar(
+        ax.transData,
+        length,
+        f"{length:g} {units}".strip(),
+        "lower right",
+        pad=0.35,
+        borderpad=0.6,
+        sep=3,
+        color=color,
+        frameon=True,
+        size_vertical=0.018 * height,
+        fontproperties=FontProperties(size=9, weight="bold"),
+    )
+    bar.patch.set_facecolor("black")
+    bar.patch.set_alpha(0.55)
+    bar.patch.set_edgecolor("none")
+    bar.set_zorder(6)
+    ax.add_artist(bar)
+    return length
+
+
+def _extent(nav_axes, shape):
+    """Calibrated imshow extent and units from HyperSpy-style axis dicts (y, x)."""
+    if len(nav_axes) != 2:
+        return (-0.5, shape[1] - 0.5, shape[0] - 0.5, -0.5), "px"
+    y, x = nav_axes
+    sx, ox = float(x.get("scale", 1.0)), float(x.get("offset", 0.0))
+    sy, oy = float(y.get("scale", 1.0)), float(y.get("offset", 0.0))
+    units = x.get("units")
+    units = units if isinstance(units, str) and units not in ("", "<undefined>") else "px"
+    return (ox - sx / 2, ox + (shape[1] - 0.5) * sx, oy + (shape[0] - 0.5) * sy, oy - sy / 2), units
+
+
+def draw_outlines(ax, seg, extent, *, core=True, linewidth=None, color="white"):
+    """Draw particle edges (solid) and the interface/core boundary (dashed) on an image.
+
+    The default line width shrinks for large images, so that thin rims stay visible.
+    """
+    if linewidth is None:
+        linewidth = float(np.clip(160.0 / max(seg.shape), 0.35, 0.8))
+    h, w = seg.shape
+    xs = np.linspace(extent[0], extent[1], 2 * w + 1)[1::2]
+    ys = np.linspace(extent[3], extent[2], 2 * h + 1)[1::2]
+    if seg.n == 0:
+        return
+    many = seg.n > 200
+    labels = seg.labels
+    if many:
+        ax.contour(
+            xs, ys, (labels > 0).astype(float), levels=[0.5], colors=color, linewidths=linewidth
+        )
+    else:
+        for k in range(1, seg.n + 1):
+            ax.contour(
+                xs,
+                ys,
+                (labels == k).astype(float),
+                levels=[0.5],
+                colors=color,
+                linewidths=linewidth,
+            )
+    if core and seg.interface_width > 0:
+        ax.contour(
+            xs,
+            ys,
+            seg.mask("core").astype(float),
+            levels=[0.5],
+            colors=color,
+            linewidths=0.6 * linewidth,
+            linestyles="--",
+        )
+
+
+def _robust_limits(values, lo=2, hi=98, pad=0.0):
+    v = values[np.isfinite(values)]
+    if v.size == 0:
+        return None, None
+    a, b = np.percentile(v, [lo, hi])
+    a, b = a - pad * (b - a), b + pad * (b - a)
+    return (float(a), float(b)) if b > a else (None, None)
+
+
+def plot_maps(
+    res,
+    seg=None,
+    image=None,
+    *,
+    names=("centre", "sigma"),
+    mask=None,
+    image_title=None,
+    cmaps=None,
+    figsize=None,
+):
+    """A panel of maps: the image (HAADF or intensity), then the maps ``names``.
+
+    Parameters
+    ----------
+    res : FitResult
+    seg : Segmentation, optional
+        Its particle edges (solid) and core boundaries (dashed) are drawn on every panel;
+        the colour limits of the maps are taken over the particle pixels.
+    image : hyperspy Signal2D or array_like, optional
+        Shown first (default: the intensity map).
+    names : sequence of str
+        Maps to show after the image.
+    mask : array_like of bool, optional
+        Pixels to show on the maps; others are grey (default: converged pixels).
+    image_title : str, optional
+        Title of the first panel.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    from hyperlum.stats import _maps, _units, valid_mask
+
+    maps = _maps(res)
+    shape = np.shape(maps["converged"])
+    nav_axes = getattr(res, "nav_axes", [])
+    extent, units = _extent(nav_axes, shape)
+    fitted_image = image is None
+    if image is None:
+        img = (
+            np.where(valid_mask(maps, ("intensity",), mask), maps.get("intensity"), np.nan)
+            if "intensity" in maps
+            else np.zeros(shape)
+        )
+        image_title = image_title or "Intensity (fit)"
+    else:
+        img = np.asarray(getattr(image, "data", image), dtype=float)
+        image_title = image_title or "HAADF"
+    panels = [("image", img, image_title, "inferno" if fitted_image else "gray", "")] + [
+        (
+            n,
+            maps[n],
+            _label(n, _units(res, n)),
+            (cmaps or {}).get(n, _default_cmap(n)),
+            _units(res, n),
+        )
+        for n in names
+    ]
+    n = len(panels)
+    fig, axes = plt.subplots(1, n, figsize=figsize or (4.2 * n, 4.0), layout="constrained")
+    axes = np.atleast_1d(axes)
+    for ax, (name, data, title, cmap, _u) in zip(axes, panels, strict=True):
+        data = np.asarray(data, dtype=float)
+        if name != "image":
+            ok = valid_mask(maps, (name,), mask)
+            data = np.where(ok, data, np.nan)
+            sel = data[seg.mask("particles")] if seg is not None and seg.n else data
+            vmin, vmax = _robust_limits(sel)
+        else:
+            vmin, vmax = _robust_limits(data, 0.5, 99.5)
+        cm = plt.get_cmap(cmap).with_extremes(bad="#b0b0b0")
+        im = ax.imshow(data, extent=extent, cmap=cm, vmin=vmin, vmax=vmax, interpolation="nearest")
+        if seg is not None:
+            draw_outlines(
+                ax,
+                seg,
+                extent,
+                core=name != "image",
+                color="#ffd700" if name == "image" and not fitted_image else "white",
+            )
+        add_scalebar(ax, extent, units)
+        ax.set_axis_off()
+        ax.set_title(title)
+        if name != "image" or fitted_image:
+            fig.colorbar(im, ax=ax, shrink=0.85, label=title)
+    return fig
+
+
+def _default_cmap(name):
+    stem = name.rstrip("_0123456789")
+    return {"centre": "Spectral_r", "sigma": "viridis", "fwhm": "viridis"}.get(stem, "inferno")
+
+
+def model_spectra(res, x, pixels):
+    """The fitted model at ``pixels`` (a boolean mask or ``(rows, cols)`` index arrays).
+
+    Parameters
+    ----------
+    res : FitResult
+    x : array_like
+        Channel positions (same units as the fit).
+    pixels : tuple of arrays or array_like of bool
+        Which pixels.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_pixels, len(x))``.
+    """
+    from hyperlum.stats import _maps
+
+    maps = _maps(res)
+    x = np.asarray(x, dtype=float)
+    opts = getattr(res, "options", {})
+    rng = opts.get("signal_range")
+    xr = x if rng is None else x[(x >= min(rng)) & (x <= max(rng))]
+    xref = 0.5 * (xr[0] + xr[-1]) if xr.size else 0.0
+    peaks = int(opts.get("peaks", 1))
+    take = lambda n: np.asarray(maps[n], dtype=float)[pixels].reshape(-1, 1)  # noqa: E731
+    out = np.zeros((take("converged").shape[0], x.size))
+    for k in range(peaks):
+        sfx = "" if peaks == 1 else f"_{k + 1}"
+        a, c, s = take(f"amplitude{sfx}"), take(f"centre{sfx}"), take(f"sigma{sfx}")
+        out += a * np.exp(-0.5 * ((x - c) / s) ** 2)
+    if "background" in maps:
+        out += take("background")
+    if "background_slope" in maps:
+        out += take("background_slope") * (x - xref)
+    return out
+
+
+def plot_spectra(
+    signal,
+    res,
+    *,
+    pixels=None,
+    seg=None,
+    regions=("core", "interface"),
+    mask=None,
+    normalise=False,
+    ax=None,
+):
+    """Spectra with the fit drawn over them: chosen pixels, or region means.
+
+    Parameters
+    ----------
+    signal : hyperspy Signal1D
+        The spectrum image that was fitted.
+    res : FitResult
+    pixels : sequence of (row, col), optional
+        Pixels to show, each with its own fit.
+    seg : Segmentation, optional
+        With ``regions``: the mean spectrum of each region (valid pixels) and the mean of the
+        fitted models over the same pixels.
+    mask : array_like of bool, optional
+        Valid pixels (default: converged).
+    normalise : bool
+        Divide each region's mean spectrum and model by the model's peak above its
+        background, so that widths and positions compare at a glance.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from hyperlum.stats import _maps, valid_mask
+
+    ax = _axes(ax)
+    sax = signal.axes_manager.signal_axes[0]
+    x = np.asarray(sax.axis, dtype=float)
+    data = np.asarray(signal.data)
+    maps = _maps(res)
+    if pixels is not None:
+        for i, (r, c) in enumerate(pixels):
+            colour = _PIXEL_COLOURS[i % len(_PIXEL_COLOURS)]
+            ax.plot(x, data[r, c], ".", ms=2.5, color=colour, alpha=0.6)
+            ax.plot(
+                x,
+                model_spectra(res, x, (np.array([r]), np.array([c])))[0],
+                color=colour,
+                label=f"pixel ({r}, {c}): \u03c3 = {maps['sigma'][r, c]:.2f}"
+                if "sigma" in maps
+                else f"pixel ({r}, {c})",
+            )
+    if seg is not None:
+        for region in regions:
+            m = valid_mask(
+                maps, ("centre",), seg.mask(region) if mask is None else seg.mask(region) & mask
+            )
+            if not m.any():
+                continue
+            colour = REGION_COLOURS.get(region, "k")
+            mean = data[m].astype(float).mean(axis=0)
+            model = model_spectra(res, x, m).mean(axis=0)
+            if normalise:
+                base = np.median(np.asarray(maps["background"])[m]) if "background" in maps else 0.0
+                scale = max(model.max() - base, 1e-300)
+                mean, model = (mean - base) / scale, (model - base) / scale
+            ax.plot(x, mean, ".", ms=2.5, color=colour, alpha=0.6)
+            ax.plot(x, model, color=colour, label=f"{region}: mean of {int(m.sum())} pixels")
+    ax.set_xlabel(f"{sax.name or 'Signal'} ({sax.units})" if sax.units else (sax.name or ""))
+    ax.set_ylabel("Normalised counts" if normalise and seg is not None else "Counts")
+    ax.legend(fontsize=8, frameon=False)
+    return ax.figure
+
+
+def plot_region_histograms(
+    res,
+    seg,
+    *,
+    names=("centre", "sigma", "intensity"),
+    regions=("core", "interface", "shell", "matrix"),
+    mask=None,
+    bins=60,
+    min_pixels=20,
+):
+    """1D histograms of maps, one curve per region (normalised to unit area).
+
+    Regions with fewer than ``min_pixels`` valid pixels are left out.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    from hyperlum.stats import _maps, _units, hist1d, valid_mask
+
+    maps = _maps(res)
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), layout="constrained")
+    axes = np.atleast_1d(axes)
+    for ax, name in zip(axes, names, strict=True):
+        part = valid_mask(
+            maps, (name,), seg.mask("particles") if mask is None else seg.mask("particles") & mask
+        )
+        lo, hi = _robust_limits(np.asarray(maps[name], dtype=float)[part], 0.2, 99.8, 0.05)
+        rng = (lo, hi) if lo is not None else None
+        for region in regions:
+            m = seg.mask(region) if mask is None else seg.mask(region) & mask
+            h = hist1d(maps, name, bins=bins, range=rng, mask=m)
+            if h.n < min_pixels or h.counts.sum() == 0:
+                continue
+            widths = np.diff(h.edges)
+            dens = h.counts / (h.counts.sum() * widths)
+            ax.stairs(
+                dens,
+                h.edges,
+                color=REGION_COLOURS.get(region, "k"),
+                label=f"{region} (n={h.n}, median {h.median:.4g})",
+                linewidth=1.4,
+            )
+        ax.set_xlabel(_label(name, _units(res, name)))
+        ax.set_ylabel("fraction per unit")
+        ax.legend(fontsize=7, frameon=False)
+    return fig
+
+
+def plot_hist2d_regions(
+    res,
+    seg,
+    *,
+    pairs=(("centre", "sigma"), ("centre", "intensity")),
+    regions=("core", "interface"),
+    mask=None,
+    bins=50,
+):
+    """2D histograms of pairs of maps, one column per region, on shared axes.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    from hyperlum.stats import _maps, hist2d, valid_mask
+
+    maps = _maps(res)
+    fig, axes = plt.subplots(
+        len(pairs),
+        len(regions),
+        figsize=(4.3 * len(regions), 3.6 * len(pairs)),
+        layout="constrained",
+        squeeze=False,
+    )
+    for row, (x, y) in enumerate(pairs):
+        part = valid_mask(
+            maps, (x, y), seg.mask("particles") if mask is None else seg.mask("particles") & mask
+        )
+        xl = _robust_limits(np.asarray(maps[x], dtype=float)[part], 0.2, 99.8, 0.05)
+        yl = _robust_limits(np.asarray(maps[y], dtype=float)[part], 0.2, 99.8, 0.05)
+        rng = [list(xl), list(yl)] if None not in xl + yl else None
+        for col, region in enumerate(regions):
+            ax = axes[row, col]
+            m = seg.mask(region) if mask is None else seg.mask(region) & mask
+            h = hist2d(res, x, y, bins=bins, range=rng, mask=m)
+            h.plot(ax=ax, annotate=False)
+            ax.set_title(
+                f"{region}: n = {h.n}, r = {h.pearson:.2f}, \u03c1 = {h.spearman:.2f}",
+                color=REGION_COLOURS.get(region, "k"),
+                fontsize=10,
+            )
+    return fig
+
+
+def plot_profile(
+    res,
+    signal=None,
+    *,
+    names=("centre", "sigma", "intensity"),
+    pixels=None,
+    min_snr=3.0,
+    min_sigma=None,
+):
+    """A line scan: maps along the scan, and spectra with their fits.
+
+    Pixels are shown where the fit converged with an amplitude of at least ``min_snr``
+    standard errors and a sigma of at least ``min_sigma`` (axis units; narrower fits are
+    spikes or noise), see :func:`hyperlum.stats.quality_mask`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    from hyperlum.stats import _maps, _units, quality_mask, valid_mask
+
+    maps = _maps(res)
+    good = quality_mask(maps, min_snr=min_snr, min_sigma=min_sigma)
+    n = np.shape(maps["converged"])[0]
+    ax0 = res.nav_axes[0] if getattr(res, "nav_axes", None) else {}
+    pos = float(ax0.get("offset", 0.0)) + float(ax0.get("scale", 1.0)) * np.arange(n)
+    units = ax0.get("units")
+    units = units if isinstance(units, str) and units not in ("", "<undefined>") else "px"
+    extra = 1 if signal is not None else 0
+    fig, axes = plt.subplots(
+        len(names) + extra, 1, figsize=(6.4, 2.0 * (len(names) + extra) + 0.6), layout="constrained"
+    )
+    axes = np.atleast_1d(axes)
+    for ax, name in zip(axes, names, strict=False):
+        ok = valid_mask(maps, (name,), good)
+        v = np.asarray(maps[name], dtype=float)
+        ax.plot(pos[ok], v[ok], ".-", ms=3, lw=0.8)
+        if f"{name}_std" in maps:
+            sd = np.asarray(maps[f"{name}_std"], dtype=float)
+            ax.fill_between(pos[ok], (v - sd)[ok], (v + sd)[ok], alpha=0.3, lw=0)
+        ax.set_ylabel(_label(name, _units(res, name)))
+        ax.set_xlabel(f"Position ({units})")
+    if signal is not None:
+        ax = axes[-1]
+        sax = signal.axes_manager.signal_axes[0]
+        x = np.asarray(sax.axis, dtype=float)
+        data = np.asarray(signal.data, dtype=float)
+        if pixels is None:
+            inten = np.where(valid_mask(maps, ("intensity",), good), maps["intensity"], -np.inf)
+            pixels = [int(np.argmax(inten)), int(np.argmax(inten[: max(1, n // 2)]))]
+        for i, p in enumerate(pixels):
+            ax.plot(x, data[p], ".", ms=2, color=f"C{i}", alpha=0.6)
+            ax.plot(
+                x,
+                model_spectra(res, x, np.array([p]))[0],
+                color=f"C{i}",
+                label=f"pixel {p} ({pos[p]:.4g} {units})",
+            )
+        ax.set_xlabel(f"{sax.name} ({sax.units})")
+        ax.set_ylabel("Counts")
+        ax.legend(fontsize=8, frameon=False)
+    return fig
