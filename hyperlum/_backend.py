@@ -14,10 +14,13 @@ DEVICES = ("auto", "cpu", "cuda")
 def cuda_status():
     """Say whether the CUDA path can run here.
 
+    Under numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) the kernels run on the CPU,
+    slowly, through numba's own device arrays: that counts as usable, for tests.
+
     Returns
     -------
     ok : bool
-        True when CuPy and numba-cuda are installed and see a GPU.
+        True when numba-cuda sees a GPU and CuPy is installed, or under the simulator.
     reason : str
         What was found, or what is missing.
 
@@ -27,21 +30,29 @@ def cuda_status():
     >>> isinstance(ok, bool) and isinstance(reason, str)
     True
     """
+    import numba
+
+    if numba.config.ENABLE_CUDASIM:
+        return True, "numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1): usable, slow, for tests"
+    try:
+        from numba import cuda
+    except ImportError:  # pragma: no cover - numba ships numba.cuda
+        return False, "numba-cuda is not installed (pip install 'hyperlum[gpu]')"
+    try:
+        gpu = cuda.is_available()
+    except Exception as err:  # driver errors come in many types
+        return False, f"numba-cuda cannot reach a CUDA driver ({type(err).__name__}: {err})"
+    if not gpu:
+        return False, "numba-cuda sees no CUDA GPU (no NVIDIA driver or no device)"
     try:
         import cupy
     except ImportError:
         return False, "CuPy is not installed (pip install 'hyperlum[gpu]')"
     try:
-        from numba import cuda
-    except ImportError:  # pragma: no cover - numba is a hard dependency
-        return False, "numba-cuda is not installed (pip install 'hyperlum[gpu]')"
-    try:
-        if not cuda.is_available():
-            return False, "numba-cuda sees no CUDA GPU (no driver or no device)"
         n = cupy.cuda.runtime.getDeviceCount()
+        name = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
     except Exception as err:  # driver errors come in many types
-        return False, f"no usable CUDA GPU ({type(err).__name__}: {err})"
-    name = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
+        return False, f"CuPy sees no usable CUDA GPU ({type(err).__name__}: {err})"
     return True, f"{n} CUDA GPU(s), device 0: {name}"
 
 
@@ -70,5 +81,5 @@ def resolve_device(device):
         return "cuda"
     if not _notified:
         _notified.append(reason)
-        print(f"hyperlum: fitting on the CPU: {reason}", file=sys.stderr)
+        print(f"hyperlum: device='auto' fits on the CPU: {reason}", file=sys.stderr)
     return "cpu"

@@ -20,6 +20,9 @@ from hyperlum.result import FitResult
 
 #: Default size of the chunks the cube is cut into (input bytes per chunk).
 CHUNK_BYTES = 32 * 2**20
+#: The same on the GPU: a chunk must hold enough pixels to fill the GPU (131,072 pixels at
+#: 1024 channels); the CUDA launcher pipelines it in slabs.
+GPU_CHUNK_BYTES = 2**30
 
 
 class FitSpec(NamedTuple):
@@ -45,9 +48,27 @@ class FitSpec(NamedTuple):
 def fit_block(block, x, spec):
     """Fit one chunk: ``block[..., channel]`` -> ``out[..., row]`` (rows of the kernel output).
 
-    This is the function ``map_blocks`` runs; it takes numpy blocks on the CPU path.
+    This is the function ``map_blocks`` runs. On the CPU path the block is converted to
+    float64; on the CUDA path it goes to the GPU in its own dtype (e.g. uint16) and the kernel
+    converts it there; a CuPy block is fitted where it lies. The maps come back as numpy.
     """
     nav = block.shape[:-1]
+    if spec.device == "cuda":
+        from hyperlum.kernels import cuda
+
+        out = cuda.fit_chunk(
+            block.reshape(-1, block.shape[-1]),
+            x,
+            spec.peaks,
+            spec.background,
+            spec.estimator,
+            spec.max_iterations,
+            spec.tolerance,
+            spec.saturation,
+        )
+        return out.T.reshape(*nav, spec.n_outputs)
+    if hasattr(block, "__cuda_array_interface__") and hasattr(block, "get"):
+        block = block.get()  # a CuPy block fitted on the CPU
     flat = np.ascontiguousarray(block.reshape(-1, block.shape[-1]), dtype=kernel_dtype(block))
     out = np.empty((spec.n_outputs, flat.shape[0]))
     from hyperlum.kernels import cpu
@@ -100,7 +121,7 @@ def fit(
     max_iterations=50,
     tolerance=1e-7,
     saturation=None,
-    chunk_bytes=CHUNK_BYTES,
+    chunk_bytes=None,
     progress=None,
 ):
     """Fit Gaussian peak(s) plus a background to the spectrum of every pixel.
@@ -129,10 +150,12 @@ def fit(
     saturation : float, optional
         Pixels with a value at or above this are flagged bad input. Default: the largest value
         of an integer dtype (a saturated detector), none for floats.
-    chunk_bytes : int
-        Size of the chunks the navigation axes are cut into.
+    chunk_bytes : int, optional
+        Size of the chunks the navigation axes are cut into (bytes of float64 spectra).
+        Default: 32 MiB on the CPU, 1 GiB on the GPU.
     progress : bool, optional
-        Show a progress bar for an eager fit; default: for fits of 65,536 pixels or more.
+        Show a progress bar for an eager fit on the CPU; default: for fits of 65,536 pixels
+        or more. (On the GPU an eager fit is one pipelined call.)
 
     Returns
     -------
@@ -162,7 +185,8 @@ def fit(
     choice("device", device, _backend.DEVICES)
     max_iterations = integer("max_iterations", max_iterations, 1, 10_000)
     tolerance = positive("tolerance", tolerance)
-    chunk_bytes = positive("chunk_bytes", chunk_bytes)
+    if chunk_bytes is not None:
+        chunk_bytes = positive("chunk_bytes", chunk_bytes)
     cube = as_cube(data, axis).crop(signal_range)
     m = n_params(peaks, BACKGROUNDS[background])
     if cube.x.size < m + 2:
@@ -171,6 +195,8 @@ def fit(
             f"the spectrum has {cube.x.size}"
         )
     used = _backend.resolve_device(device)
+    if chunk_bytes is None:
+        chunk_bytes = GPU_CHUNK_BYTES if used == "cuda" else CHUNK_BYTES
     spec = FitSpec(
         peaks,
         BACKGROUNDS[background],
@@ -224,6 +250,10 @@ def _fit_eager(cube, spec, chunk_bytes, progress):
     flat = data.reshape(-1, nch)
     npix = flat.shape[0]
     per = _pixels_per_chunk(nch, data.dtype.itemsize, chunk_bytes)
+    if spec.device == "cuda":
+        # One call: the CUDA launcher slabs the pixels itself and overlaps the copies of one
+        # slab with the fit of another, which separate calls could not.
+        return fit_block(flat, cube.x, spec).reshape(*cube.nav_shape, spec.n_outputs)
     out = np.empty((npix, spec.n_outputs))
     starts = range(0, npix, per)
     if progress is None:

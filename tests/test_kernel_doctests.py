@@ -9,7 +9,7 @@ import importlib
 
 import pytest
 
-MODULES = ["compile", "powerlaw"]
+MODULES = ["compile", "powerlaw", "cuda"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -1,0 +1,128 @@
+"""The CUDA kernels agree with the CPU path: run under numba's CUDA simulator, without a GPU.
+
+The simulator must be switched on before numba.cuda is first imported, so the device="cuda"
+fits run in a subprocess (``_cuda_cases.py``) that saves its maps; the CPU fits run here.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _cuda_cases import (
+    CASES,
+    LAUNCHES,
+    LAZY_CASE,
+    N_BAD,
+    N_GOOD,
+    THREADED,
+    case_name,
+    cube,
+    fit_case,
+    kernel_args,
+)
+
+from hyperlum.kernels import cpu
+from hyperlum.kernels.constants import BAD_INPUT, CONVERGED, MAX_ITERATIONS, n_outputs
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    """Maps of every case fitted with device="cuda" under NUMBA_ENABLE_CUDASIM=1."""
+    path = tmp_path_factory.mktemp("cudasim") / "maps.npz"
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "_cuda_cases.py"), str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    with np.load(path) as f:
+        return dict(f)
+
+
+@pytest.mark.parametrize("index", range(len(CASES)), ids=[case_name(*c) for c in CASES])
+def test_cuda_simulator_matches_cpu(simulated, index):
+    case = CASES[index]
+    est, bg, peaks, max_iter = case
+    cpu = fit_case(index, case, "cpu")
+    key = case_name(*case)
+    names = [k.split("/", 1)[1] for k in simulated if k.startswith(key + "/")]
+    assert sorted(cpu) == sorted(names)
+    for name, want in cpu.items():
+        got = simulated[f"{key}/{name}"]
+        assert got.shape == want.shape, name
+        if name == "iterations":
+            # Rounding (the CPU sums 64-channel blocks, a GPU thread a few channels at a time)
+            # can leave a step at the minimum rejected on one side only: a few more iterations.
+            assert np.count_nonzero(got != want) <= 1, (got, want)
+            assert np.abs(got.astype(int) - want).max() <= 5, (got, want)
+            continue
+        if name in ("state", "converged"):
+            np.testing.assert_array_equal(got, want, err_msg=name)
+        else:
+            # both stop within the convergence tolerance (1e-7) of the same minimum; rounding
+            # (fused multiply-adds, reassociated sums on the CPU) moves the last digits
+            np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9, err_msg=name)
+    state = cpu["state"][0]
+    assert list(state[N_GOOD:]) == [BAD_INPUT] * N_BAD
+    assert not cpu["converged"][0, N_GOOD:].any()
+    good = state[:N_GOOD]
+    if max_iter == 2:
+        assert (good == MAX_ITERATIONS).any(), good
+    else:
+        assert (good == CONVERGED).all(), good
+        # the fits found the peaks: centres inside the ranges the cubes drew them from
+        centre = cpu["centre"] if peaks == 1 else cpu["centre_1"]
+        assert np.all((centre[0, :N_GOOD] > 675) & (centre[0, :N_GOOD] < 705))
+
+
+def cpu_chunk(index):
+    case = CASES[index]
+    data = cube(index, *case[:3])[0]
+    args = kernel_args(case)
+    want = np.empty((n_outputs(args[1], args[2]), data.shape[0]))
+    cpu.fit_chunk(np.asarray(data, dtype=np.float64), *args, want)
+    return want
+
+
+@pytest.mark.parametrize("index", THREADED)
+def test_cuda_launcher_from_several_threads(simulated, index):
+    """Chunks fitted from several threads at once (more than the lane sets) stay apart."""
+    want = cpu_chunk(index)
+    got = simulated[f"threaded/{index}"]
+    np.testing.assert_array_equal(got[-2], want[-2])  # state
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("run", LAUNCHES, ids=[r[0] for r in LAUNCHES])
+def test_cuda_launcher_slabs_and_device_input(simulated, run):
+    """Several slabs over fewer streams, and data already on the device, give the CPU maps."""
+    name, index, _, _, _ = run
+    case = CASES[index]
+    data = cube(index, *case[:3])[0]
+    args = kernel_args(case)
+    want = np.empty((n_outputs(args[1], args[2]), data.shape[0]))
+    cpu.fit_chunk(np.asarray(data, dtype=np.float64), *args, want)
+    got = simulated[f"launch/{name}"]
+    assert got.shape == want.shape
+    np.testing.assert_array_equal(got[-2:], want[-2:])  # state, iterations
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
+
+
+def test_cuda_lazy_fit_matches_cpu(simulated):
+    """A dask cube in several chunks goes through map_blocks and the CUDA launcher."""
+    want = fit_case(LAZY_CASE, CASES[LAZY_CASE], "cpu")
+    for name, w in want.items():
+        got = simulated[f"lazy/{name}"]
+        if name in ("state", "converged", "iterations"):
+            np.testing.assert_array_equal(got, w, err_msg=name)
+        else:
+            np.testing.assert_allclose(got, w, rtol=1e-6, atol=1e-9, err_msg=name)
