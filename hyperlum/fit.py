@@ -48,9 +48,10 @@ class FitSpec(NamedTuple):
 def fit_block(block, x, spec):
     """Fit one chunk: ``block[..., channel]`` -> ``out[..., row]`` (rows of the kernel output).
 
-    This is the function ``map_blocks`` runs. On the CPU path the block is converted to
-    float64; on the CUDA path it goes to the GPU in its own dtype (e.g. uint16) and the kernel
-    converts it there; a CuPy block is fitted where it lies. The maps come back as numpy.
+    This is the function ``map_blocks`` runs. On the CPU path the block is read as float32 or
+    float64 (:func:`kernel_dtype`); on the CUDA path it goes to the GPU in its own dtype (e.g.
+    uint16) and the kernel converts it there; a CuPy block is fitted where it lies. The maps
+    come back as numpy.
     """
     nav = block.shape[:-1]
     if spec.device == "cuda":
@@ -179,15 +180,77 @@ def fit(
     >>> bool(res["converged"].data.all())
     True
     """
-    peaks = integer("peaks", peaks, 1, MAX_PEAKS)
-    choice("background", background, tuple(BACKGROUNDS))
-    choice("estimator", estimator, tuple(ESTIMATORS))
-    choice("device", device, _backend.DEVICES)
-    max_iterations = integer("max_iterations", max_iterations, 1, 10_000)
-    tolerance = positive("tolerance", tolerance)
     if chunk_bytes is not None:
         chunk_bytes = positive("chunk_bytes", chunk_bytes)
-    cube = as_cube(data, axis).crop(signal_range)
+    cube = as_cube(data, axis)
+    spec, options = plan(
+        cube,
+        peaks=peaks,
+        background=background,
+        estimator=estimator,
+        device=device,
+        signal_range=signal_range,
+        max_iterations=max_iterations,
+        tolerance=tolerance,
+        saturation=saturation,
+    )
+    cube = cube.crop(signal_range)
+    if chunk_bytes is None:
+        chunk_bytes = GPU_CHUNK_BYTES if spec.device == "cuda" else CHUNK_BYTES
+    if cube.lazy:
+        stacked = _fit_lazy(cube, spec, chunk_bytes)
+    else:
+        stacked = _fit_eager(cube, spec, chunk_bytes, progress)
+    return FitResult.from_stacked(stacked, spec.peaks, spec.background, cube, options)
+
+
+def plan(
+    cube,
+    *,
+    peaks=1,
+    background="constant",
+    estimator="lse",
+    device="auto",
+    signal_range=None,
+    max_iterations=50,
+    tolerance=1e-7,
+    saturation=None,
+    label=str,
+):
+    """Check the fit options against a cube; say what the kernels will be asked to do.
+
+    Parameters
+    ----------
+    cube : hyperlum.cube.Cube
+        The data to fit (before ``signal_range`` is applied).
+    peaks, background, estimator, device, signal_range, max_iterations, tolerance, saturation
+        As for :func:`fit`.
+    label : callable
+        Turns an option's name into the name used in error messages (e.g. ``"--peaks"`` on the
+        command line).
+
+    Returns
+    -------
+    spec : FitSpec
+        The options as the kernels take them, with the device resolved.
+    options : dict
+        The options as the user gave them (kept with the result).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hyperlum.cube import as_cube
+    >>> spec, options = plan(as_cube(np.zeros((3, 100), np.uint16)), device="cpu")
+    >>> spec.n_params, spec.saturation, options["estimator"]
+    (4, 65535.0, 'lse')
+    """
+    peaks = integer(label("peaks"), peaks, 1, MAX_PEAKS)
+    choice(label("background"), background, tuple(BACKGROUNDS))
+    choice(label("estimator"), estimator, tuple(ESTIMATORS))
+    choice(label("device"), device, _backend.DEVICES)
+    max_iterations = integer(label("max_iterations"), max_iterations, 1, 10_000)
+    tolerance = positive(label("tolerance"), tolerance)
+    cube = cube.crop(signal_range)
     m = n_params(peaks, BACKGROUNDS[background])
     if cube.x.size < m + 2:
         raise ValueError(
@@ -195,8 +258,6 @@ def fit(
             f"the spectrum has {cube.x.size}"
         )
     used = _backend.resolve_device(device)
-    if chunk_bytes is None:
-        chunk_bytes = GPU_CHUNK_BYTES if used == "cuda" else CHUNK_BYTES
     spec = FitSpec(
         peaks,
         BACKGROUNDS[background],
@@ -215,11 +276,7 @@ def fit(
         "max_iterations": max_iterations,
         "tolerance": tolerance,
     }
-    if cube.lazy:
-        stacked = _fit_lazy(cube, spec, chunk_bytes)
-    else:
-        stacked = _fit_eager(cube, spec, chunk_bytes, progress)
-    return FitResult.from_stacked(stacked, spec.peaks, spec.background, cube, options)
+    return spec, options
 
 
 def _fit_lazy(cube, spec, chunk_bytes):

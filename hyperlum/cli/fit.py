@@ -118,41 +118,23 @@ def _output_fingerprint(out):
 def _plan(args, cube):
     """Check the fit options against the cube; return (FitSpec, options as hl.fit has them)."""
     from hyperlum import _backend
-    from hyperlum._validate import integer, positive
-    from hyperlum.fit import FitSpec, _saturation
-    from hyperlum.kernels.constants import BACKGROUNDS, ESTIMATORS, MAX_PEAKS, n_params
+    from hyperlum.fit import plan
 
-    peaks = integer("--peaks", args.peaks, 1, MAX_PEAKS)
-    max_iterations = integer("--max-iterations", args.max_iterations, 1, 10_000)
-    tolerance = positive("--tolerance", args.tolerance)
-    m = n_params(peaks, BACKGROUNDS[args.background])
-    if cube.x.size < m + 2:
-        raise ValueError(
-            f"the fit needs at least {m + 2} channels for {m} parameters, "
-            f"the spectrum has {cube.x.size}"
-        )
-    ok, reason = _backend.cuda_status()
-    if args.device == "cuda" and not ok:
-        raise UsageError(f"--device cuda was asked for, but {reason}")
-    device = "cpu" if args.device == "cpu" or not ok else "cuda"
-    spec = FitSpec(
-        peaks,
-        BACKGROUNDS[args.background],
-        ESTIMATORS[args.estimator],
-        max_iterations,
-        tolerance,
-        _saturation(None, cube.data.dtype),
-        device,
+    if args.device == "cuda":
+        ok, reason = _backend.cuda_status()
+        if not ok:
+            raise UsageError(f"--device cuda was asked for, but {reason}")
+    spec, options = plan(
+        cube,
+        peaks=args.peaks,
+        background=args.background,
+        estimator=args.estimator,
+        device=args.device,
+        max_iterations=args.max_iterations,
+        tolerance=args.tolerance,
+        label=lambda name: "--" + name.replace("_", "-"),
     )
-    options = {
-        "peaks": peaks,
-        "background": args.background,
-        "estimator": args.estimator,
-        "device": device,
-        "signal_range": None if args.range is None else [float(v) for v in args.range],
-        "max_iterations": max_iterations,
-        "tolerance": tolerance,
-    }
+    options["signal_range"] = None if args.range is None else [float(v) for v in args.range]
     return spec, options
 
 
