@@ -40,7 +40,8 @@ def accumulate(y, x, xref, p, npk, nbg, est, H, g, R, h, D, W, Q):
     F = W[2]
     for i0 in range(0, n, nblock):
         nb = min(nblock, n - i0)
-        gaussians_block(x, i0, nb, p, npk, D, F, R, h)
+        # Outside every Gaussian's window only the background terms get contributions.
+        first = 0 if gaussians_block(x, i0, nb, p, npk, D, F, R, h) else 3 * npk
         for j in range(nb):
             f = F[j]
             if nbg > 0:
@@ -68,7 +69,7 @@ def accumulate(y, x, xref, p, npk, nbg, est, H, g, R, h, D, W, Q):
                 r = yi * w - 1.0
             W[0, j] = w
             W[1, j] = r
-        for a in range(m):
+        for a in range(first, m):
             s = 0.0
             for j in range(nb):
                 s += W[1, j] * D[a, j]

@@ -36,10 +36,12 @@ def gaussians_block(x, i0, nb, p, npk, D, F, R, h):
     per channel instead of an exponential, with ``e``, ``r`` in registers. ``R`` keeps
     ``(e, r, q)`` per peak from one block to the next and must be zero before the first block;
     a Gaussian is (re)started with exponentials where it enters its window. With ``h == 0``
-    (non-uniform axis) every value is an exponential.
+    (non-uniform axis) every value is an exponential. Returns False when no channel of the
+    block lies inside any Gaussian's window (all their derivatives are zero there).
     """
     for j in range(nb):
         F[j] = 0.0
+    active = False
     for k in range(npk):
         a = p[3 * k]
         c = p[3 * k + 1]
@@ -52,6 +54,7 @@ def gaussians_block(x, i0, nb, p, npk, D, F, R, h):
             u = xc * inv_s
             u2 = u * u
             if u2 < EXP_CUTOFF:
+                active = True
                 if h == 0.0 or e == 0.0:
                     e = math.exp(-0.5 * u2)
                     r = math.exp(-(h * xc + 0.5 * h * h) * inv_s * inv_s)
@@ -71,3 +74,4 @@ def gaussians_block(x, i0, nb, p, npk, D, F, R, h):
         R[3 * k] = e
         R[3 * k + 1] = r
         R[3 * k + 2] = q
+    return active
