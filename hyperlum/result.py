@@ -116,14 +116,31 @@ class FitResult:
         state = np.asarray(self.compute().maps["state"]).ravel()
         return {STATES[k]: int(np.sum(state == k)) for k in STATES}
 
-    def compute(self):
-        """Return a result whose maps are numpy arrays (one pass over a lazy fit)."""
+    def compute(self, *, progress=None):
+        """Return a result whose maps are numpy arrays (one pass over a lazy fit).
+
+        Parameters
+        ----------
+        progress : bool, optional
+            Show dask's progress bar on stderr (local schedulers). By default it appears only
+            when the computation lasts more than a second.
+        """
         if not self.lazy:
             return self
+        import contextlib
+        import sys
+
         import dask
+        from dask.diagnostics import ProgressBar
 
         names = list(self.maps)
-        values = dask.compute(*(self.maps[n] for n in names))
+        bar = (
+            contextlib.nullcontext()
+            if progress is False
+            else ProgressBar(minimum=0.0 if progress else 1.0, out=sys.stderr)
+        )
+        with bar:
+            values = dask.compute(*(self.maps[n] for n in names))
         return FitResult(
             dict(zip(names, values, strict=True)),
             self.nav_axes,

@@ -66,3 +66,15 @@ def test_not_a_result(tmp_path):
     hs.signals.Signal1D(np.zeros((2, 10))).save(tmp_path / "plain.hspy")
     with pytest.raises(ValueError, match="is not a hyperlum result"):
         hl.load_result(tmp_path / "plain.hspy")
+
+
+def test_lazy_compute_shows_progress(rng, capsys):
+    import dask.array as da
+
+    _, mu = gaussian_cube(rng, (4, 4), X)
+    res = hl.fit(da.from_array(rng.poisson(mu), chunks=(2, 2, -1)), axis=X, device="cpu")
+    quiet = res.compute(progress=False)
+    assert "Completed" not in capsys.readouterr().err
+    loud = res.compute(progress=True)
+    assert "100% Completed" in capsys.readouterr().err
+    np.testing.assert_array_equal(quiet.maps["centre"], loud.maps["centre"])
