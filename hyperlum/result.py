@@ -149,6 +149,36 @@ class FitResult:
             self.title,
         )
 
+    def plot(self, names=("centre", "sigma"), **kwargs):
+        """Show maps at a glance: a panel of 2-D maps, or profiles along a line scan.
+
+        Parameters
+        ----------
+        names : sequence of str
+            Maps to show (for a map, after the fitted intensity, which comes first unless an
+            ``image`` is given).
+        **kwargs
+            Passed to :func:`hyperlum.plot.plot_maps` (a map) or
+            :func:`hyperlum.plot.plot_profile` (a line scan).
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
+        from hyperlum import plot
+
+        res = self.compute()
+        if len(res.shape) == 2:
+            if "image" not in kwargs:  # the fitted intensity is the first panel already
+                names = [n for n in names if n != "intensity"]
+            return plot.plot_maps(res, names=tuple(names), **kwargs)
+        if len(res.shape) == 1:
+            return plot.plot_profile(res, names=tuple(names), **kwargs)
+        raise ValueError(
+            f"plot shows maps (2 navigation axes) or line scans (1), this result has "
+            f"{len(res.shape)}; use res[name].plot() instead"
+        )
+
     def __repr__(self):
         shape = "x".join(map(str, self.shape)) or "1"
         kind = "lazy " if self.lazy else ""

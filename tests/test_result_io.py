@@ -78,3 +78,19 @@ def test_lazy_compute_shows_progress(rng, capsys):
     loud = res.compute(progress=True)
     assert "100% Completed" in capsys.readouterr().err
     np.testing.assert_array_equal(quiet.maps["centre"], loud.maps["centre"])
+
+
+def test_plot_map_and_line_scan(rng):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    _, mu = gaussian_cube(rng, (5, 6), X)
+    res = hl.fit(rng.poisson(mu), axis=X, device="cpu")
+    fig = res.plot(names=("centre", "sigma", "fwhm"))
+    titles = [ax.get_title() for ax in fig.axes]
+    assert any("Centre" in t for t in titles) and any("FWHM" in t.upper() for t in titles)
+    line = hl.fit(rng.poisson(mu[0]), axis=X, device="cpu")
+    assert len(line.plot(names=("centre",)).axes) >= 1
+    single = hl.fit(rng.poisson(mu[0, 0]), axis=X, device="cpu")
+    with pytest.raises(ValueError, match="plot shows maps .* this result has 0"):
+        single.plot()
