@@ -110,25 +110,14 @@ def _fit_source(npk, nbg, est):
     fit_pixel = _device_functions()["fit_pixel"]
     block = channel_block(npk, nbg)
 
-    if npk:
-
-        def fit_kernel(data, x, n_peaks, max_iter, tol, saturation, out):
-            pix = cuda.grid(1)
-            if pix < data.shape[1]:
-                M = cuda.local.array((N_MATRICES, MAX_PARAMS, block), _float64)
-                V = cuda.local.array((N_VECTORS, block), _float64)
-                y = data[:, pix]
-                fit_pixel(out, pix, y, x, npk, nbg, est, max_iter, tol, saturation, M, V)
-
-    else:
-
-        def fit_kernel(data, x, n_peaks, max_iter, tol, saturation, out):
-            pix = cuda.grid(1)
-            if pix < data.shape[1]:
-                M = cuda.local.array((N_MATRICES, MAX_PARAMS, block), _float64)
-                V = cuda.local.array((N_VECTORS, block), _float64)
-                y = data[:, pix]
-                fit_pixel(out, pix, y, x, n_peaks, nbg, est, max_iter, tol, saturation, M, V)
+    def fit_kernel(data, x, n_peaks, max_iter, tol, saturation, out):
+        pix = cuda.grid(1)
+        if pix < data.shape[1]:
+            M = cuda.local.array((N_MATRICES, MAX_PARAMS, block), _float64)
+            V = cuda.local.array((N_VECTORS, block), _float64)
+            y = data[:, pix]
+            k = npk if npk else n_peaks  # a constant once numba prunes the dead branch
+            fit_pixel(out, pix, y, x, k, nbg, est, max_iter, tol, saturation, M, V)
 
     return fit_kernel
 
