@@ -7,6 +7,7 @@ assembles a :class:`~hyperlum.result.FitResult`.
 """
 
 import functools
+import os
 import sys
 from typing import NamedTuple
 
@@ -35,6 +36,10 @@ class FitSpec(NamedTuple):
     tolerance: float
     saturation: float
     device: str
+    #: CPU threads per chunk; None: every CPU this process may use. Lazy fits with at least
+    #: as many chunks as CPUs use 1, since dask already runs one chunk per CPU (oversubscribed
+    #: threads cost 20% here).
+    threads: int | None = None
 
     @property
     def n_params(self):
@@ -84,6 +89,7 @@ def fit_block(block, x, spec):
         spec.tolerance,
         spec.saturation,
         out,
+        threads=spec.threads,
     )
     return out.T.reshape(*nav, spec.n_outputs)
 
@@ -292,6 +298,8 @@ def _fit_lazy(cube, spec, chunk_bytes):
         dtype=data.dtype,
     )
     data = data.rechunk(chunks)
+    if spec.device == "cpu" and np.prod(data.numblocks[:-1]) >= len(os.sched_getaffinity(0)):
+        spec = spec._replace(threads=1)
     return da.map_blocks(
         functools.partial(fit_block, x=cube.x, spec=spec),
         data,

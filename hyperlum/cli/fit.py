@@ -213,6 +213,8 @@ def _fit_distributed(store, todo, sched, path, hints, channels, cube, spec, bar)
         if cluster is not None:
             cluster.close()
         raise OSError(f"cannot reach the dask scheduler {value}: {err}") from None
+    if kind == "local":  # N single-task workers share the CPUs of this machine
+        spec = spec._replace(threads=max(1, len(os.sched_getaffinity(0)) // value))
     try:
         hints_json = json.dumps(hints, sort_keys=True)
         futures = {
