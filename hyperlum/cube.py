@@ -30,16 +30,28 @@ class Cube:
     def lazy(self):
         return _is_dask(self.data)
 
-    def crop(self, signal_range):
-        """Keep the channels inside ``signal_range = (lo, hi)`` (axis units)."""
+    def channels(self, signal_range, name="signal_range"):
+        """The slice of channels inside ``signal_range = (lo, hi)`` (axis units).
+
+        ``name`` is the option's name in error messages (e.g. ``"--range"``).
+        """
         if signal_range is None:
-            return self
-        keep = value_range("signal_range", signal_range, self.x, self.signal_axis.get("units"))
+            return slice(None)
+        keep = value_range(name, signal_range, self.x, self.signal_axis.get("units"))
         idx = np.flatnonzero(keep)
         if idx.size == 0:
-            raise ValueError(f"signal_range={tuple(signal_range)!r} holds no channel")
-        sl = slice(idx[0], idx[-1] + 1)
-        return Cube(self.data[..., sl], self.x[sl], self.nav_axes, self.signal_axis, self.title)
+            raise ValueError(f"{name}={tuple(signal_range)!r} holds no channel")
+        return slice(int(idx[0]), int(idx[-1]) + 1)
+
+    def select(self, channels):
+        """The cube restricted to the slice ``channels``."""
+        return Cube(
+            self.data[..., channels], self.x[channels], self.nav_axes, self.signal_axis, self.title
+        )
+
+    def crop(self, signal_range):
+        """Keep the channels inside ``signal_range = (lo, hi)`` (axis units)."""
+        return self if signal_range is None else self.select(self.channels(signal_range))
 
 
 def _str_or_none(value):

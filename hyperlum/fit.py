@@ -188,7 +188,7 @@ def fit(
     """
     if chunk_bytes is not None:
         chunk_bytes = positive("chunk_bytes", chunk_bytes)
-    cube = as_cube(data, axis)
+    cube = as_cube(data, axis).crop(signal_range)
     spec, options = plan(
         cube,
         peaks=peaks,
@@ -200,7 +200,6 @@ def fit(
         tolerance=tolerance,
         saturation=saturation,
     )
-    cube = cube.crop(signal_range)
     if chunk_bytes is None:
         chunk_bytes = GPU_CHUNK_BYTES if spec.device == "cuda" else CHUNK_BYTES
     if cube.lazy:
@@ -228,9 +227,11 @@ def plan(
     Parameters
     ----------
     cube : hyperlum.cube.Cube
-        The data to fit (before ``signal_range`` is applied).
-    peaks, background, estimator, device, signal_range, max_iterations, tolerance, saturation
+        The data to fit, already restricted to ``signal_range``.
+    peaks, background, estimator, device, max_iterations, tolerance, saturation
         As for :func:`fit`.
+    signal_range : (float, float), optional
+        The range the cube was cropped to, kept in ``options``.
     label : callable
         Turns an option's name into the name used in error messages (e.g. ``"--peaks"`` on the
         command line).
@@ -256,7 +257,6 @@ def plan(
     choice(label("device"), device, _backend.DEVICES)
     max_iterations = integer(label("max_iterations"), max_iterations, 1, 10_000)
     tolerance = positive(label("tolerance"), tolerance)
-    cube = cube.crop(signal_range)
     m = n_params(peaks, BACKGROUNDS[background])
     if cube.x.size < m + 2:
         raise ValueError(

@@ -132,24 +132,18 @@ def _plan(args, cube):
         device=args.device,
         max_iterations=args.max_iterations,
         tolerance=args.tolerance,
+        signal_range=args.range,
         label=lambda name: "--" + name.replace("_", "-"),
     )
-    options["signal_range"] = None if args.range is None else [float(v) for v in args.range]
     return spec, options
 
 
 def _cube(signal, rng):
-    from hyperlum._validate import value_range
     from hyperlum.cube import as_cube
 
     cube = as_cube(signal)
-    if rng is None:
-        return cube, slice(None)
-    keep = value_range("--range", rng, cube.x, cube.signal_axis.get("units"))
-    idx = np.flatnonzero(keep)
-    if idx.size == 0:
-        raise ValueError(f"--range {rng[0]:g} {rng[1]:g} holds no channel")
-    return cube.crop(rng), slice(int(idx[0]), int(idx[-1]) + 1)
+    channels = cube.channels(rng, name="--range")
+    return cube.select(channels), channels
 
 
 def _compute(a):
