@@ -7,7 +7,7 @@ through :class:`~hyperlum.result.FitResult`'s conversion.
 
 import numpy as np
 
-from hyperlum.cube import _is_dask, _is_signal
+from hyperlum.cube import _is_signal, is_dask
 
 
 def new_like(signal, data, signal_axis=None):
@@ -61,7 +61,7 @@ def map_out(data, cube, name, like, units=None):
         sig = hs.signals.Signal2D(data, axes=axes)
         if data.ndim > 2:
             sig = sig.transpose(signal_axes=[data.ndim - 1, data.ndim - 2])
-    if _is_dask(data):
+    if is_dask(data):
         sig = sig.as_lazy()
     title = f"{name} ({units})" if units else name
     sig.metadata.General.title = title

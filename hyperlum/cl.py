@@ -14,7 +14,7 @@ import numpy as np
 
 from hyperlum._signals import new_like, spectra_out
 from hyperlum._validate import choice, integer, positive
-from hyperlum.cube import _is_dask, _is_signal, as_cube
+from hyperlum.cube import _is_signal, as_cube, is_dask
 
 __all__ = ["refractive_index_air", "remove_spikes", "to_energy"]
 
@@ -206,7 +206,7 @@ def remove_spikes(signal, *, threshold=10.0, window=5, axis=None):
     d = cube.data
     n = d.shape[-1]
     fn = functools.partial(_despike_block, threshold=threshold, window=window)
-    if _is_dask(d):
+    if is_dask(d):
         import dask.array as da
 
         d = d.rechunk({d.ndim - 1: -1})

@@ -28,7 +28,7 @@ class Cube:
 
     @property
     def lazy(self):
-        return _is_dask(self.data)
+        return is_dask(self.data)
 
     def channels(self, signal_range, name="signal_range"):
         """The slice of channels inside ``signal_range = (lo, hi)`` (axis units).
@@ -59,7 +59,8 @@ def _str_or_none(value):
     return value if isinstance(value, str) else None
 
 
-def _is_dask(a):
+def is_dask(a):
+    """True for a dask array (checked without importing dask)."""
     return type(a).__module__.startswith("dask")
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from hyperlum._signals import map_out, spectra_out
 from hyperlum._validate import choice, integer, positive, value_range
-from hyperlum.cube import _is_dask, _is_signal, as_cube
+from hyperlum.cube import _is_signal, as_cube, is_dask
 from hyperlum.eels_profile import line_profile
 from hyperlum.kernels.constants import STATES
 from hyperlum.result import FitResult
@@ -116,7 +116,7 @@ def zlp_centre(data, *, axis=None, window=None, background="none", device="auto"
         raise ValueError(f"the ZLP fit needs at least 5 channels, the spectrum has {n}")
     if window is None:
         mean = d.reshape(-1, n).mean(axis=0)
-        if _is_dask(mean):
+        if is_dask(mean):
             mean = mean.compute()
         h = _half_width(mean)
     else:
@@ -125,7 +125,7 @@ def zlp_centre(data, *, axis=None, window=None, background="none", device="auto"
     h = min(h, (n - 1) // 2)
     if background == "constant":
         h = max(h, 3)
-    if _is_dask(d):
+    if is_dask(d):
         import dask.array as da
 
         d = d.rechunk({d.ndim - 1: -1})
@@ -151,7 +151,7 @@ def zlp_centre(data, *, axis=None, window=None, background="none", device="auto"
     def step_at(p):
         return np.abs(np.interp(p, chan, step))
 
-    if _is_dask(pos):
+    if is_dask(pos):
         centre = pos.map_blocks(to_axis, dtype=np.float64)
         scale = pos.map_blocks(step_at, dtype=np.float64)
     else:
@@ -246,7 +246,7 @@ def align_zlp(low_loss, *others, centres=None, crop=True):
         centres = zlp_centre(low_loss)
     if isinstance(centres, FitResult):
         centres = centres.maps["centre"]
-    c = np.asarray(centres.compute() if _is_dask(centres) else centres, dtype=np.float64)
+    c = np.asarray(centres.compute() if is_dask(centres) else centres, dtype=np.float64)
     if c.shape != nav:
         raise ValueError(f"centres must have the navigation shape {nav}, got {c.shape}")
     finite = np.isfinite(c)
@@ -264,7 +264,7 @@ def align_zlp(low_loss, *others, centres=None, crop=True):
         if hi - lo < 2:
             raise ValueError(f"the ZLP shifts leave fewer than 2 channels of {s}")
         dtype = np.result_type(s.data.dtype, np.float32)
-        if _is_dask(s.data):
+        if is_dask(s.data):
             import dask.array as da
 
             d = s.data.rechunk({s.data.ndim - 1: -1})
@@ -372,7 +372,7 @@ def subtract_powerlaw(data, *, fit_range, axis=None, max_iterations=100, toleran
 
     nrow = powerlaw.N_ROWS
     out_dtype = np.float32 if d.dtype == np.float32 else np.float64
-    if _is_dask(d):
+    if is_dask(d):
         import dask.array as da
 
         d = d.rechunk({d.ndim - 1: -1})
@@ -505,7 +505,7 @@ def normalise(data, *, by="core_loss_total", range=None, axis=None):
                 f"by must be a string or an array of the navigation shape {cube.nav_shape}, "
                 f"got shape {tuple(np.shape(total))}"
             )
-    if not _is_dask(total):
+    if not is_dask(total):
         total = np.asarray(total, dtype=np.float64)
     good = np.isfinite(total) & (total > 0)
     scale = np.where(good, 1.0 / np.where(good, total, 1.0), np.nan)

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from hyperlum.cube import _is_dask, _is_signal
+from hyperlum.cube import _is_signal, is_dask
 
 
 def _map_axes(m):
@@ -16,7 +16,7 @@ def _map_axes(m):
     else:
         data = m
         cal = [(1.0, 0.0, None)] * np.ndim(m)
-    if _is_dask(data):
+    if is_dask(data):
         data = data.compute()
     return np.asarray(data, dtype=np.float64), cal
 

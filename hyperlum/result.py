@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from hyperlum.cube import is_dask
 from hyperlum.kernels.constants import FWHM_PER_SIGMA, SQRT_2PI, STATES, n_params
 
 _PEAK = ("amplitude", "centre", "sigma")
@@ -73,7 +74,7 @@ class FitResult:
     @property
     def lazy(self):
         """True while the maps are dask arrays not yet computed."""
-        return any(type(v).__module__.startswith("dask") for v in self.maps.values())
+        return any(is_dask(v) for v in self.maps.values())
 
     @property
     def shape(self):

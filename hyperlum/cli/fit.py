@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from hyperlum.cli import UsageError
+from hyperlum.cube import is_dask
 
 _RESULT_EXTENSIONS = (".zspy", ".hspy")
 
@@ -147,7 +148,7 @@ def _cube(signal, rng):
 
 
 def _compute(a):
-    if type(a).__module__.startswith("dask"):
+    if is_dask(a):
         return np.asarray(a.compute(scheduler="threads"))
     return np.asarray(a)
 
@@ -362,6 +363,6 @@ def run(args):
 
 def _stored_chunks(data):
     chunks = getattr(data, "chunks", None)
-    if chunks is None or not type(data).__module__.startswith("dask"):
+    if chunks is None or not is_dask(data):
         return None
     return tuple(c[0] if c else None for c in chunks[:-1])
