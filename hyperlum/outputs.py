@@ -185,8 +185,9 @@ def writer_lock(out):
 
     The lock is ``flock`` on ``OUT.lock`` through :mod:`filelock`; the file holds the pid of
     the run that has it. The kernel drops the lock when its process ends, so a lock left by a
-    killed run is simply taken over. ``OUT.lock`` stays after the run: removing a lock file
-    that another run may be opening would let two runs lock two different files.
+    killed run is simply taken over. The holder removes ``OUT.lock`` before it lets go; a run
+    that locked a file removed that way under it (the path now names another file, or none)
+    lets go and locks the path again.
 
     Raises
     ------
@@ -203,26 +204,44 @@ def writer_lock(out):
     Traceback (most recent call last):
     ...
     OSError: another hyperlum run (pid ...) is writing .../maps.zspy
+    >>> os.path.exists(out + ".lock")
+    False
     """
     from filelock import FileLock, Timeout
 
     out = Path(out)
     path = out.with_name(out.name + ".lock")
+    held = {}
 
-    def record_pid(fd):
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-
-    lock = FileLock(str(path), timeout=0, on_acquired=record_pid)
-    try:
-        lock.acquire()
-    except Timeout:
+    def check_and_record(fd):
+        mine = os.fstat(fd)
         try:
-            pid = path.read_text().strip() or "?"
-        except OSError:
-            pid = "?"
-        raise OSError(f"another hyperlum run (pid {pid}) is writing {out}") from None
+            now = os.stat(path)
+            held["current"] = (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino)
+        except FileNotFoundError:
+            held["current"] = False
+        if held["current"]:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+
+    lock = FileLock(str(path), timeout=0, on_acquired=check_and_record)
+    for _ in range(100):
+        try:
+            lock.acquire()
+        except Timeout:
+            try:
+                pid = path.read_text().strip() or "?"
+            except OSError:
+                pid = "?"
+            raise OSError(f"another hyperlum run (pid {pid}) is writing {out}") from None
+        if held["current"]:
+            break
+        lock.release()  # the file was removed by the run that had it: lock the new one
+    else:
+        raise OSError(f"cannot lock {path}: it keeps being removed")
     try:
         yield
     finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
         lock.release()

@@ -203,7 +203,7 @@ def _probe_scheduler(address, *, timeout):
     from distributed.comm import connect
 
     async def identity():
-        comm = await connect(address, timeout=timeout)
+        comm = await connect(address, timeout=2 * timeout)  # the wait_for below decides
         try:
             await comm.write({"op": "identity", "reply": True})
             return await comm.read()
@@ -213,11 +213,15 @@ def _probe_scheduler(address, *, timeout):
     try:
         reply = asyncio.run(asyncio.wait_for(identity(), timeout))
     except asyncio.TimeoutError:
-        raise OSError(f"no answer within {timeout:g} s") from None
-    except Exception as err:
-        raise OSError(f"{type(err).__name__}: {err}") from None
+        raise OSError(
+            f"the dask scheduler {address} does not answer within {timeout:g} s"
+        ) from None
+    except OSError as err:  # refused, unreachable, reset
+        raise OSError(f"cannot reach the dask scheduler {address}: {err}") from None
+    except Exception as err:  # garbage where a dask message should be
+        reply = type(err).__name__
     if not isinstance(reply, dict) or reply.get("type") != "Scheduler":
-        raise OSError("it answers, but not as a dask scheduler")
+        raise OSError(f"{address} does not answer as a dask scheduler")
 
 
 def _fit_distributed(store, todo, sched, path, hints, channels, cube, spec, bar):
@@ -234,7 +238,6 @@ def _fit_distributed(store, todo, sched, path, hints, channels, cube, spec, bar)
             )
             client = Client(cluster)
         else:
-            _probe_scheduler(value, timeout=SCHEDULER_TIMEOUT)
             client = Client(value, timeout=f"{SCHEDULER_TIMEOUT}s")
     except Exception as err:
         if cluster is not None:
@@ -300,6 +303,8 @@ def _run(args, held, notes):
     cube, channels = _cube(signal, args.range)
     with contextlib.redirect_stderr(notes):  # the device notice waits for the fit to succeed
         spec, options = _plan(args, cube)
+    if sched is not None and sched[0] == "address":  # before anything is written
+        _probe_scheduler(sched[1], timeout=SCHEDULER_TIMEOUT)
     held.enter_context(outputs.writer_lock(out))
     for p in resume.leftovers(out):  # of killed runs: this run holds the lock
         outputs.remove(p)
