@@ -245,6 +245,8 @@ class PartialStore:
             manifest = json.loads((root / _MANIFEST).read_text())
             if manifest.get("format") != _FORMAT or _sealed(manifest) != manifest:
                 raise ValueError("its manifest does not match its checksum")
+            if not (root / "done").is_dir():
+                raise FileNotFoundError("no done/ folder")
             return cls(root, manifest)
         except Exception as err:
             raise DamagedStore(f"{root} is damaged ({type(err).__name__})") from err

@@ -295,6 +295,19 @@ class TestDamagedStore:
         assert not half.exists() and not starting.exists()
         assert_same_maps(hl.load_result(out), hl.fit(np.load(cube_file), axis=X, device="cpu"))
 
+    def test_store_without_its_done_folder_starts_anew(self, capsys, cube_file, interrupted):
+        import shutil
+
+        out, ref = interrupted
+        shutil.rmtree(resume.partial_path(out) / "done")
+        rc, _, err = cli(capsys, "fit", cube_file, "-o", out, *CHUNK3)
+        assert rc == 0
+        assert err == (
+            f"hyperlum fit: {out}.partial is damaged (FileNotFoundError); it was removed and the "
+            "fit starts anew\n"
+        )
+        assert_same_maps(hl.load_result(out), hl.load_result(ref))
+
     def test_folder_of_the_user_is_kept(self, tmp_path, capsys, cube_file):
         out = tmp_path / "maps.zspy"
         mine = resume.partial_path(out)

@@ -325,7 +325,7 @@ def _run(args, held, notes):
     if out.exists():
         old = _output_fingerprint(out)
         if old == fp and not args.overwrite:
-            store = _open_store(out, notes)
+            store = _open_store(out, io.StringIO())  # a damaged one goes without a word
             if store is not None and store.manifest.get("fingerprint") == fp:
                 store.remove()  # left behind by a run killed just after it wrote OUT
             print(f"hyperlum fit: {out} is already complete for this input and these options")
