@@ -65,6 +65,7 @@ def _ious(labels, truth):
 
 
 def run(args):
+    from hyperlum import outputs
     from hyperlum.cli import UsageError
     from hyperlum.report import REPORT_FILES, check_free
 
@@ -74,6 +75,8 @@ def run(args):
     if os.path.exists(out) and not os.path.isdir(out):
         raise UsageError(f"{out} exists and is not a folder")
     check_free(out, DEMO_FILES + REPORT_FILES + LINESCAN_FILES, args.overwrite)
+    for name in DEMO_FILES + LINESCAN_FILES:  # --overwrite: never a folder of the user's
+        outputs.check_replaceable(os.path.join(out, name), overwrite=args.overwrite)
     summary = demo(
         out, size=args.size, seed=args.seed, device=args.device, overwrite=args.overwrite
     )
@@ -91,7 +94,7 @@ def demo(outdir, *, size=112, seed=0, device="auto", overwrite=False):
     import matplotlib.pyplot as plt
 
     import hyperlum as hl
-    from hyperlum import data
+    from hyperlum import data, outputs
     from hyperlum.demo import make_demo
     from hyperlum.plot import plot_profile
     from hyperlum.report import make_report
@@ -106,7 +109,9 @@ def demo(outdir, *, size=112, seed=0, device="auto", overwrite=False):
     )
     path = lambda name: os.path.join(outdir, name)  # noqa: E731
     signal.save(path("demo_cl.zspy"), overwrite=overwrite)
+    outputs.mark(path("demo_cl.zspy"))
     image.save(path("demo_haadf.zspy"), overwrite=overwrite)
+    outputs.mark(path("demo_haadf.zspy"))
     t_jit = time.perf_counter()  # compile (or load from numba's cache) on two pixels first
     x = signal.axes_manager.signal_axes[0].axis
     hl.fit(signal.data[:1, :2], axis=x, estimator="mle", device=device, progress=False)

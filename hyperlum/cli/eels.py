@@ -3,6 +3,7 @@
 import csv
 from pathlib import Path
 
+from hyperlum import outputs
 from hyperlum.cli import UsageError
 
 OUTPUTS = ("eels_maps.hspy", "profile.csv", "edge_map.png", "profile.png", "spectra.png")
@@ -78,9 +79,9 @@ def run(args):
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise UsageError(f"-o {out} exists and is not a folder")
-    clash = [n for n in OUTPUTS if (out / n).exists()]
-    if clash and not args.overwrite:
-        raise UsageError(f"{out / clash[0]} exists; pass --overwrite to replace it")
+    outputs.check_not_input([out / n for n in OUTPUTS], [args.input, args.low_loss], option="-o")
+    for n in OUTPUTS:
+        outputs.check_replaceable(out / n, overwrite=args.overwrite)
     core = _load(args.input, "IN")
     notes = []
     if args.low_loss:

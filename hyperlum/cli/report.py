@@ -65,9 +65,15 @@ def _load_signal(path, what):
 def run(args):
     import os
 
-    from hyperlum.report import make_report
+    from hyperlum import outputs
+    from hyperlum.report import REPORT_FILES, make_report
     from hyperlum.result_io import load_result
 
+    outputs.check_not_input(
+        [os.path.join(args.output, n) for n in REPORT_FILES],
+        [args.maps, args.image, args.spectra],
+        option="-o",
+    )
     res = load_result(args.maps)
     image = _load_signal(args.image, "HAADF image") if args.image else None
     if image is not None and image.axes_manager.signal_dimension != 2:
