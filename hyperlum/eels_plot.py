@@ -139,7 +139,7 @@ def plot_profiles(profiles, *, labels, value_label=None):
     return fig
 
 
-def plot_mean_spectra(spectra, subtracted, background, *, fit_range, edges):
+def plot_mean_spectra(spectra, subtracted, background, *, fit_range, edges, ax=None):
     """Mean spectrum, its power-law background and the subtracted mean, with the windows.
 
     Only pixels whose power law converged are averaged. The background is drawn solid over
@@ -160,6 +160,8 @@ def plot_mean_spectra(spectra, subtracted, background, *, fit_range, edges):
         The power-law window.
     edges : sequence of (float, float)
         The edge windows.
+    ax : matplotlib Axes, optional
+        Where to draw; default: a new figure.
 
     Returns
     -------
@@ -175,7 +177,9 @@ def plot_mean_spectra(spectra, subtracted, background, *, fit_range, edges):
     flat_sub = np.asarray(subtracted.data, dtype=float).reshape(-1, e.size)[good]
     a = np.asarray(background.maps["A"], dtype=float).reshape(-1)[good]
     r = np.asarray(background.maps["r"], dtype=float).reshape(-1)[good]
-    fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
+    fig = ax.figure
     ax.set_xlabel(f"energy loss ({units})")
     ax.set_ylabel("counts per channel")
     if not good.any():

@@ -41,10 +41,9 @@ def test_map_outputs(main, edge_map, tmp_path, capsys):
     assert main(argv + ["-o", str(out)]) == 0
     printed = capsys.readouterr().out
     assert (
-        "48 pixels, power law 48 converged, 0 bad input (0 with a saturated channel, 0 with a"
-        in printed
+        "48 pixels; power law 580-635: 48 converged, 0 bad input (0 with a saturated channel, "
+        "0 with a NaN or inf channel); edge_641_700: 48 pixels with a value; wrote" in printed
     )
-    assert "edge_641_700: 48 pixels with a value" in printed
     for name in ("eels_maps.hspy", "profile.csv", "edge_map.png", "profile.png", "spectra.png"):
         assert (out / name).is_file()
     res = hl.load_result(out / "eels_maps.hspy")
@@ -84,6 +83,11 @@ def test_real_dual_eels(main, real_file, tmp_path, capsys):
         (
             ["--fit-range", "580", "635", "--edge", "900", "950"],
             "--edge=(900, 950) eV lies outside",
+        ),
+        (["--fit-range", "580", "635", "--edge", "600", "700"], "--edge 600 700 starts before"),
+        (
+            ["--fit-range", "580", "635", "--fit-range", "580", "635", "--edge", "641", "700"],
+            "--fit-range is given 2 times for 1 --edge windows: give it once, or once per --edge",
         ),
         (["--fit-range", "580", "635", "--width", "0"], "argument --width: expected a positive"),
         (["--fit-range", "580", "635", "--width", "-2"], "argument --width: expected a positive"),
@@ -208,7 +212,8 @@ def test_bad_pixels_and_float16_are_not_fatal(main, edge_map, tmp_path, capsys, 
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert (
-        "power law 47 converged, 1 bad input (0 with a saturated channel, 1 with a NaN" in printed
+        "power law 580-635: 47 converged, 1 bad input (0 with a saturated channel, 1 with a NaN"
+        in printed
     )
     assert "2 pixels with a bad ZLP only recalibrated" in printed
     res = hl.load_result(tmp_path / "o" / "eels_maps.hspy")
@@ -224,3 +229,22 @@ def test_width_on_a_line_scan_is_refused(main, real_file, tmp_path, capsys):
     assert (
         err == "hyperlum eels: error: --width and --profile apply to 2-D maps; IN is a line scan\n"
     )
+
+
+def test_one_fit_range_per_edge(main, real_file, tmp_path, capsys):
+    # Ti L2,3 (456 eV) and Mn L2,3 (640 eV) across LSMO / SrTiO3, each with its own pre-edge
+    # window: Ti is on the SrTiO3 side (first pixels), Mn on the LSMO side.
+    core = real_file("exspydemos-LSMO_STO_linescan.hspy")
+    argv = ["eels", str(core), "--fit-range", "420", "450", "--edge", "455", "475"]
+    argv += ["--fit-range", "600", "635", "--edge", "636", "670", "-o", str(tmp_path / "o")]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "power law 420-450: 10 converged" in printed
+    assert "power law 600-635: 10 converged" in printed
+    res = hl.load_result(tmp_path / "o" / "eels_maps.hspy")
+    assert res.options["fit_range"] == [[420.0, 450.0], [600.0, 635.0]]
+    assert {"bg_420_450_r", "bg_600_635_r"} <= set(res.maps)
+    ti = np.asarray(res.maps["edge_455_475_normalised"])
+    mn = np.asarray(res.maps["edge_636_670_normalised"])
+    assert ti[:3].min() > 0.01 and ti[:3].min() > 2 * ti[-3:].max()
+    assert mn[-3:].min() > 10 * np.abs(mn[:3]).max()

@@ -15,7 +15,9 @@ def register(subparsers):
         description=(
             "Align the zero-loss peak (with --low-loss), fit and subtract a power law per "
             "pixel in --fit-range, integrate the edge in --edge, normalise by the total "
-            "core-loss intensity, and write the maps, a line profile and figures to OUT."
+            "core-loss intensity, and write the maps, a line profile and figures to OUT. "
+            "Several edges: repeat --edge (and --fit-range once per edge, in the same order, "
+            "when each edge needs its own pre-edge window)."
         ),
     )
     p.add_argument("input", help="core-loss EELS spectrum image or line scan (any HyperSpy file)")
@@ -25,8 +27,9 @@ def register(subparsers):
         nargs=2,
         type=float,
         required=True,
+        action="append",
         metavar=("LO", "HI"),
-        help="power-law window before the edge (eV)",
+        help="power-law window before the edge (eV); once for all edges, or once per --edge",
     )
     p.add_argument(
         "--edge",
@@ -118,6 +121,19 @@ def run(args):
         value_range("--edge", edge, sax.axis, sax.units)
     if len(set(map(_edge_name, edges))) < len(edges):
         raise UsageError("--edge is given twice with the same window")
+    ranges = [tuple(r) for r in args.fit_range]
+    if len(ranges) not in (1, len(edges)):
+        raise UsageError(
+            f"--fit-range is given {len(ranges)} times for {len(edges)} --edge windows: "
+            "give it once, or once per --edge"
+        )
+    pairs = list(zip(ranges * len(edges) if len(ranges) == 1 else ranges, edges, strict=True))
+    for (lo, hi), edge in pairs:
+        if edge[0] < hi:
+            raise UsageError(
+                f"--edge {edge[0]:g} {edge[1]:g} starts before the end of its --fit-range "
+                f"{lo:g} {hi:g}: the power law is fitted before the edge"
+            )
     notes = []
     if args.low_loss:
         ll = _load(args.low_loss, "--low-loss")
@@ -127,20 +143,32 @@ def run(args):
         if meta.zlp_unaligned_pixels:
             note += f"; {meta.zlp_unaligned_pixels} pixels with a bad ZLP only recalibrated"
         notes.append(note + ")")
-    sub, bg = hl.eels.subtract_powerlaw(core, fit_range=args.fit_range)
+    fits = {}  # fit range -> (subtracted, power-law maps), each range fitted once
+    for fit_range in dict.fromkeys(ranges):
+        fits[fit_range] = hl.eels.subtract_powerlaw(core, fit_range=fit_range)
     total = hl.eels.edge_intensity(core, window=_full_range(core))
     ok = np.isfinite(total.data) & (total.data > 0)
-    maps = dict(bg.maps)
+    maps = {}
+    for fit_range, (_, bg) in fits.items():
+        prefix = "" if len(fits) == 1 else _edge_name(fit_range).replace("edge", "bg", 1) + "_"
+        maps.update({prefix + k: v for k, v in bg.maps.items()})
+        notes.append(_fit_sentence(fit_range, bg))
     maps["total"] = total.data
     names = []
-    for edge in edges:
+    for fit_range, edge in pairs:
         name = _edge_name(edge)
         names.append(name)
-        m = hl.eels.edge_intensity(sub, window=edge).data
+        m = hl.eels.edge_intensity(fits[fit_range][0], window=edge).data
         maps[name] = m
         maps[f"{name}_normalised"] = np.where(ok, m / np.where(ok, total.data, 1.0), np.nan)
         notes.append(f"{name}: {int(np.isfinite(maps[name]).sum())} pixels with a value")
-    opts = dict(bg.options, edges=[list(e) for e in edges], low_loss=args.low_loss or "")
+    bg = fits[ranges[0]][1]
+    opts = dict(
+        bg.options,
+        fit_range=[list(r) for r, _ in pairs],
+        edges=[list(e) for e in edges],
+        low_loss=args.low_loss or "",
+    )
     result = FitResult(maps, bg.nav_axes, opts, bg.signal_axis, bg.title)
     out.mkdir(parents=True, exist_ok=True)
     result.save(out / "eels_maps.hspy", overwrite=True)
@@ -161,18 +189,26 @@ def run(args):
             [f"distance ({profiles[0].axes_manager[0].units})"] + [f"{n}_normalised" for n in names]
         )
         w.writerows(zip(dist.tolist(), *(p.data.tolist() for p in profiles), strict=True))
-    _figures(out, core, sub, bg, result, names, edges, profiles, line, args)
+    _figures(out, core, fits, pairs, result, names, profiles, line, args)
+    print(f"hyperlum eels: {int(np.prod(nav))} pixels; " + "; ".join(notes + [f"wrote {out}"]))
+    return 0
+
+
+def _fit_sentence(fit_range, bg):
+    """``power law 600-635: 10 converged, 0 bad input (0 with a saturated channel, ...)``."""
+    import numpy as np
+
+    import hyperlum as hl
+
     counts = hl.eels.state_counts(bg)
     flags = [
         f"{int(np.sum(np.asarray(bg.maps[k]) > 0))} with a {what} channel"
         for k, what in (("saturated", "saturated"), ("nonfinite", "NaN or inf"))
     ]
-    print(
-        f"hyperlum eels: {int(np.prod(nav))} pixels, power law {counts['converged']} converged,"
-        f" {counts['bad_input']} bad input ({', '.join(flags)}); "
-        + "; ".join(notes + [f"wrote {out}"])
+    return (
+        f"power law {fit_range[0]:g}-{fit_range[1]:g}: {counts['converged']} converged, "
+        f"{counts['bad_input']} bad input ({', '.join(flags)})"
     )
-    return 0
 
 
 def _full_range(s):
@@ -188,7 +224,7 @@ def _profile_line(core, line):
     return (xa.axis[0], ymid), (xa.axis[-1], ymid)
 
 
-def _figures(out, core, sub, bg, result, names, edges, profiles, line, args):
+def _figures(out, core, fits, pairs, result, names, profiles, line, args):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -197,7 +233,13 @@ def _figures(out, core, sub, bg, result, names, edges, profiles, line, args):
     from hyperlum.eels_plot import plot_edge_maps, plot_mean_spectra, plot_profiles
 
     units = core.axes_manager.signal_axes[0].units or ""
-    labels = [f"edge {lo:g}-{hi:g} {units}".strip() for lo, hi in edges]
+    labels = [f"edge {e[0]:g}-{e[1]:g} {units}".strip() for _, e in pairs]
+    spectra, axes = plt.subplots(
+        len(fits), 1, figsize=(7, 4.2 * len(fits)), layout="constrained", squeeze=False
+    )
+    for ax, (fit_range, (sub, bg)) in zip(axes[:, 0], fits.items(), strict=True):
+        edges = [e for r, e in pairs if r == fit_range]
+        plot_mean_spectra(core, sub, bg, fit_range=fit_range, edges=edges, ax=ax)
     figures = {
         "edge_map.png": plot_edge_maps(
             [result.maps[f"{n}_normalised"] for n in names],
@@ -207,7 +249,7 @@ def _figures(out, core, sub, bg, result, names, edges, profiles, line, args):
             width=args.width,
         ),
         "profile.png": plot_profiles(profiles, labels=labels),
-        "spectra.png": plot_mean_spectra(core, sub, bg, fit_range=args.fit_range, edges=edges),
+        "spectra.png": spectra,
     }
     for name, fig in figures.items():
         fig.savefig(out / name, dpi=110)
