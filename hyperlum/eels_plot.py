@@ -145,8 +145,8 @@ def plot_mean_spectra(spectra, subtracted, background, *, fit_range, edges, ax=N
     Only pixels whose power law converged are averaged. The background is drawn solid over
     ``fit_range``, where it was fitted, and dashed from there to the end of the last edge
     window, where it is extrapolated and subtracted; it is not drawn below ``fit_range``
-    (``E**-r`` grows without bound towards 0 eV). The subtracted mean is drawn from the start
-    of ``fit_range``.
+    (``E**-r`` grows without bound towards 0 eV). The subtracted mean is drawn over the same
+    range, fit window and edges; the view spans them with a margin of 30 % on each side.
 
     Parameters
     ----------
@@ -194,11 +194,18 @@ def plot_mean_spectra(spectra, subtracted, background, *, fit_range, edges, ax=N
     ax.plot(e, np.nanmean(flat, axis=0), color="k", lw=1, label=f"mean of {good.sum()} pixels")
     ax.plot(e[fitted], model[fitted], color="C0", lw=2, label="power law (fitted)")
     ax.plot(e[extra], model[extra], "--", color="C0", lw=1.5, label="power law (extrapolated)")
-    after = e >= lo
-    ax.plot(e[after], np.nanmean(flat_sub, axis=0)[after], color="C2", label="mean subtracted")
+    used = (e >= lo) & (e <= end)
+    ax.plot(e[used], np.nanmean(flat_sub, axis=0)[used], color="C2", label="mean subtracted")
     ax.axhline(0.0, color="0.6", lw=0.6)
     ax.axvspan(lo, hi, color="0.85", zorder=0, label=f"fit {lo:g}-{hi:g} {units}")
     for k, (a0, a1) in enumerate(edges):
-        ax.axvspan(a0, a1, color=f"C{3 + k}", alpha=0.25, zorder=0, label=f"edge {a0:g}-{a1:g}")
+        label = f"edge {a0:g}-{a1:g} {units}"
+        ax.axvspan(a0, a1, color=f"C{3 + k}", alpha=0.25, zorder=0, label=label)
+    span = end - lo
+    ax.set_xlim(max(e.min(), lo - 0.3 * span), min(e.max(), end + 0.3 * span))
+    shown = (e >= ax.get_xlim()[0]) & (e <= ax.get_xlim()[1])
+    top = np.nanmax(np.nanmean(flat, axis=0)[shown])
+    bottom = min(0.0, np.nanmin(np.nanmean(flat_sub, axis=0)[used]))
+    ax.set_ylim(bottom - 0.05 * top, 1.05 * top)
     ax.legend(fontsize=8, frameon=False)
     return fig

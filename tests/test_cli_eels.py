@@ -89,6 +89,10 @@ def test_real_dual_eels(main, real_file, tmp_path, capsys):
             ["--fit-range", "580", "635", "--fit-range", "580", "635", "--edge", "641", "700"],
             "--fit-range is given 2 times for 1 --edge windows: give it once, or once per --edge",
         ),
+        (
+            ["--fit-range", "580", "635", "--profile", "0", "4", "30", "4"],
+            "--profile: start/end x lies outside the map (0 to 14 nm)",
+        ),
         (["--fit-range", "580", "635", "--width", "0"], "argument --width: expected a positive"),
         (["--fit-range", "580", "635", "--width", "-2"], "argument --width: expected a positive"),
         (["--fit-range", "580", "635", "--width", "nan"], "argument --width: expected a positive"),
@@ -110,6 +114,7 @@ def test_bad_options_one_line(main, edge_map, tmp_path, capsys, extra, message):
     err = capsys.readouterr().err
     assert code == 2
     assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()  # nothing written
 
 
 def test_missing_file(main, tmp_path, capsys):
@@ -189,6 +194,7 @@ def test_figures_are_calibrated(edge_map):
     assert drawn["power law (extrapolated)"].min() >= 635
     assert drawn["power law (extrapolated)"].max() <= 700
     assert drawn["mean subtracted"].min() >= 580  # nothing drawn below the fit window
+    assert drawn["mean subtracted"].max() <= 700
     line_fig = eels_plot.plot_edge_maps([m[0][0]], [bg.nav_axes[1]], labels=["a"])
     assert line_fig.axes[0].get_xlabel() == "position (nm)"
 

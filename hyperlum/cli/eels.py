@@ -170,8 +170,6 @@ def run(args):
         low_loss=args.low_loss or "",
     )
     result = FitResult(maps, bg.nav_axes, opts, bg.signal_axis, bg.title)
-    out.mkdir(parents=True, exist_ok=True)
-    result.save(out / "eels_maps.hspy", overwrite=True)
     if len(nav) == 1:
         ax = core.axes_manager.navigation_axes[0]
         line = (ax.axis[0], ax.axis[-1])
@@ -179,9 +177,15 @@ def run(args):
         line = None
     else:
         line = _profile_line(core, args.profile)
-        profiles = [
-            hl.eels.line_profile(result[f"{n}_normalised"], *line, width=args.width) for n in names
-        ]
+        try:
+            profiles = [
+                hl.eels.line_profile(result[f"{n}_normalised"], *line, width=args.width)
+                for n in names
+            ]
+        except ValueError as err:
+            raise UsageError(f"--profile: {err}") from None
+    out.mkdir(parents=True, exist_ok=True)
+    result.save(out / "eels_maps.hspy", overwrite=True)
     dist = profiles[0].axes_manager[0].axis
     with open(out / "profile.csv", "w", newline="") as f:
         w = csv.writer(f)
