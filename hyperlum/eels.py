@@ -10,7 +10,10 @@
   an interface in calibrated distance.
 
 Every function takes a HyperSpy Signal1D (lazy or not) or a numpy / dask array with the
-spectral axis last (then ``axis=`` gives the energies) and gives back the same kind.
+spectral axis last (then ``axis=`` gives the energies) and gives back the same kind. Any real
+dtype up to 64 bits is accepted (float16 is computed in float32). A NaN, infinite or saturated
+channel (integer data at its dtype's largest value, or at ``saturation=``) is flagged in its own
+pixel and never stops the run; the other pixels come out exactly as without it.
 """
 
 import functools
