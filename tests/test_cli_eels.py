@@ -254,3 +254,21 @@ def test_one_fit_range_per_edge(main, real_file, tmp_path, capsys):
     mn = np.asarray(res.maps["edge_636_670_normalised"])
     assert ti[:3].min() > 0.01 and ti[:3].min() > 2 * ti[-3:].max()
     assert mn[-3:].min() > 10 * np.abs(mn[:3]).max()
+
+
+def test_saturated_uint16_pixel_is_flagged(main, edge_map, tmp_path, capsys):
+    core = hs.load(edge_map)
+    core.data = np.round(core.data).astype(np.uint16)
+    core.data[3, 6, 90:95] = 65535  # a full detector in the fit window (590-594 eV)
+    core.data[0, 0, 250] = 65535  # and once far past the edges: only that channel is lost
+    core.save(tmp_path / "core16.hspy")
+    argv = ["eels", str(tmp_path / "core16.hspy"), "--fit-range", "580", "635"]
+    assert main(argv + ["--edge", "641", "700", "-o", str(tmp_path / "o")]) == 0
+    assert (
+        "power law 580-635: 47 converged, 1 bad input (2 with a saturated channel, 0 with a NaN"
+        in capsys.readouterr().out
+    )
+    res = hl.load_result(tmp_path / "o" / "eels_maps.hspy")
+    assert np.asarray(res.maps["saturated"])[[3, 0], [6, 0]].tolist() == [5, 1]
+    edge = np.asarray(res.maps["edge_641_700"])
+    assert np.isnan(edge[3, 6]) and np.isfinite(edge).sum() == 47
