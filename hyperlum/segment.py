@@ -43,6 +43,11 @@ class Segmentation:
     particles : pandas.DataFrame
         One row per particle (index: label): area, equivalent diameter, centroid (calibrated),
         pixel counts of its core and interface, and whether it touches the image border.
+    noise : float
+        The pixel noise of the image (robust standard deviation of neighbour differences).
+    faint : int
+        Candidates dropped because they stood out from the matrix around them by less than
+        ``min_contrast`` times the noise.
     """
 
     def __init__(
@@ -56,8 +61,13 @@ class Segmentation:
         shell_width,
         threshold,
         axes,
+        *,
+        noise=float("nan"),
+        faint=0,
     ):
         self.labels = labels
+        self.noise = noise
+        self.faint = faint
         self.pixel_size = pixel_size
         self.units = units
         self.interface_width = interface_width
@@ -112,6 +122,19 @@ class Segmentation:
             return inside & ~(self._depth < self.interface_width)
         shell = ~inside & (self._outside < self.shell_width)
         return shell if name == "shell" else ~inside & ~shell
+
+    @property
+    def note(self):
+        """Why no particle was kept, or ``""`` when some were."""
+        if self.n:
+            return ""
+        if self.faint:
+            return (
+                f"{self.faint} candidate{'s' if self.faint > 1 else ''} stood out from the "
+                f"matrix around {'them' if self.faint > 1 else 'it'} by less than the noise "
+                "allows (no credible particle)"
+            )
+        return "no region above the threshold was as large as min_area"
 
     def region_map(self):
         """Image of region codes: 0 matrix, 1 shell, 2 interface, 3 core."""
@@ -293,6 +316,7 @@ def segment(
     split_depth=1.0,
     smooth=0.7,
     local_edges=True,
+    min_contrast=3.0,
 ):
     """Find the particles of an image and define core, interface, shell and matrix regions.
 
@@ -326,6 +350,11 @@ def segment(
         Place each particle's edge at half the local step between the particle and the matrix
         around it (a per-particle threshold, within 2 pixels of the global edge), so that
         particles brighter or dimmer than the average keep their true size.
+    min_contrast : float
+        A particle is kept only when the median of its pixels exceeds the median of the
+        matrix around it by at least this many times the pixel noise of the image (robust
+        standard deviation of neighbour differences, over finite pixels): bumps of noise on
+        an image without particles are not particles. 0 keeps every candidate.
 
     Returns
     -------
@@ -358,6 +387,14 @@ def segment(
         or not split_depth > 0
     ):
         raise ValueError(f"split_depth must be a positive number of pixels, got {split_depth!r}")
+    if (
+        isinstance(min_contrast, bool)
+        or not isinstance(min_contrast, numbers.Real)
+        or not min_contrast >= 0
+    ):
+        raise ValueError(
+            f"min_contrast must be a number >= 0 (times the noise), got {min_contrast!r}"
+        )
     if min_area is None:
         min_px = 25
     elif isinstance(min_area, bool) or not isinstance(min_area, numbers.Real) or not min_area >= 0:
@@ -380,6 +417,10 @@ def segment(
     labels = _drop_small(labels, min_px)
     if local_edges:
         labels = _drop_small(_local_edges(labels, smoothed), min_px)
+    noise = _noise(data)
+    before = int(labels.max(initial=0))
+    if min_contrast > 0 and before:
+        labels = _drop_faint(labels, img, min_contrast * noise)
     depth, outside = _depths(labels)
     return Segmentation(
         labels,
@@ -391,7 +432,40 @@ def segment(
         shell_width,
         thr,
         axes,
+        noise=noise,
+        faint=before - int(labels.max(initial=0)),
     )
+
+
+def _noise(data):
+    """Robust pixel noise: MAD of horizontal and vertical neighbour differences / sqrt(2)."""
+    d = np.concatenate([np.diff(data, axis=0).ravel(), np.diff(data, axis=1).ravel()])
+    d = d[np.isfinite(d)]
+    if d.size == 0:
+        return 0.0
+    return float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2))
+
+
+def _drop_faint(labels, img, min_step):
+    """Labels without the particles whose median exceeds their surroundings' by < ``min_step``."""
+    from scipy import ndimage as ndi
+
+    inside = labels > 0
+    keep = np.zeros(labels.max() + 1, dtype=bool)
+    h, w = labels.shape
+    for k, sl in enumerate(ndi.find_objects(labels), start=1):
+        if sl is None:
+            continue
+        ys = slice(max(sl[0].start - 6, 0), min(sl[0].stop + 6, h))
+        xs = slice(max(sl[1].start - 6, 0), min(sl[1].stop + 6, w))
+        own = labels[ys, xs] == k
+        away = ndi.distance_transform_edt(~own)
+        ring = (away > 2) & (away <= 6) & ~inside[ys, xs]
+        if not ring.any():
+            keep[k] = True
+            continue
+        keep[k] = np.median(img[ys, xs][own]) - np.median(img[ys, xs][ring]) >= min_step
+    return _drop_small(np.where(keep[labels], labels, 0), 1)
 
 
 def _local_edges(labels, smoothed, reach=2):
