@@ -210,7 +210,7 @@ def plot_maps(
             sel = data[seg.mask("particles")] if seg is not None and seg.n else data
             vmin, vmax = _robust_limits(sel)
         else:
-            vmin, vmax = _robust_limits(data, 0.5, 99.5)
+            vmin, vmax = _robust_limits(data, *((2, 98) if fitted_image else (0.5, 99.5)))
         cm = plt.get_cmap(cmap).with_extremes(bad="#b0b0b0")
         im = ax.imshow(data, extent=extent, cmap=cm, vmin=vmin, vmax=vmax, interpolation="nearest")
         if seg is not None:

@@ -160,6 +160,42 @@ def make_report(
     Report
         ``paths`` (files written), ``findings`` (text), ``segmentation``, ``stats``.
     """
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rep = _make_report(
+            result,
+            image,
+            outdir,
+            signal,
+            seg,
+            interface_width,
+            shell_width,
+            min_snr,
+            detected,
+            overwrite,
+            dpi,
+        )
+    for message in dict.fromkeys(str(w.message) for w in caught):  # once each, in order
+        kind = next(w.category for w in caught if str(w.message) == message)
+        warnings.warn(message, kind, stacklevel=2)
+    return rep
+
+
+def _make_report(
+    result,
+    image,
+    outdir,
+    signal,
+    seg,
+    interface_width,
+    shell_width,
+    min_snr,
+    detected,
+    overwrite,
+    dpi,
+):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -220,6 +256,7 @@ def make_report(
             seg = segment(
                 img,
                 pixel_size=None if calibrated else px,
+                units=None if calibrated else units,
                 interface_width=interface_width,
                 shell_width=shell_width,
             )

@@ -46,8 +46,7 @@ class Segmentation:
     noise : float
         The pixel noise of the image (robust standard deviation of neighbour differences).
     faint : int
-        Candidates dropped because they stood out from the matrix around them by less than
-        ``min_contrast`` times the noise.
+        Candidates dropped as not credible (see ``min_contrast`` of :func:`segment`).
     """
 
     def __init__(
@@ -130,9 +129,9 @@ class Segmentation:
             return ""
         if self.faint:
             return (
-                f"{self.faint} candidate{'s' if self.faint > 1 else ''} stood out from the "
-                f"matrix around {'them' if self.faint > 1 else 'it'} by less than the noise "
-                "allows (no credible particle)"
+                f"{self.faint} candidate{'s' if self.faint > 1 else ''}, none a step above "
+                "the noise taken at a sharp edge (a bump of noise, or a slope crossing the "
+                "threshold)"
             )
         return "no region above the threshold was as large as min_area"
 
@@ -316,7 +315,8 @@ def segment(
     split_depth=1.0,
     smooth=0.7,
     local_edges=True,
-    min_contrast=3.0,
+    min_contrast=2.0,
+    units=None,
 ):
     """Find the particles of an image and define core, interface, shell and matrix regions.
 
@@ -328,6 +328,8 @@ def segment(
     pixel_size : float, optional
         Size of a pixel in calibrated units; overrides the signal's. Default: the signal's
         scale, or 1 (units "px") for an array.
+    units : str, optional
+        Units of ``pixel_size`` for an array image (default ``"px"`` without a pixel size).
     interface_width : float
         Thickness of the interface (rim) inside each particle, calibrated units.
     shell_width : float
@@ -352,9 +354,11 @@ def segment(
         particles brighter or dimmer than the average keep their true size.
     min_contrast : float
         A particle is kept only when the median of its pixels exceeds the median of the
-        matrix around it by at least this many times the pixel noise of the image (robust
-        standard deviation of neighbour differences, over finite pixels): bumps of noise on
-        an image without particles are not particles. 0 keeps every candidate.
+        matrix around it (3 to 6 pixels beyond its edge) by at least this many times the
+        larger of the pixel noise and the robust standard deviation of that matrix or of the
+        particle, and half of that step or more is taken across its edge (2 pixels either
+        side): bumps of noise, or the bright end of a slope, on an image without particles
+        are not particles. 0 keeps every candidate.
 
     Returns
     -------
@@ -376,7 +380,10 @@ def segment(
     """
     from scipy import ndimage as ndi
 
-    data, axes, px, units = _image_and_axes(image, pixel_size)
+    data, axes, px, found_units = _image_and_axes(image, pixel_size)
+    units = found_units if units is None else str(units)
+    for a in axes:
+        a["units"] = units
     interface_width = _width("interface_width", interface_width)
     shell_width = _width("shell_width", shell_width)
     if isinstance(smooth, bool) or not isinstance(smooth, numbers.Real) or not smooth >= 0:
@@ -420,7 +427,7 @@ def segment(
     noise = _noise(data)
     before = int(labels.max(initial=0))
     if min_contrast > 0 and before:
-        labels = _drop_faint(labels, img, min_contrast * noise)
+        labels = _drop_faint(labels, img, min_contrast, noise)
     depth, outside = _depths(labels)
     return Segmentation(
         labels,
@@ -446,8 +453,14 @@ def _noise(data):
     return float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2))
 
 
-def _drop_faint(labels, img, min_step):
-    """Labels without the particles whose median exceeds their surroundings' by < ``min_step``."""
+def _mad(v):
+    """Robust standard deviation (scaled median absolute deviation)."""
+    return 1.4826 * float(np.median(np.abs(v - np.median(v))))
+
+
+def _drop_faint(labels, img, min_contrast, noise):
+    """Labels without the particles whose median exceeds the median of the matrix around them
+    by less than ``min_contrast`` times the larger of ``noise`` and that matrix's scatter."""
     from scipy import ndimage as ndi
 
     inside = labels > 0
@@ -464,7 +477,16 @@ def _drop_faint(labels, img, min_step):
         if not ring.any():
             keep[k] = True
             continue
-        keep[k] = np.median(img[ys, xs][own]) - np.median(img[ys, xs][ring]) >= min_step
+        around, inner = img[ys, xs][ring], img[ys, xs][own]
+        spread = max(_mad(around), _mad(inner))
+        step = np.median(inner) - np.median(around)
+        depth = ndi.distance_transform_edt(own)
+        edge_in = img[ys, xs][own & (depth <= 2)]
+        edge_out = img[ys, xs][(away > 0) & (away <= 2) & ~inside[ys, xs]]
+        jump = np.median(edge_in) - np.median(edge_out) if edge_out.size else step
+        # a particle: a step well above the scatter, most of it taken at its edge (a slope
+        # crossing the threshold rises as much inside as across the edge)
+        keep[k] = step >= min_contrast * max(noise, spread) and jump >= 0.5 * step
     return _drop_small(np.where(keep[labels], labels, 0), 1)
 
 

@@ -85,17 +85,24 @@ def run(args):
         import hyperlum as hl
 
         signal = hl.load(args.spectra)
-    rep = make_report(
-        res,
-        image,
-        args.output,
-        signal=signal,
-        interface_width=args.interface_width,
-        shell_width=args.shell_width,
-        min_snr=args.min_snr,
-        detected=not args.all_converged,
-        overwrite=args.overwrite,
-    )
+    import sys
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rep = make_report(
+            res,
+            image,
+            args.output,
+            signal=signal,
+            interface_width=args.interface_width,
+            shell_width=args.shell_width,
+            min_snr=args.min_snr,
+            detected=not args.all_converged,
+            overwrite=args.overwrite,
+        )
+    for w in caught:
+        print(f"hyperlum report: warning: {w.message}", file=sys.stderr)
     print(rep.findings.strip())
     print(
         f"\nWrote {len(rep.paths)} files to {os.path.abspath(args.output)}: "
