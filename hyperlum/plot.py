@@ -440,7 +440,7 @@ def plot_region_histograms(
     shape = np.shape(maps["converged"])
     full = np.ones(shape, bool) if mask is None else np.asarray(mask, bool)
     groups = (
-        [("detected pixels" if detected else "converged pixels", full)]
+        [("detected pixels" if detected and "detected" in maps else "converged pixels", full)]
         if seg is None
         else [(r, seg.mask(r) & full) for r in regions]
     )
@@ -496,7 +496,7 @@ def plot_hist2d_regions(
     shape = np.shape(maps["converged"])
     full = np.ones(shape, bool) if mask is None else np.asarray(mask, bool)
     groups = (
-        [("detected pixels" if detected else "converged pixels", full)]
+        [("detected pixels" if detected and "detected" in maps else "converged pixels", full)]
         if seg is None
         else [(r, seg.mask(r) & full) for r in regions]
     )
@@ -572,7 +572,7 @@ def plot_profile(
     for ax, name in zip(axes, names, strict=False):
         ok = valid_mask(maps, (name,), good, detected=detected)
         v = np.asarray(maps[name], dtype=float)
-        ax.plot(pos[ok], v[ok], ".-", ms=3, lw=0.8)
+        ax.plot(pos, np.where(ok, v, np.nan), ".-", ms=3, lw=0.8)  # gaps where left out
         if f"{name}_std" in maps:
             sd = np.asarray(maps[f"{name}_std"], dtype=float)
             ax.fill_between(pos[ok], (v - sd)[ok], (v + sd)[ok], alpha=0.3, lw=0)
