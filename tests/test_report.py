@@ -169,3 +169,32 @@ def test_line_scan_report(rng, tmp_path):
     assert table.loc["intensity", "units"] == "counts \u00d7 nm"
     with pytest.raises(ValueError, match="a line scan has no particles"):
         make_report(res, np.zeros((5, 5)), tmp_path, overwrite=True)
+
+
+def test_plot_spectra_single_spectrum_and_line_scan(rng):
+    import hyperspy.api as hs
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from hyperlum.plot import plot_spectra
+
+    x = np.linspace(600, 800, 200)
+    axis = {"name": "Wavelength", "units": "nm", "scale": x[1] - x[0], "offset": 600, "size": 200}
+    one = hs.signals.Signal1D(
+        rng.poisson(5 + 100 * np.exp(-0.5 * ((x - 700) / 8) ** 2)).astype(float), axes=[axis]
+    )
+    res = hl.fit(one, device="cpu", progress=False, signal_range=(650, 750))
+    ax = plot_spectra(one, res).axes[0]
+    model = ax.lines[1]
+    assert model.get_label() == f"the spectrum: \u03c3 = {float(res.maps['sigma']):.3g} nm"
+    assert model.get_xdata().min() >= 650 and model.get_xdata().max() <= 750  # fitted range only
+    assert ax.patches or ax.collections  # the fitted range is shaded
+    line = hs.signals.Signal1D(
+        np.stack([one.data, one.data]),
+        axes=[{"name": "x", "units": "µm", "scale": 0.5, "offset": 1.0, "size": 2}, axis],
+    )
+    res2 = hl.fit(line, device="cpu", progress=False, signal_range=(650, 750))
+    ax = plot_spectra(line, res2, pixels=[1]).axes[0]
+    assert ax.lines[1].get_label().startswith("x = 1.5 µm: \u03c3 = ")
+    with pytest.raises(ValueError, match=r"the spectra have navigation shape \(2,\), the maps"):
+        plot_spectra(line, res)

@@ -74,9 +74,16 @@ def run(args):
     if os.path.exists(out) and not os.path.isdir(out):
         raise UsageError(f"{out} exists and is not a folder")
     check_free(out, DEMO_FILES + REPORT_FILES + LINESCAN_FILES, args.overwrite)
-    summary = demo(
-        out, size=args.size, seed=args.seed, device=args.device, overwrite=args.overwrite
-    )
+    import sys
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        summary = demo(
+            out, size=args.size, seed=args.seed, device=args.device, overwrite=args.overwrite
+        )
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        print(f"hyperlum demo: warning: {message}", file=sys.stderr)
     print(summary)
     return 0
 
