@@ -77,9 +77,16 @@ def run(args):
     check_free(out, DEMO_FILES + REPORT_FILES + LINESCAN_FILES, args.overwrite)
     for name in DEMO_FILES + LINESCAN_FILES:  # --overwrite: never a folder of the user's
         outputs.check_replaceable(os.path.join(out, name), overwrite=args.overwrite)
-    summary = demo(
-        out, size=args.size, seed=args.seed, device=args.device, overwrite=args.overwrite
-    )
+    import sys
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        summary = demo(
+            out, size=args.size, seed=args.seed, device=args.device, overwrite=args.overwrite
+        )
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        print(f"hyperlum demo: warning: {message}", file=sys.stderr)
     print(summary)
     return 0
 
@@ -145,12 +152,17 @@ def demo(outdir, *, size=112, seed=0, device="auto", overwrite=False):
 
     states = res.state_counts()
     npx = signal.data.shape[0] * signal.data.shape[1]
+    not_conv = ~np.asarray(res.maps["converged"], dtype=bool)
+    in_matrix = int(np.sum(not_conv & (truth["labels"] == 0)))
+    why = ", ".join(f"{v} {k}" for k, v in states.items() if k != "converged" and v)
     lines = [
         f"hyperlum demo: {size}x{size} pixels x {signal.data.shape[-1]} channels "
         f"(perovskite-like particles in glass, seed {seed}), fitted on "
         f"{res.options['device']} in {t_fit:.1f} s ({npx / t_fit:,.0f} pixels/s, after "
         f"{t_jit:.1f} s of compilation or cache loading): "
-        f"{states['converged']} converged, {npx - states['converged']} flagged.",
+        f"{states['converged']} converged, {npx - states['converged']} not"
+        + (f" ({why}; {in_matrix} of them in the matrix, which has no emission)" if why else "")
+        + ".",
         f"Segmentation: {rep.segmentation.n} particles found ({truth['n_particles']} placed), "
         f"IoU with the truth: min {ious.min():.3f}, mean {ious.mean():.3f}.",
         "",

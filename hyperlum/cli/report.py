@@ -1,17 +1,20 @@
-"""``hyperlum report MAPS -o DIR``: interface-vs-core figures and tables from fitted maps.
+"""``hyperlum report MAPS -o DIR``: figures, tables and findings from fitted maps.
 
-MAPS is a result file written by ``hyperlum fit`` (or ``FitResult.save``). The particles are
-found on the HAADF image given with ``--image`` (same scan), else on the fitted intensity.
+MAPS is a result file written by ``hyperlum fit`` (or ``FitResult.save``), a map or a line
+scan. On a map the particles are found on the HAADF image given with ``--image`` (same scan),
+else on the fitted intensity, and interface and core are compared over particles.
 """
 
 
 def register(subparsers):
     p = subparsers.add_parser(
         "report",
-        help="figures (PNG) and tables (CSV) comparing particle interface and core",
+        help="figures (PNG), tables (CSV) and findings from fitted maps or line scans",
         description=(
-            "Interface-vs-core figures (PNG) and tables (CSV) from fitted maps. The particles are "
-            "found on the HAADF image (--image), else on the fitted intensity."
+            "Figures (PNG), tables (CSV) and findings from fitted maps or line scans, over the "
+            "pixels with a detected peak. On a map, the particles are found on the HAADF image "
+            "(--image), else on the fitted intensity, and interface and core are compared over "
+            "particles (no claim with fewer than 5)."
         ),
     )
     p.add_argument("maps", metavar="MAPS", help="fitted maps (.zspy or .hspy)")
@@ -22,7 +25,12 @@ def register(subparsers):
     p.add_argument(
         "--spectra",
         metavar="FILE",
-        help="the fitted spectrum image, to draw spectra with their fits",
+        help="the fitted spectrum image, to draw spectra with their fits (same scan)",
+    )
+    p.add_argument(
+        "--all-converged",
+        action="store_true",
+        help="use every converged pixel, not only those where a peak was detected",
     )
     p.add_argument(
         "--interface-width",
@@ -83,16 +91,24 @@ def run(args):
         import hyperlum as hl
 
         signal = hl.load(args.spectra)
-    rep = make_report(
-        res,
-        image,
-        args.output,
-        signal=signal,
-        interface_width=args.interface_width,
-        shell_width=args.shell_width,
-        min_snr=args.min_snr,
-        overwrite=args.overwrite,
-    )
+    import sys
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rep = make_report(
+            res,
+            image,
+            args.output,
+            signal=signal,
+            interface_width=args.interface_width,
+            shell_width=args.shell_width,
+            min_snr=args.min_snr,
+            detected=not args.all_converged,
+            overwrite=args.overwrite,
+        )
+    for w in caught:
+        print(f"hyperlum report: warning: {w.message}", file=sys.stderr)
     print(rep.findings.strip())
     print(
         f"\nWrote {len(rep.paths)} files to {os.path.abspath(args.output)}: "
