@@ -2,6 +2,7 @@
 
 import json
 import os
+import warnings
 
 import numpy as np
 
@@ -40,7 +41,9 @@ def save_result(result, path, *, overwrite=False):
             "signal_axis": json.dumps(res.signal_axis),
         },
     )
-    sig.save(str(path), overwrite=True)
+    with warnings.catch_warnings():  # said by RosettaSciIO's zspy writer on every save
+        warnings.filterwarnings("ignore", "The NestedDirectoryStore is deprecated", FutureWarning)
+        sig.save(str(path), overwrite=True)
 
 
 def load_result(path):

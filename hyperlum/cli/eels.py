@@ -3,7 +3,7 @@
 import csv
 from pathlib import Path
 
-from hyperlum.cli import UsageError
+from hyperlum.cli import UsageError, finite_float
 
 OUTPUTS = ("eels_maps.hspy", "profile.csv", "edge_map.png", "profile.png", "spectra.png")
 
@@ -23,7 +23,7 @@ def register(subparsers):
     p.add_argument(
         "--fit-range",
         nargs=2,
-        type=float,
+        type=finite_float,
         required=True,
         metavar=("LO", "HI"),
         help="power-law window before the edge (eV)",
@@ -31,7 +31,7 @@ def register(subparsers):
     p.add_argument(
         "--edge",
         nargs=2,
-        type=float,
+        type=finite_float,
         required=True,
         metavar=("LO", "HI"),
         help="edge integration window (eV)",
@@ -39,12 +39,14 @@ def register(subparsers):
     p.add_argument(
         "--profile",
         nargs=4,
-        type=float,
+        type=finite_float,
         metavar=("X0", "Y0", "X1", "Y1"),
         help="line of the profile on a 2-D map, calibrated units "
         "(default: the middle row, left to right)",
     )
-    p.add_argument("--width", type=float, help="width of the profile band (calibrated units)")
+    p.add_argument(
+        "--width", type=finite_float, help="width of the profile band (calibrated units)"
+    )
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs in OUT")
     p.set_defaults(func=run)

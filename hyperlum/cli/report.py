@@ -4,6 +4,8 @@ MAPS is a result file written by ``hyperlum fit`` (or ``FitResult.save``). The p
 found on the HAADF image given with ``--image`` (same scan), else on the fitted intensity.
 """
 
+from hyperlum.cli import finite_float
+
 
 def register(subparsers):
     p = subparsers.add_parser(
@@ -26,21 +28,21 @@ def register(subparsers):
     )
     p.add_argument(
         "--interface-width",
-        type=float,
+        type=finite_float,
         default=None,
         metavar="W",
         help="interface (rim) thickness in the maps' units (default: 3 pixels)",
     )
     p.add_argument(
         "--shell-width",
-        type=float,
+        type=finite_float,
         default=None,
         metavar="W",
         help="shell (matrix band) thickness in the maps' units (default: 3 pixels)",
     )
     p.add_argument(
         "--min-snr",
-        type=float,
+        type=finite_float,
         default=3.0,
         metavar="S",
         help="keep pixels whose amplitude is at least S standard errors (default 3)",
