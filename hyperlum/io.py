@@ -64,7 +64,10 @@ def _known_extensions():
 def _reason(err):
     text = str(err).strip()
     line = text.splitlines()[0] if text else ""
-    return f"{type(err).__name__}: {line}" if line else type(err).__name__
+    name = type(err).__name__
+    if name == "error":  # struct.error, zlib.error: say whose
+        name = f"{type(err).__module__}.error"
+    return f"{name}: {line}" if line else name
 
 
 @contextlib.contextmanager
