@@ -73,7 +73,7 @@ def load_and_fit(path, lazy):
         s = small(s)
         res = hl.fit(s, device="cpu")
         if lazy:
-            res = res.compute()
+            res = res.compute(progress=False)
         assert res.maps["centre"].shape == s.data.shape[:-1]
     except NAMED as err:
         assert str(err) and "\n" not in str(err).strip(), repr(err)
@@ -174,7 +174,7 @@ def test_random_arrays_through_fit(shape, dtype, axis, lazy):
         assert str(err) and "\n" not in str(err), repr(err)
         return
     if lazy:
-        res = res.compute()
+        res = res.compute(progress=False)
     assert res.maps["centre"].shape == shape[:-1]
 
 
