@@ -5,6 +5,10 @@ with the channel positions from a separate file or array. After loading, axes gi
 or millimetres (Attolight ``.sur`` files, whose wavelength comes in mm) are converted: the
 wavelength axis of a CL signal to nm, an energy axis in keV to eV, spatial axes in m / cm / mm
 to nm or µm. Non-uniform axes stay non-uniform.
+
+What cannot be fitted is refused here, with one line naming the file: complex data, empty axes,
+axes of scale 0 / inf / nan. A lazy signal reads its chunks through a guard, so that a damaged
+chunk ends a computation with a ValueError naming the file and the chunk.
 """
 
 import contextlib
