@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hyperlum._validate import value_range
+from hyperlum._validate import calibrated_axes, value_range
 
 
 @dataclass
@@ -59,6 +59,11 @@ def _str_or_none(value):
     return value if isinstance(value, str) else None
 
 
+def _real(name, data):
+    if np.dtype(data.dtype).kind not in "uif":
+        raise TypeError(f"{name} must hold real numbers, got dtype {data.dtype}")
+
+
 def is_dask(a):
     """True for a dask array (checked without importing dask)."""
     return type(a).__module__.startswith("dask")
@@ -96,6 +101,8 @@ def as_cube(data, axis=None):
                 f"data must have one signal (spectral) axis, this signal has "
                 f"{am.signal_dimension}: {data}"
             )
+        _real("data", data.data)
+        calibrated_axes(am, "data")
         sax = am.signal_axes[0]
         nav = []
         for ax in reversed(am.navigation_axes):
@@ -117,9 +124,9 @@ def as_cube(data, axis=None):
         )
     if data.ndim < 1:
         raise ValueError("data must have at least one (spectral) axis, got a 0-d array")
-    kind = np.dtype(data.dtype).kind
-    if kind not in "uif":
-        raise TypeError(f"data must hold real numbers, got dtype {data.dtype}")
+    _real("data", data)
+    if 0 in data.shape:
+        raise ValueError(f"data must not have an empty axis, got shape {tuple(data.shape)}")
     n = data.shape[-1]
     if axis is None:
         x = np.arange(n, dtype=np.float64)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import warnings
 
 import numpy as np
 
@@ -49,7 +50,11 @@ def save_result(result, path, *, overwrite=False):
     if tmp.exists():  # left by a killed process that had this pid
         outputs.remove(tmp)
     try:
-        sig.save(str(tmp), overwrite=True)
+        with warnings.catch_warnings():  # said by RosettaSciIO's zspy writer on every save
+            warnings.filterwarnings(
+                "ignore", "The NestedDirectoryStore is deprecated", FutureWarning
+            )
+            sig.save(str(tmp), overwrite=True)
         outputs.publish(tmp, path)
     except BaseException:
         if tmp.exists():

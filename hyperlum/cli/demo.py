@@ -8,6 +8,8 @@ Nothing already in DIR is replaced unless ``--overwrite`` is given.
 import os
 import time
 
+from hyperlum.cli import seed
+
 LINESCAN = "lumispydemos-Test-linescan_InGaAs-NWs.dm4"
 DEMO_FILES = ("demo_cl.zspy", "demo_haadf.zspy", "demo_maps.zspy")
 LINESCAN_FILES = ("linescan_maps.zspy", "linescan.png")
@@ -37,7 +39,7 @@ def register(subparsers):
         metavar="N",
         help="the demo map is N x N pixels, 32 to 256 (default 112)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the demo data (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the demo data (default 0)")
     p.add_argument(
         "--device",
         default="auto",

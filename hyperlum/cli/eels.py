@@ -4,7 +4,7 @@ import csv
 from pathlib import Path
 
 from hyperlum import outputs
-from hyperlum.cli import UsageError
+from hyperlum.cli import UsageError, finite_float
 
 OUTPUTS = ("eels_maps.hspy", "profile.csv", "edge_map.png", "profile.png", "spectra.png")
 
@@ -26,7 +26,7 @@ def register(subparsers):
     p.add_argument(
         "--fit-range",
         nargs=2,
-        type=float,
+        type=finite_float,
         required=True,
         action="append",
         metavar=("LO", "HI"),
@@ -35,7 +35,7 @@ def register(subparsers):
     p.add_argument(
         "--edge",
         nargs=2,
-        type=float,
+        type=finite_float,
         required=True,
         action="append",
         metavar=("LO", "HI"),
@@ -44,7 +44,7 @@ def register(subparsers):
     p.add_argument(
         "--profile",
         nargs=4,
-        type=float,
+        type=finite_float,
         metavar=("X0", "Y0", "X1", "Y1"),
         help="line of the profile on a 2-D map, calibrated units "
         "(default: the middle row, left to right)",

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from hyperlum import outputs
-from hyperlum.cli import UsageError
+from hyperlum.cli import UsageError, finite_float
 from hyperlum.cube import is_dask
 
 _RESULT_EXTENSIONS = (".zspy", ".hspy")
@@ -34,7 +34,11 @@ def register(subparsers):
     p.add_argument("input", metavar="IN", help="spectrum image: .dm3/.dm4, .sur, .h5, .hspy, ...")
     p.add_argument("-o", "--output", metavar="OUT", required=True, help="maps file, .zspy or .hspy")
     p.add_argument(
-        "--range", nargs=2, type=float, metavar=("LO", "HI"), help="fit only this part of the axis"
+        "--range",
+        nargs=2,
+        type=finite_float,
+        metavar=("LO", "HI"),
+        help="fit only this part of the axis",
     )
     p.add_argument("--peaks", type=int, default=1, metavar="N", help="Gaussians, 1 to 4 (1)")
     p.add_argument("--background", choices=("none", "constant", "linear"), default="constant")
@@ -47,10 +51,10 @@ def register(subparsers):
         "worker processes (default: in this process)",
     )
     p.add_argument("--max-iterations", type=int, default=50, metavar="N")
-    p.add_argument("--tolerance", type=float, default=1e-7, metavar="T")
+    p.add_argument("--tolerance", type=finite_float, default=1e-7, metavar="T")
     p.add_argument(
         "--chunk-mb",
-        type=float,
+        type=finite_float,
         default=32.0,
         metavar="MB",
         help="size of a chunk, as float64 spectra (32)",

@@ -5,6 +5,8 @@ scan. On a map the particles are found on the HAADF image given with ``--image``
 else on the fitted intensity, and interface and core are compared over particles.
 """
 
+from hyperlum.cli import finite_float
+
 
 def register(subparsers):
     p = subparsers.add_parser(
@@ -34,21 +36,21 @@ def register(subparsers):
     )
     p.add_argument(
         "--interface-width",
-        type=float,
+        type=finite_float,
         default=None,
         metavar="W",
         help="interface (rim) thickness in the maps' units (default: 3 pixels)",
     )
     p.add_argument(
         "--shell-width",
-        type=float,
+        type=finite_float,
         default=None,
         metavar="W",
         help="shell (matrix band) thickness in the maps' units (default: 3 pixels)",
     )
     p.add_argument(
         "--min-snr",
-        type=float,
+        type=finite_float,
         default=3.0,
         metavar="S",
         help="keep pixels whose amplitude is at least S standard errors (default 3)",
