@@ -89,9 +89,13 @@ class PeakModel:
         ):
             return (int(component) - 1,), False
         bg = " or 'background'" if self.n_background else ""
+        peak = (
+            "1 (the peak)"
+            if self.peaks == 1
+            else f"a peak number from 1 to {self.peaks} (as in the map names centre_1 ...)"
+        )
         raise ValueError(
-            f"component must be a peak number from 1 to {self.peaks} (as in the map names)"
-            f"{bg}, or None for the whole model; got {component!r}"
+            f"component must be {peak}{bg}, or None for the whole model; got {component!r}"
         )
 
     def evaluate(self, params, component=None):
