@@ -16,7 +16,7 @@ from hyperlum._signals import new_like, spectra_out
 from hyperlum._validate import choice, integer, positive
 from hyperlum.cube import _is_signal, as_cube, is_dask
 
-__all__ = ["refractive_index_air", "remove_spikes", "to_energy"]
+__all__ = ["despike_spectra", "refractive_index_air", "remove_spikes", "to_energy"]
 
 #: Exact SI values (as ``scipy.constants``, which LumiSpy uses): Planck constant (J s), speed
 #: of light (m/s), elementary charge (C).
@@ -231,3 +231,52 @@ def remove_spikes(signal, *, threshold=10.0, window=5, axis=None):
             replaced += int(block[:, n].sum())
         cleaned = out.reshape(d.shape)
     return spectra_out(cleaned, signal), replaced
+
+
+def despike_spectra(spectra, *, threshold=10.0, window=5):
+    """Replace spikes in a block of spectra (numpy, pixels x channels); count them per pixel.
+
+    The rule of :func:`remove_spikes`, for one in-memory block: what :func:`hyperlum.fit`
+    runs on each chunk before fitting. Only the spectra that hold a spike are copied and
+    changed (rounded for integer dtypes); the input is untouched.
+
+    Parameters
+    ----------
+    spectra : numpy.ndarray
+        Pixels x channels, any real dtype.
+    threshold, window
+        As for :func:`remove_spikes`.
+
+    Returns
+    -------
+    cleaned : numpy.ndarray
+        The spectra, same dtype (``spectra`` itself when nothing was replaced).
+    counts : numpy.ndarray
+        Channels replaced per pixel (int32).
+
+    Examples
+    --------
+    >>> y = np.full((2, 64), 100.0) + np.sin(np.arange(64))
+    >>> y[1, 20] = 5000.0
+    >>> clean, counts = despike_spectra(y)
+    >>> counts.tolist(), bool(clean[1, 20] < 102), bool(y[1, 20] == 5000)
+    ([0, 1], True, True)
+    """
+    n = spectra.shape[-1]
+    per = max(1, _BLOCK_BYTES // (8 * max(n, 1)))
+    counts = np.zeros(spectra.shape[0], dtype=np.int32)
+    fixed = []
+    for s in range(0, spectra.shape[0], per):
+        out = _despike_block(spectra[s : s + per], threshold, window)
+        counts[s : s + per] = out[:, n]
+        fixed.append(out[out[:, n] > 0, :n])
+    hit = counts > 0
+    if not hit.any():
+        return spectra, counts
+    cleaned = np.array(spectra, copy=True)
+    fixed = np.concatenate(fixed)
+    if np.issubdtype(cleaned.dtype, np.integer):
+        info = np.iinfo(cleaned.dtype)
+        fixed = np.clip(np.rint(fixed), info.min, info.max)
+    cleaned[hit] = fixed.astype(cleaned.dtype)
+    return cleaned, counts
