@@ -14,10 +14,10 @@ import time
 
 import numpy as np
 
-from hyperlum import fit as hfit
 from hyperlum.cl import despike_spectra
 from hyperlum.cube import as_cube
 from hyperlum.detect import background_objective, verdict
+from hyperlum.fit import fit_block, kernel_dtype, plan
 from hyperlum.kernels import cpu
 
 X = np.linspace(600.0, 820.0, 1024)
@@ -34,7 +34,7 @@ def make_cube(n, seed=0):
 
 def cpu_rows(data, spec):
     """The kernel fit alone, as :func:`hyperlum.fit.fit_block` runs it on the CPU."""
-    flat = np.ascontiguousarray(data, dtype=hfit.kernel_dtype(data))
+    flat = np.ascontiguousarray(data, dtype=kernel_dtype(data))
     out = np.empty((spec.kernel_outputs, flat.shape[0]))
     args = (spec.peaks, spec.background, spec.estimator, spec.max_iterations, spec.tolerance)
     return cpu.fit_chunk(flat, X, *args, spec.saturation, out)
@@ -55,8 +55,8 @@ def main():
     ap.add_argument("--estimator", choices=("lse", "mle"), default="lse")
     args = ap.parse_args()
     data = make_cube(args.size)
-    spec, _ = hfit.plan(as_cube(data, X), estimator=args.estimator, device="cpu")
-    hfit.fit_block(data[:64], X, spec)  # compile outside the timing
+    spec, _ = plan(as_cube(data, X), estimator=args.estimator, device="cpu")
+    fit_block(data[:64], X, spec)  # compile outside the timing
     t_fit, rows = best_of(lambda: cpu_rows(data, spec))
 
     def detection():

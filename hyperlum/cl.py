@@ -24,9 +24,6 @@ _H = 6.62607015e-34
 _C = 299792458.0
 _E = 1.602176634e-19
 
-#: Channels per block over which the noise of a spectrum is estimated (median of residuals).
-_NOISE_BLOCK = 32
-
 #: Float64 bytes per block of pixels filtered at once (eager input).
 _BLOCK_BYTES = 16 * 2**20
 
@@ -134,30 +131,17 @@ def to_energy(signal, *, jacobian=True, medium="air"):
 
 def _despike_block(block, threshold, window):
     """Clean one block; return the cleaned spectra with the per-pixel spike count appended."""
-    from scipy.ndimage import median_filter
+    from hyperlum.kernels.despike import despike_rows
 
-    y = np.asarray(block, dtype=np.float64)
-    lead = (1,) * (y.ndim - 1)
-    # Median of the neighbours, the channel itself left out (a spike never hides in it).
-    footprint = np.ones(lead + (window,), dtype=bool)
-    footprint[..., window // 2] = False
-    med = median_filter(y, footprint=footprint, mode="mirror")
-    r = y - med
-    # Local noise: 1.4826 x the median of |r| in blocks of channels (robust to the spikes
-    # themselves, and following the noise as it changes along the spectrum, e.g. shot noise
-    # on a peak).
-    a = np.abs(r)
-    n = y.shape[-1]
-    nb = -(-n // _NOISE_BLOCK)
-    if nb * _NOISE_BLOCK > n:
-        a = np.pad(a, [(0, 0)] * (y.ndim - 1) + [(0, nb * _NOISE_BLOCK - n)], mode="symmetric")
-    blocks = np.median(a.reshape(*y.shape[:-1], nb, _NOISE_BLOCK), axis=-1)
-    noise = 1.4826 * np.repeat(blocks, _NOISE_BLOCK, axis=-1)[..., :n]
-    # A noiseless spectrum has no noise to compare with: floor at a part in 1e6 of its scale.
-    floor = 1e-6 * np.max(np.abs(med), axis=-1, keepdims=True)
-    spike = np.isfinite(y) & (r > threshold * np.maximum(noise, floor))
-    clean = np.where(spike, med, y)
-    return np.concatenate([clean, spike.sum(axis=-1, keepdims=True)], axis=-1)
+    y = np.asarray(block)
+    flat = np.ascontiguousarray(y.reshape(-1, y.shape[-1]))
+    if flat.dtype.kind not in "fiu":
+        flat = flat.astype(np.float64)
+    out = np.empty((flat.shape[0], flat.shape[1] + 1))
+    counts = np.empty(flat.shape[0])
+    despike_rows(flat, float(threshold), int(window), out[:, :-1], counts)
+    out[:, -1] = counts
+    return out.reshape(*y.shape[:-1], flat.shape[1] + 1)
 
 
 def remove_spikes(signal, *, threshold=10.0, window=5, axis=None):
