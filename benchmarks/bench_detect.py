@@ -16,7 +16,7 @@ import numpy as np
 
 from hyperlum.cl import despike_spectra
 from hyperlum.cube import as_cube
-from hyperlum.detect import background_objective, verdict
+from hyperlum.detect import background_objective, objective, verdict
 from hyperlum.fit import fit_block, kernel_dtype, plan
 from hyperlum.kernels import cpu
 
@@ -60,9 +60,10 @@ def main():
     t_fit, rows = best_of(lambda: cpu_rows(data, spec))
 
     def detection():
-        obj0 = background_objective(data, X, spec.background, spec.estimator)
+        obj0 = background_objective(data, X, spec.estimator)
+        obj = objective(data, X, rows, 1, spec.estimator)
         kind = {"peaks": 1, "background": spec.background, "estimator": spec.estimator}
-        return verdict(rows, obj0, X, **kind)
+        return verdict(rows, obj0, obj, X, **kind)
 
     t_detect, det = best_of(detection)
     t_despike, _ = best_of(lambda: despike_spectra(data))

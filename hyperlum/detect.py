@@ -4,23 +4,30 @@ A converged optimiser is not a found peak: on a spectrum of noise alone the fit 
 somewhere, often on a one-channel fluctuation. A peak is **detected** when all of these hold:
 
 * the fit converged (``state == 0``) with finite parameters and a positive amplitude;
-* it is **resolved**: its FWHM is at least one channel (the local step of the axis at its
-  centre) and at least 0.75 x ``resolution`` when the instrument's resolution (FWHM, axis
-  units) is given (a cosmic-ray spike fits a Gaussian narrower than one channel);
+* it is **resolved**: its FWHM spans at least ``MIN_CHANNELS = 3`` channels (the local step
+  of the axis at its centre; sigma >= 1.27 channels) and at least 0.75 x ``resolution`` when
+  the instrument's resolution (FWHM, axis units) is given. A cosmic-ray spike, or what is
+  left of one that hit two channels, fits a Gaussian of sigma at most about one channel;
+  measured lines of the real CL files here have sigma >= 1.6 channels;
 * it is **located**: its centre lies inside the fitted range by at least one channel and its
   sigma is below half the range (wider "peaks" are background curvature);
-* it is **significant** against the background-only model. The statistic is the likelihood
-  ratio: for least squares ``t = (RSS0 - RSS) / (RSS / (n - m))`` (RSS0 the background-only
-  residual sum of squares, closed form), for the Poisson estimator the deviance difference
-  ``t = D0 - D``. For a peak of known position and width ``t`` would follow chi-square with
-  one degree of freedom; the fit looks for the best of many positions and widths, so the
-  threshold includes a trials (look-elsewhere) factor: ``t > T`` with
+* it is **significant** against the background alone. The background-only model is a
+  quadratic in ``x`` (a broad hump or a curved baseline that a parabola describes as well is
+  not a peak; for a flat background this only makes the test more conservative). The
+  statistic is the likelihood ratio: for least squares ``t = (RSS0 - RSS) / (RSS / (n - m))``
+  with RSS0 that of the parabola alone and RSS that of the fitted Gaussians (held fixed)
+  plus a refitted parabola, ``m = 3 k + 3`` (nested models; for ``k`` Gaussians); for the
+  Poisson estimator the deviance difference ``t = D0 - D`` of the same two models. For a
+  peak of known position and width ``t`` would follow chi-square with one degree of
+  freedom; the fit looks for the best of many positions and widths, so the threshold
+  includes a trials (look-elsewhere) factor: ``t > T`` with
   ``P(chi2_1 > T) / 2 = false_alarm / N_eff`` and ``N_eff = TRIALS_PER_CHANNEL * n``
   (``n`` channels; for least squares, whose noise level comes from the residuals, Fisher's
   F(1, n - m) in place of chi2_1). ``TRIALS_PER_CHANNEL = 10`` was calibrated by simulation
   (white Gaussian and Poisson noise, constant and linear background, 64 to 1024 channels,
-  10,000-20,000 pixels each): at ``false_alarm=1e-3`` 0.03% to 0.06% of noise-only pixels
-  were detected, at 1e-2 0.2% to 0.3%: the rate is an upper bound, conservative by 2-4x
+  8,000-20,000 pixels each): with every rule above, at ``false_alarm=1e-3`` 0% to 0.025% of
+  noise-only pixels were detected, at 1e-2 0.03% to 0.2%: the rate is an upper bound,
+  conservative by 4x or more
   (``tests/test_detect.py`` checks it under a simulated null).
 
 With several peaks each peak ``k`` is also tested on its own by its Wald statistic
@@ -35,9 +42,16 @@ FALSE_ALARM = 1e-3
 #: Effective number of independent places (positions x widths) per channel where a noise
 #: feature can be fitted; calibrated by simulation (see the module docstring).
 TRIALS_PER_CHANNEL = 10.0
+#: Channels a resolved peak spans at half maximum, at least.
+MIN_CHANNELS = 3.0
 #: A fitted FWHM below this fraction of the instrument's resolution is not resolved.
 RESOLUTION_ALLOWANCE = 0.75
 _FWHM_PER_SIGMA = 2.3548200450309493
+#: Terms of the background-only model: 1, x, x^2.
+NULL_TERMS = 3
+#: Fisher-scoring steps of the Poisson background-only fit.
+POISSON_STEPS = 6
+_FLOOR = 1e-30
 #: Float64 bytes of spectra handled at once by :func:`background_objective`.
 _BLOCK_BYTES = 16 * 2**20
 
@@ -74,62 +88,84 @@ def threshold(n_channels, *, false_alarm=FALSE_ALARM, dof=None):
     return float(fdtri(1, max(int(dof), 1), 1.0 - tail))
 
 
-def background_objective(y, x, nbg, est):
-    """The background-only model's objective per pixel (RSS, or Poisson deviance).
+def background_objective(y, x, est, *, peaks=None):
+    """The objective (RSS, or Poisson deviance) of a smooth background (plus fixed peaks).
 
-    ``y`` is pixels x channels (numpy or CuPy), ``x`` the channel positions; ``nbg`` 0, 1 or 2
-    (none, constant, linear: ``b0 + b1 (x - middle of the range)``); ``est`` 0 (least
-    squares) or 1 (Poisson). Returns a float64 vector on the host.
+    The background is a quadratic in ``x`` (whatever background the fit has), refitted here:
+    a broad hump or a curved baseline that a parabola describes as well is not a peak. With
+    ``peaks`` the Gaussians are added with their fitted parameters held fixed, so that the
+    fit and the background alone are compared with the same background (nested models).
+
+    Parameters
+    ----------
+    y : numpy.ndarray or cupy.ndarray
+        Pixels x channels.
+    x : numpy.ndarray
+        Channel positions.
+    est : int
+        0 for least squares (closed form), 1 for the Poisson deviance (Fisher scoring from
+        the least-squares parabola).
+    peaks : numpy.ndarray, optional
+        ``(3 k, pixels)``: amplitude, centre, sigma of each of ``k`` Gaussians (NaN: none).
+
+    Returns
+    -------
+    numpy.ndarray
+        One float64 value per pixel, on the host.
+
+    Examples
+    --------
+    >>> x = np.arange(10.0)
+    >>> y = np.stack([1 + 0.5 * x + 0.1 * x**2, np.where(x == 5, 4.0, 1.0)])
+    >>> np.round(background_objective(y, x, 0), 6).tolist()
+    [0.0, 6.981818]
+    >>> spike = np.array([[3.0, 3.0], [5.0, 5.0], [0.01, 0.01]])
+    >>> (np.round(background_objective(y, x, 0, peaks=spike), 6) + 0.0).tolist()
+    [6.981818, 0.0]
     """
+    x = np.asarray(x, dtype=np.float64)
+    half = max(0.5 * abs(x[-1] - x[0]), 1e-300)
+    basis = np.vander((x - 0.5 * (x[0] + x[-1])) / half, NULL_TERMS, increasing=True)
     per = max(1, _BLOCK_BYTES // (8 * max(y.shape[-1], 1)))
-    if y.shape[0] <= per:
-        return _background_block(y, np.asarray(x, dtype=np.float64), nbg, est)
-    return np.concatenate(
-        [_background_block(y[s : s + per], x, nbg, est) for s in range(0, y.shape[0], per)]
-    )
+    out = []
+    for s in range(0, y.shape[0], per):
+        part = None if peaks is None else np.asarray(peaks[:, s : s + per], dtype=np.float64)
+        out.append(_background_block(y[s : s + per], x, basis, est, part))
+    return np.concatenate(out) if out else np.empty(0)
 
 
-def _background_block(y, x, nbg, est):
+def _background_block(y, x, basis, est, peaks):
     xp = _module(y)
     y = y.astype(xp.float64, copy=False)
-    n = y.shape[-1]
+    if peaks is not None:
+        g = np.zeros((peaks.shape[1], x.size))
+        for k in range(0, peaks.shape[0], 3):
+            a, c, sd = (np.nan_to_num(peaks[k + q], nan=1.0)[:, None] for q in range(3))
+            a = np.where(np.isfinite(peaks[k])[:, None], a, 0.0)
+            g += a * np.exp(-0.5 * ((x - c) / sd) ** 2)
+        y = y - xp.asarray(g)
+    q, r = np.linalg.qr(basis)
+    proj = y @ xp.asarray(q)
     if est == 0:
-        s2 = xp.einsum("ij,ij->i", y, y)
-        if nbg == 0:
-            return _host(s2)
-        sy = y.sum(axis=-1)
-        if nbg == 1:
-            return _host(s2 - sy * sy / n)
-        d = xp.asarray(x - 0.5 * (x[0] + x[-1]))
-        dd = d - d.mean()
-        sxy = y @ dd
-        return _host(s2 - sy * sy / n - sxy * sxy / float(np.sum(_host(dd) ** 2)))
-    yp = xp.maximum(y, 0.0)
-    ylogy = xp.where(yp > 0, yp * xp.log(xp.where(yp > 0, yp, 1.0)), 0.0).sum(axis=-1)
-    if nbg == 0:  # the Poisson model f = 0 cannot hold any count
-        return _host(xp.where(yp.sum(axis=-1) > 0, xp.inf, 0.0))
-    if nbg == 1:
-        sy = yp.sum(axis=-1)
-        f = xp.maximum(sy / n, 1e-30)
-        return _host(2.0 * (ylogy - sy * xp.log(f)))
-    # Linear Poisson background: a few Newton steps from the least-squares line.
-    d = xp.asarray(x - 0.5 * (x[0] + x[-1]))
-    b0 = yp.mean(axis=-1)
-    b1 = (yp @ (d - d.mean())) / float(np.sum((_host(d) - float(_host(d).mean())) ** 2))
-    for _ in range(6):
-        f = xp.maximum(b0[:, None] + b1[:, None] * d, 1e-30)
-        r = yp / f - 1.0
-        w = yp / (f * f)
-        g0, g1 = r.sum(-1), (r * d).sum(-1)
-        h00, h01, h11 = w.sum(-1), (w * d).sum(-1), (w * d * d).sum(-1)
-        det = h00 * h11 - h01 * h01
-        ok = det > 0
-        det = xp.where(ok, det, 1.0)
-        b0 = b0 + xp.where(ok, (h11 * g0 - h01 * g1) / det, 0.0)
-        b1 = b1 + xp.where(ok, (h00 * g1 - h01 * g0) / det, 0.0)
-    f = xp.maximum(b0[:, None] + b1[:, None] * d, 1e-30)
-    dev = 2.0 * ((f - yp).sum(-1) + ylogy - (yp * xp.log(f)).sum(-1))
-    return _host(dev)
+        return _host(xp.einsum("ij,ij->i", y, y) - xp.einsum("ij,ij->i", proj, proj))
+    # Poisson: y is the counts minus the fixed peaks; the model is offset + parabola.
+    off = 0.0 if peaks is None else xp.asarray(g)
+    counts = xp.maximum(y + off, 0.0)
+    b = xp.asarray(basis)
+    coef = (xp.asarray(np.linalg.inv(r)) @ proj.T).T
+    eye = xp.eye(basis.shape[1])
+    for _ in range(POISSON_STEPS):
+        f = xp.maximum(coef @ b.T + off, _FLOOR)
+        grad = (counts / f - 1.0) @ b
+        h = xp.einsum("pn,na,nc->pac", 1.0 / f, b, b)
+        ok = xp.isfinite(h).all(axis=(1, 2)) & xp.isfinite(grad).all(axis=1)
+        h = xp.where(ok[:, None, None], h, eye)
+        h = h + 1e-12 * eye * xp.abs(h).max(axis=(1, 2))[:, None, None]
+        step = xp.linalg.solve(h, xp.where(ok[:, None], grad, 0.0)[..., None])[..., 0]
+        coef = coef + xp.where(xp.isfinite(step), step, 0.0)
+    f = xp.maximum(coef @ b.T + off, _FLOOR)
+    ylogy = xp.where(counts > 0, counts * xp.log(xp.where(counts > 0, counts / f, 1.0)), 0.0)
+    return _host(2.0 * (f - counts + ylogy).sum(axis=-1))
 
 
 def statistic(obj0, obj1, n, m, est):
@@ -156,7 +192,9 @@ def peak_valid(amp, centre, sigma, state, x, *, resolution=None):
         i = np.clip(np.searchsorted(xs, np.nan_to_num(centre, nan=lo)), 1, x.size - 1)
         local = step[i - 1]
         fwhm = sigma * _FWHM_PER_SIGMA
-        need = local if resolution is None else np.maximum(local, RESOLUTION_ALLOWANCE * resolution)
+        need = MIN_CHANNELS * local
+        if resolution is not None:
+            need = np.maximum(need, RESOLUTION_ALLOWANCE * resolution)
         return (
             (state == 0)
             & np.isfinite(amp)
@@ -170,14 +208,11 @@ def peak_valid(amp, centre, sigma, state, x, *, resolution=None):
         )
 
 
-def objective(rows, npk, nbg, n):
-    """The fitted objective (RSS or deviance) per pixel from the kernel's reduced chi-square.
-
-    ``rows`` is the kernels' ``(rows, pixels)`` output for ``npk`` Gaussians and ``nbg``
-    background terms (:func:`hyperlum.kernels.pixel.fit_pixel`), ``n`` the channels.
-    """
-    m = 3 * npk + nbg
-    return rows[2 * m + npk] * max(n - m, 1)
+def objective(y, x, rows, npk, est):
+    """The fit's objective with its Gaussians held fixed and the background refitted as the
+    parabola of :func:`background_objective` (so that the two are nested). ``rows`` is the
+    kernels' ``(rows, pixels)`` output for ``npk`` Gaussians."""
+    return background_objective(y, x, est, peaks=rows[: 3 * npk])
 
 
 def peaks_valid(rows, npk, nbg, x, *, resolution=None):
@@ -192,6 +227,7 @@ def peaks_valid(rows, npk, nbg, x, *, resolution=None):
 def verdict(
     rows,
     obj0,
+    obj,
     x,
     *,
     peaks,
@@ -208,6 +244,8 @@ def verdict(
         The kernels' ``(rows, pixels)`` output (:func:`hyperlum.kernels.pixel.fit_pixel`).
     obj0 : numpy.ndarray
         The background-only objective per pixel (:func:`background_objective`).
+    obj : numpy.ndarray
+        The fit's objective per pixel, its background refitted (:func:`objective`).
     x : numpy.ndarray
         Channel positions of the fitted range.
     peaks, background, estimator : int
@@ -229,21 +267,22 @@ def verdict(
     >>> rng = np.random.default_rng(0)
     >>> y = 10 + rng.normal(0, 1, (2, 100))
     >>> y[0] += 20 * np.exp(-0.5 * ((x - 50) / 4) ** 2)
-    >>> rows = np.empty((9, 2))
+    >>> rows = np.empty((12, 2))  # kernel rows of 1 Gaussian + constant
     >>> _ = cpu.fit_chunk(y, x, 1, 1, 0, 50, 1e-7, np.inf, rows)
-    >>> obj0 = background_objective(y, x, 1, 0)
-    >>> verdict(rows, obj0, x, peaks=1, background=1, estimator=0).tolist()
+    >>> obj0, obj = background_objective(y, x, 0), objective(y, x, rows, 1, 0)
+    >>> verdict(rows, obj0, obj, x, peaks=1, background=1, estimator=0).tolist()
     [[1.0, 0.0]]
     """
     n = np.asarray(x).size
-    m = 3 * peaks + background
+    m = 3 * peaks + NULL_TERMS
     limit = threshold(n, false_alarm=false_alarm, dof=n - m if estimator == 0 else None)
-    t = statistic(obj0, objective(rows, peaks, background, n), n, m, estimator)
+    t = statistic(obj0, obj, n, m, estimator)
     with np.errstate(invalid="ignore", divide="ignore"):
         ok = peaks_valid(rows, peaks, background, x, resolution=resolution) & (t > limit)
         if peaks > 1:  # each peak on its own: Wald statistic of its amplitude
+            first_sd = 3 * peaks + background  # the kernel rows: parameters, then their sds
             amp = rows[0 : 3 * peaks : 3]
-            amp_sd = rows[m : m + 3 * peaks : 3]
+            amp_sd = rows[first_sd : first_sd + 3 * peaks : 3]
             ok &= (amp / amp_sd) ** 2 > limit
     return ok.astype(np.float64)
 

@@ -83,7 +83,7 @@ def fit_block(block, x, spec):
             flat = flat.get()  # the spike filter and the model choice run on the host
     if spec.despike:
         flat, spikes = despike_spectra(flat)
-    obj0 = detect.background_objective(flat, x, spec.background, spec.estimator)
+    obj0 = detect.background_objective(flat, x, spec.estimator)
     if spec.auto:
         rows, verdict, n_kept = _fit_auto(flat, x, spec, obj0)
         extra = [verdict, spikes[None], n_kept[None]]
@@ -92,6 +92,7 @@ def fit_block(block, x, spec):
         verdict = detect.verdict(
             rows,
             obj0,
+            detect.objective(flat, x, rows, spec.peaks, spec.estimator),
             x,
             peaks=spec.peaks,
             background=spec.background,
@@ -160,8 +161,8 @@ def _fit_auto(flat, x, spec, obj0):
             break
         sub = spec._replace(peaks=k, auto=False)
         part = _kernel_rows(np.ascontiguousarray(flat[alive]), x, sub)
-        obj = detect.objective(part, k, nbg, n)
-        m = n_params(k, nbg)
+        obj = detect.objective(flat[alive], x, part, k, spec.estimator)
+        m = 3 * k + detect.NULL_TERMS
         t = detect.statistic(prev, obj, n, m, spec.estimator)
         dof = n - m if spec.estimator == 0 else None
         limit = detect.threshold(n, false_alarm=spec.false_alarm, dof=dof)
