@@ -2,8 +2,8 @@
 
 A Poisson cube of one Gaussian + constant (as ``bench_cpu.py``: 1024 channels, 600-820 nm)
 is fitted chunk by chunk as :func:`hyperlum.fit` does; the parts of the per-chunk work are
-timed separately: the kernel fit, the detection post-pass (background-only objective and
-verdict) and the spike filter. Detection should cost at most 10% of the fit.
+timed separately: the kernel fit, the detection post-pass (residual sums of squares and
+verdict: one numba pass) and the spike filter. Detection should cost at most 10% of the fit.
 
 Run: ``python benchmarks/bench_detect.py [--size 96] [--estimator lse]``
 """
@@ -16,7 +16,7 @@ import numpy as np
 
 from hyperlum.cl import despike_spectra
 from hyperlum.cube import as_cube
-from hyperlum.detect import background_objective, objective, verdict
+from hyperlum.detect import smooth_rss, verdict
 from hyperlum.fit import fit_block, kernel_dtype, plan
 from hyperlum.kernels import cpu
 
@@ -60,10 +60,8 @@ def main():
     t_fit, rows = best_of(lambda: cpu_rows(data, spec))
 
     def detection():
-        obj0 = background_objective(data, X, spec.estimator)
-        obj = objective(data, X, rows, 1, spec.estimator)
-        kind = {"peaks": 1, "background": spec.background, "estimator": spec.estimator}
-        return verdict(rows, obj0, obj, X, **kind)
+        rss0, rss1 = smooth_rss(data, X, rows[:3])
+        return verdict(rows, rss0, rss1, X, peaks=1, background=spec.background)
 
     t_detect, det = best_of(detection)
     t_despike, _ = best_of(lambda: despike_spectra(data))

@@ -14,16 +14,16 @@ somewhere, often on a one-channel fluctuation. A peak is **detected** when all o
 * it is **significant** against the background alone. The background-only model is a
   quadratic in ``x`` (a broad hump or a curved baseline that a parabola describes as well is
   not a peak; for a flat background this only makes the test more conservative). The
-  statistic is the likelihood ratio: for least squares ``t = (RSS0 - RSS) / (RSS / (n - m))``
+  statistic is the likelihood ratio of least squares, ``t = (RSS0 - RSS) / (RSS / (n - m))``,
   with RSS0 that of the parabola alone and RSS that of the fitted Gaussians (held fixed)
-  plus a refitted parabola, ``m = 3 k + 3`` (nested models; for ``k`` Gaussians); for the
-  Poisson estimator the deviance difference ``t = D0 - D`` of the same two models. For a
-  peak of known position and width ``t`` would follow chi-square with one degree of
-  freedom; the fit looks for the best of many positions and widths, so the threshold
-  includes a trials (look-elsewhere) factor: ``t > T`` with
-  ``P(chi2_1 > T) / 2 = false_alarm / N_eff`` and ``N_eff = TRIALS_PER_CHANNEL * n``
-  (``n`` channels; for least squares, whose noise level comes from the residuals, Fisher's
-  F(1, n - m) in place of chi2_1). ``TRIALS_PER_CHANNEL = 10`` was calibrated by simulation
+  plus a refitted parabola, ``m = 3 k + 3`` for ``k`` Gaussians (nested models). It is used
+  for both estimators: one pass over the data, where a Poisson likelihood ratio would need
+  a Poisson fit of the background and cost more than the peak fit itself. For a peak of
+  known position and width ``t`` would follow Fisher's F(1, n - m); the fit looks for the
+  best of many positions and widths, so the threshold includes a trials (look-elsewhere)
+  factor: ``t > T`` with
+  ``P(F(1, n - m) > T) / 2 = false_alarm / N_eff`` and ``N_eff = TRIALS_PER_CHANNEL * n``
+  (``n`` channels). ``TRIALS_PER_CHANNEL = 10`` was calibrated by simulation
   (white Gaussian and Poisson noise, constant and linear background, 64 to 1024 channels,
   8,000-20,000 pixels each): with every rule above, at ``false_alarm=1e-3`` 0% to 0.025% of
   noise-only pixels were detected, at 1e-2 0.03% to 0.2%: the rate is an upper bound,
@@ -33,6 +33,9 @@ somewhere, often on a one-channel fluctuation. A peak is **detected** when all o
 With several peaks each peak ``k`` is also tested on its own by its Wald statistic
 ``(amplitude_k / amplitude_k_std)^2 > T``, in addition to the whole model's likelihood ratio.
 """
+
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy.special import chdtri, fdtri
@@ -49,11 +52,6 @@ RESOLUTION_ALLOWANCE = 0.75
 _FWHM_PER_SIGMA = 2.3548200450309493
 #: Terms of the background-only model: 1, x, x^2.
 NULL_TERMS = 3
-#: Fisher-scoring steps of the Poisson background-only fit.
-POISSON_STEPS = 6
-_FLOOR = 1e-30
-#: Float64 bytes of spectra handled at once by :func:`background_objective`.
-_BLOCK_BYTES = 16 * 2**20
 
 
 def threshold(n_channels, *, false_alarm=FALSE_ALARM, dof=None):
@@ -88,98 +86,82 @@ def threshold(n_channels, *, false_alarm=FALSE_ALARM, dof=None):
     return float(fdtri(1, max(int(dof), 1), 1.0 - tail))
 
 
-def background_objective(y, x, est, *, peaks=None):
-    """The objective (RSS, or Poisson deviance) of a smooth background (plus fixed peaks).
+def smooth_rss(y, x, peaks=None, *, threads=None):
+    """Residual sums of squares of the smooth background alone, and with the fitted peaks.
 
-    The background is a quadratic in ``x`` (whatever background the fit has), refitted here:
-    a broad hump or a curved baseline that a parabola describes as well is not a peak. With
-    ``peaks`` the Gaussians are added with their fitted parameters held fixed, so that the
-    fit and the background alone are compared with the same background (nested models).
+    The background is a parabola in ``x`` (whatever background the fit has), refitted here:
+    a broad hump or a curved baseline that a parabola describes as well is not a peak. The
+    Gaussians are added with their fitted parameters held fixed, so that the two models
+    are nested and compared with the same background. One numba pass over the data
+    (:func:`hyperlum.kernels.detect.smooth_rss`).
 
     Parameters
     ----------
     y : numpy.ndarray or cupy.ndarray
-        Pixels x channels.
+        Pixels x channels (a CuPy block is copied to the host).
     x : numpy.ndarray
         Channel positions.
-    est : int
-        0 for least squares (closed form), 1 for the Poisson deviance (Fisher scoring from
-        the least-squares parabola).
     peaks : numpy.ndarray, optional
         ``(3 k, pixels)``: amplitude, centre, sigma of each of ``k`` Gaussians (NaN: none).
+    threads : int, optional
+        Threads over the pixels; default: every CPU this process may use.
 
     Returns
     -------
-    numpy.ndarray
-        One float64 value per pixel, on the host.
+    rss0, rss1 : numpy.ndarray
+        Per pixel: the parabola alone; the peaks plus the parabola.
 
     Examples
     --------
     >>> x = np.arange(10.0)
     >>> y = np.stack([1 + 0.5 * x + 0.1 * x**2, np.where(x == 5, 4.0, 1.0)])
-    >>> np.round(background_objective(y, x, 0), 6).tolist()
-    [0.0, 6.981818]
     >>> spike = np.array([[3.0, 3.0], [5.0, 5.0], [0.01, 0.01]])
-    >>> (np.round(background_objective(y, x, 0, peaks=spike), 6) + 0.0).tolist()
-    [6.981818, 0.0]
+    >>> rss0, rss1 = smooth_rss(y, x, spike)
+    >>> np.round(rss0, 6).tolist(), np.round(np.abs(rss1), 6).tolist()
+    ([0.0, 6.981818], [6.981818, 0.0])
     """
+    from hyperlum.kernels.detect import smooth_rss as kernel
+
+    if hasattr(y, "__cuda_array_interface__") and hasattr(y, "get"):
+        y = y.get()
+    y = np.asarray(y)
+    if y.dtype.kind not in "fiu":
+        y = y.astype(np.float64)
+    y = np.ascontiguousarray(y)
     x = np.asarray(x, dtype=np.float64)
     half = max(0.5 * abs(x[-1] - x[0]), 1e-300)
-    basis = np.vander((x - 0.5 * (x[0] + x[-1])) / half, NULL_TERMS, increasing=True)
-    per = max(1, _BLOCK_BYTES // (8 * max(y.shape[-1], 1)))
-    out = []
-    for s in range(0, y.shape[0], per):
-        part = None if peaks is None else np.asarray(peaks[:, s : s + per], dtype=np.float64)
-        out.append(_background_block(y[s : s + per], x, basis, est, part))
-    return np.concatenate(out) if out else np.empty(0)
-
-
-def _background_block(y, x, basis, est, peaks):
-    xp = _module(y)
-    y = y.astype(xp.float64, copy=False)
-    if peaks is not None:
-        g = np.zeros((peaks.shape[1], x.size))
-        for k in range(0, peaks.shape[0], 3):
-            a, c, sd = (np.nan_to_num(peaks[k + q], nan=1.0)[:, None] for q in range(3))
-            a = np.where(np.isfinite(peaks[k])[:, None], a, 0.0)
-            g += a * np.exp(-0.5 * ((x - c) / sd) ** 2)
-        y = y - xp.asarray(g)
-    q, r = np.linalg.qr(basis)
-    proj = y @ xp.asarray(q)
-    if est == 0:
-        return _host(xp.einsum("ij,ij->i", y, y) - xp.einsum("ij,ij->i", proj, proj))
-    # Poisson: y is the counts minus the fixed peaks; the model is offset + parabola.
-    off = 0.0 if peaks is None else xp.asarray(g)
-    counts = xp.maximum(y + off, 0.0)
-    b = xp.asarray(basis)
-    coef = (xp.asarray(np.linalg.inv(r)) @ proj.T).T
-    eye = xp.eye(basis.shape[1])
-    for _ in range(POISSON_STEPS):
-        f = xp.maximum(coef @ b.T + off, _FLOOR)
-        grad = (counts / f - 1.0) @ b
-        h = xp.einsum("pn,na,nc->pac", 1.0 / f, b, b)
-        ok = xp.isfinite(h).all(axis=(1, 2)) & xp.isfinite(grad).all(axis=1)
-        h = xp.where(ok[:, None, None], h, eye)
-        h = h + 1e-12 * eye * xp.abs(h).max(axis=(1, 2))[:, None, None]
-        step = xp.linalg.solve(h, xp.where(ok[:, None], grad, 0.0)[..., None])[..., 0]
-        coef = coef + xp.where(xp.isfinite(step), step, 0.0)
-    f = xp.maximum(coef @ b.T + off, _FLOOR)
-    ylogy = xp.where(counts > 0, counts * xp.log(xp.where(counts > 0, counts / f, 1.0)), 0.0)
-    return _host(2.0 * (f - counts + ylogy).sum(axis=-1))
-
-
-def statistic(obj0, obj1, n, m, est):
-    """Likelihood-ratio statistic of a model (objective ``obj1``, ``m`` parameters) against a
-    nested one (``obj0``), over ``n`` channels: see the module docstring."""
-    obj0 = np.asarray(obj0, dtype=np.float64)
-    obj1 = np.asarray(obj1, dtype=np.float64)
-    if est == 0:
-        s2 = obj1 / max(n - m, 1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = np.where(s2 > 0, (obj0 - obj1) / s2, np.where(obj0 > obj1, np.inf, 0.0))
+    terms = min(NULL_TERMS, x.size)
+    basis = np.vander((x - 0.5 * (x[0] + x[-1])) / half, terms, increasing=True)
+    q = np.zeros((x.size, NULL_TERMS))
+    q[:, :terms] = np.linalg.qr(basis)[0]
+    if peaks is None:
+        peaks = np.empty((0, y.shape[0]))
+    peaks = np.ascontiguousarray(peaks, dtype=np.float64)
+    npix = y.shape[0]
+    rss0 = np.empty(npix)
+    rss1 = np.empty(npix)
+    steps = np.diff(x)
+    h = float(steps[0]) if x.size > 1 and np.allclose(steps, steps[0], rtol=1e-9) else 0.0
+    args = (y, x, h if h > 0 else 0.0, q, peaks, rss0, rss1)
+    threads = min(threads or len(os.sched_getaffinity(0)), max(1, npix // 256))
+    if threads <= 1:
+        kernel(*args, 0, npix)
     else:
-        t = obj0 - obj1
-    return np.where(np.isfinite(obj1), t, np.nan)
+        bounds = [b * npix // threads for b in range(threads + 1)]
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(lambda b: kernel(*args, bounds[b], bounds[b + 1]), range(threads)))
+    return rss0, rss1
+
+
+def statistic(rss0, rss1, n, m):
+    """The F-type likelihood-ratio statistic ``(rss0 - rss1) / (rss1 / (n - m))`` of a model
+    (``rss1``, ``m`` parameters) against a nested one (``rss0``), over ``n`` channels."""
+    rss0 = np.asarray(rss0, dtype=np.float64)
+    rss1 = np.asarray(rss1, dtype=np.float64)
+    s2 = rss1 / max(n - m, 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(s2 > 0, (rss0 - rss1) / s2, np.where(rss0 > rss1, np.inf, 0.0))
+    return np.where(np.isfinite(rss1), t, np.nan)
 
 
 def peak_valid(amp, centre, sigma, state, x, *, resolution=None):
@@ -208,13 +190,6 @@ def peak_valid(amp, centre, sigma, state, x, *, resolution=None):
         )
 
 
-def objective(y, x, rows, npk, est):
-    """The fit's objective with its Gaussians held fixed and the background refitted as the
-    parabola of :func:`background_objective` (so that the two are nested). ``rows`` is the
-    kernels' ``(rows, pixels)`` output for ``npk`` Gaussians."""
-    return background_objective(y, x, est, peaks=rows[: 3 * npk])
-
-
 def peaks_valid(rows, npk, nbg, x, *, resolution=None):
     """:func:`peak_valid` for each peak of the kernels' rows: ``(npk, pixels)`` bool."""
     m = 3 * npk + nbg
@@ -224,32 +199,19 @@ def peaks_valid(rows, npk, nbg, x, *, resolution=None):
     ).reshape(npk, -1)
 
 
-def verdict(
-    rows,
-    obj0,
-    obj,
-    x,
-    *,
-    peaks,
-    background,
-    estimator,
-    resolution=None,
-    false_alarm=FALSE_ALARM,
-):
+def verdict(rows, rss0, rss1, x, *, peaks, background, resolution=None, false_alarm=FALSE_ALARM):
     """``detected`` per peak for a fit of a fixed number of peaks (the rule of this module).
 
     Parameters
     ----------
     rows : numpy.ndarray
         The kernels' ``(rows, pixels)`` output (:func:`hyperlum.kernels.pixel.fit_pixel`).
-    obj0 : numpy.ndarray
-        The background-only objective per pixel (:func:`background_objective`).
-    obj : numpy.ndarray
-        The fit's objective per pixel, its background refitted (:func:`objective`).
+    rss0, rss1 : numpy.ndarray
+        Per pixel, from :func:`smooth_rss`: the parabola alone; the fitted peaks plus it.
     x : numpy.ndarray
         Channel positions of the fitted range.
-    peaks, background, estimator : int
-        Gaussians, background terms (0-2), estimator code (0 least squares, 1 Poisson).
+    peaks, background : int
+        Gaussians and background terms (0-2) of the fit.
     resolution : float, optional
         Instrument resolution (FWHM, axis units).
     false_alarm : float
@@ -269,14 +231,14 @@ def verdict(
     >>> y[0] += 20 * np.exp(-0.5 * ((x - 50) / 4) ** 2)
     >>> rows = np.empty((12, 2))  # kernel rows of 1 Gaussian + constant
     >>> _ = cpu.fit_chunk(y, x, 1, 1, 0, 50, 1e-7, np.inf, rows)
-    >>> obj0, obj = background_objective(y, x, 0), objective(y, x, rows, 1, 0)
-    >>> verdict(rows, obj0, obj, x, peaks=1, background=1, estimator=0).tolist()
+    >>> rss0, rss1 = smooth_rss(y, x, rows[:3])
+    >>> verdict(rows, rss0, rss1, x, peaks=1, background=1).tolist()
     [[1.0, 0.0]]
     """
     n = np.asarray(x).size
     m = 3 * peaks + NULL_TERMS
-    limit = threshold(n, false_alarm=false_alarm, dof=n - m if estimator == 0 else None)
-    t = statistic(obj0, obj, n, m, estimator)
+    limit = threshold(n, false_alarm=false_alarm, dof=n - m)
+    t = statistic(rss0, rss1, n, m)
     with np.errstate(invalid="ignore", divide="ignore"):
         ok = peaks_valid(rows, peaks, background, x, resolution=resolution) & (t > limit)
         if peaks > 1:  # each peak on its own: Wald statistic of its amplitude
@@ -285,15 +247,3 @@ def verdict(
             amp_sd = rows[first_sd : first_sd + 3 * peaks : 3]
             ok &= (amp / amp_sd) ** 2 > limit
     return ok.astype(np.float64)
-
-
-def _module(a):
-    if hasattr(a, "__cuda_array_interface__") and hasattr(a, "get"):
-        import cupy
-
-        return cupy
-    return np
-
-
-def _host(a):
-    return np.asarray(a.get() if hasattr(a, "get") else a, dtype=np.float64)

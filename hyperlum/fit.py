@@ -83,20 +83,19 @@ def fit_block(block, x, spec):
             flat = flat.get()  # the spike filter and the model choice run on the host
     if spec.despike:
         flat, spikes = despike_spectra(flat)
-    obj0 = detect.background_objective(flat, x, spec.estimator)
     if spec.auto:
-        rows, verdict, n_kept = _fit_auto(flat, x, spec, obj0)
+        rows, verdict, n_kept = _fit_auto(flat, x, spec)
         extra = [verdict, spikes[None], n_kept[None]]
     else:
         rows = _kernel_rows(flat, x, spec)
+        rss0, rss1 = detect.smooth_rss(flat, x, rows[: 3 * spec.peaks], threads=spec.threads)
         verdict = detect.verdict(
             rows,
-            obj0,
-            detect.objective(flat, x, rows, spec.peaks, spec.estimator),
+            rss0,
+            rss1,
             x,
             peaks=spec.peaks,
             background=spec.background,
-            estimator=spec.estimator,
             resolution=spec.resolution or None,
             false_alarm=spec.false_alarm,
         )
@@ -141,7 +140,7 @@ def _kernel_rows(flat, x, spec):
     return out
 
 
-def _fit_auto(flat, x, spec, obj0):
+def _fit_auto(flat, x, spec):
     """``peaks="auto"``: nested likelihood-ratio tests, 1 to ``spec.peaks`` Gaussians.
 
     Model ``k`` is fitted to the pixels where model ``k - 1`` was kept; it is kept where its
@@ -155,17 +154,17 @@ def _fit_auto(flat, x, spec, obj0):
     rows = np.full((spec.kernel_outputs, npix), np.nan)
     kept = np.zeros(npix)
     alive = np.arange(npix)
-    prev = obj0
+    prev = None
     for k in range(1, big + 1):
         if alive.size == 0:
             break
         sub = spec._replace(peaks=k, auto=False)
-        part = _kernel_rows(np.ascontiguousarray(flat[alive]), x, sub)
-        obj = detect.objective(flat[alive], x, part, k, spec.estimator)
+        data = np.ascontiguousarray(flat[alive])
+        part = _kernel_rows(data, x, sub)
+        rss0, obj = detect.smooth_rss(data, x, part[: 3 * k], threads=spec.threads)
         m = 3 * k + detect.NULL_TERMS
-        t = detect.statistic(prev, obj, n, m, spec.estimator)
-        dof = n - m if spec.estimator == 0 else None
-        limit = detect.threshold(n, false_alarm=spec.false_alarm, dof=dof)
+        t = detect.statistic(rss0 if prev is None else prev, obj, n, m)
+        limit = detect.threshold(n, false_alarm=spec.false_alarm, dof=n - m)
         valid = detect.peaks_valid(part, k, nbg, x, resolution=spec.resolution or None)
         with np.errstate(invalid="ignore"):
             ok = valid.all(axis=0) & (t > limit)
