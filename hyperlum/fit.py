@@ -82,7 +82,7 @@ def fit_block(block, x, spec):
         if spec.despike or spec.auto:
             flat = flat.get()  # the spike filter and the model choice run on the host
     if spec.despike:
-        flat, spikes = despike_spectra(flat)
+        flat, spikes = _despike(flat, spec.saturation)
     if spec.auto:
         rows, verdict, n_kept = _fit_auto(flat, x, spec)
         extra = [verdict, spikes[None], n_kept[None]]
@@ -102,6 +102,19 @@ def fit_block(block, x, spec):
         extra = [verdict, spikes[None]]
     out = np.concatenate([rows, *extra], axis=0)
     return out.T.reshape(*nav, spec.n_outputs)
+
+
+def _despike(flat, saturation):
+    """Spikes replaced (:func:`hyperlum.cl.despike_spectra`), except in spectra with a
+    saturated or non-finite channel: those stay as they are, to be flagged bad input."""
+    cleaned, spikes = despike_spectra(flat)
+    hit = np.flatnonzero(spikes)
+    if hit.size:
+        orig = np.asarray(flat[hit], dtype=np.float64)
+        bad = hit[((orig >= saturation) | ~np.isfinite(orig)).any(axis=1)]
+        cleaned[bad] = flat[bad]
+        spikes[bad] = 0
+    return cleaned, spikes
 
 
 def _kernel_rows(flat, x, spec):

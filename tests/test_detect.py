@@ -252,3 +252,12 @@ class TestCommandLine:
             "7",
         )
         assert rc == 2 and err.count("\n") == 1 and "--max-peaks" in err
+
+
+def test_saturated_pixel_is_not_despiked(rng):
+    y = (20 + rng.poisson(5, (3, X.size))).astype(np.uint16)
+    y[1, 50] = np.iinfo(np.uint16).max
+    y[2, 60] = 3000
+    res = hl.fit(y, axis=X, device="cpu")
+    assert res.maps["state"].tolist() == [res.maps["state"][0], 3, res.maps["state"][2]]
+    assert res.maps["spikes"].tolist() == [0, 0, 1]
