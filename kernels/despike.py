@@ -39,7 +39,16 @@ def _sort(v, k):
 @numba.njit(cache=True, nogil=True)
 def despike_rows(data, threshold, window, clean, counts):
     """Filter every row of ``data`` (pixels x channels) into ``clean`` (float64); spikes
-    replaced per row into ``counts``."""
+    replaced per row into ``counts``.
+
+    Examples
+    --------
+    >>> y = np.array([[10.0, 11, 9, 10, 500, 10, 11, 9, 10, 10]])
+    >>> clean, counts = np.empty_like(y), np.empty(1)
+    >>> despike_rows(y, 10.0, 5, clean, counts)
+    >>> clean[0, 4], counts[0]
+    (np.float64(10.0), np.float64(1.0))
+    """
     npix, n = data.shape
     h = window // 2
     med = np.empty(n)

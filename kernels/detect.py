@@ -57,7 +57,18 @@ def smooth_rss(data, x, h, q, peaks, rss0, rss1, start, stop):
     """Pixels ``start`` to ``stop`` of ``data`` (pixels x channels); ``h`` the step of a
     uniform axis (else 0); ``q`` channels x 3 (orthonormal columns, or zeros); ``peaks``
     ``(3 k, pixels)`` (amplitude, centre, sigma; a non-finite amplitude or sigma <= 0: no
-    peak); results into ``rss0``, ``rss1``."""
+    peak); results into ``rss0``, ``rss1``.
+
+    Examples
+    --------
+    >>> x = np.arange(8.0)
+    >>> y = np.array([[1.0, 1, 1, 9, 1, 1, 1, 1]])
+    >>> q = np.linalg.qr(np.vander(x - 3.5, 3, increasing=True))[0]
+    >>> rss0, rss1 = np.empty(1), np.empty(1)
+    >>> smooth_rss(y, x, 1.0, q, np.array([[8.0], [3.0], [0.1]]), rss0, rss1, 0, 1)
+    >>> round(float(rss0[0]), 3), abs(round(float(rss1[0]), 9))
+    (46.095, 0.0)
+    """
     n = data.shape[1]
     npk = peaks.shape[0] // 3
     z = np.empty(n)
