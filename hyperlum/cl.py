@@ -8,7 +8,9 @@
 """
 
 import functools
+import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -129,7 +131,7 @@ def to_energy(signal, *, jacobian=True, medium="air"):
     return out
 
 
-def _despike_block(block, threshold, window):
+def _despike_block(block, threshold, window, threads=1):
     """Clean one block; return the cleaned spectra with the per-pixel spike count appended."""
     from hyperlum.kernels.despike import despike_rows
 
@@ -139,7 +141,19 @@ def _despike_block(block, threshold, window):
         flat = flat.astype(np.float64)
     out = np.empty((flat.shape[0], flat.shape[1] + 1))
     counts = np.empty(flat.shape[0])
-    despike_rows(flat, float(threshold), int(window), out[:, :-1], counts)
+    npix = flat.shape[0]
+    threads = min(threads or len(os.sched_getaffinity(0)), max(1, npix // 64))
+    bounds = [b * npix // threads for b in range(threads + 1)]
+
+    def rows(b):
+        sl = slice(bounds[b], bounds[b + 1])
+        despike_rows(flat[sl], float(threshold), int(window), out[sl, :-1], counts[sl])
+
+    if threads == 1:
+        rows(0)
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(rows, range(threads)))
     out[:, -1] = counts
     return out.reshape(*y.shape[:-1], flat.shape[1] + 1)
 
@@ -217,7 +231,7 @@ def remove_spikes(signal, *, threshold=10.0, window=5, axis=None):
     return spectra_out(cleaned, signal), replaced
 
 
-def despike_spectra(spectra, *, threshold=10.0, window=5):
+def despike_spectra(spectra, *, threshold=10.0, window=5, threads=None):
     """Replace spikes in a block of spectra (numpy, pixels x channels); count them per pixel.
 
     The rule of :func:`remove_spikes`, for one in-memory block: what :func:`hyperlum.fit`
@@ -230,6 +244,8 @@ def despike_spectra(spectra, *, threshold=10.0, window=5):
         Pixels x channels, any real dtype.
     threshold, window
         As for :func:`remove_spikes`.
+    threads : int, optional
+        Threads over the pixels; default: every CPU this process may use.
 
     Returns
     -------
@@ -251,7 +267,7 @@ def despike_spectra(spectra, *, threshold=10.0, window=5):
     counts = np.zeros(spectra.shape[0], dtype=np.int32)
     fixed = []
     for s in range(0, spectra.shape[0], per):
-        out = _despike_block(spectra[s : s + per], threshold, window)
+        out = _despike_block(spectra[s : s + per], threshold, window, threads)
         counts[s : s + per] = out[:, n]
         fixed.append(out[out[:, n] > 0, :n])
     hit = counts > 0

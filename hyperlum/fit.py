@@ -82,7 +82,7 @@ def fit_block(block, x, spec):
         if spec.despike or spec.auto:
             flat = flat.get()  # the spike filter and the model choice run on the host
     if spec.despike:
-        flat, spikes = _despike(flat, spec.saturation)
+        flat, spikes = _despike(flat, spec.saturation, spec.threads)
     if spec.auto:
         rows, verdict, n_kept = _fit_auto(flat, x, spec)
         extra = [verdict, spikes[None], n_kept[None]]
@@ -104,10 +104,10 @@ def fit_block(block, x, spec):
     return out.T.reshape(*nav, spec.n_outputs)
 
 
-def _despike(flat, saturation):
+def _despike(flat, saturation, threads):
     """Spikes replaced (:func:`hyperlum.cl.despike_spectra`), except in spectra with a
     saturated or non-finite channel: those stay as they are, to be flagged bad input."""
-    cleaned, spikes = despike_spectra(flat)
+    cleaned, spikes = despike_spectra(flat, threads=threads)
     hit = np.flatnonzero(spikes)
     if hit.size:
         orig = np.asarray(flat[hit], dtype=np.float64)
