@@ -3,7 +3,7 @@
 import numpy as np
 
 from hyperlum.cube import is_dask
-from hyperlum.kernels.constants import FWHM_PER_SIGMA, SQRT_2PI, STATES, n_params
+from hyperlum.kernels.constants import FWHM_PER_SIGMA, SQRT_2PI, STATES, n_outputs, n_params
 
 _PEAK = ("amplitude", "centre", "sigma")
 _BACKGROUND = ("background", "background_slope")
@@ -32,7 +32,9 @@ class FitResult:
     # -- construction -------------------------------------------------------------------
     @classmethod
     def from_stacked(cls, stacked, npk, nbg, cube, options):
-        """Build the named maps from the kernel rows stacked on the last axis of ``stacked``."""
+        """Build the named maps from the rows of :func:`hyperlum.fit.fit_block` stacked on the
+        last axis of ``stacked``: the kernel rows, then ``detected`` per peak, the spikes
+        replaced per pixel and, when ``options["peaks"] == "auto"``, the peaks kept."""
         m = n_params(npk, nbg)
         rows = lambda r: stacked[..., r]  # noqa: E731
         maps = {}
@@ -62,6 +64,17 @@ class FitResult:
         maps["state"] = state
         maps["converged"] = state == 0
         maps["iterations"] = rows(2 * m + npk + 2).astype(np.int32)
+        base = n_outputs(npk, nbg)
+        detected = [rows(base + k) > 0.5 for k in range(npk)]
+        if npk > 1:
+            maps.update({f"detected_{k + 1}": d for k, d in enumerate(detected)})
+        anywhere = detected[0]
+        for d in detected[1:]:
+            anywhere = anywhere | d
+        maps["detected"] = anywhere
+        maps["spikes"] = rows(base + npk).astype(np.int32)
+        if options.get("peaks") == "auto":
+            maps["n_peaks"] = rows(base + npk + 1).astype(np.int8)
         opts = dict(options, axis_units=cube.signal_axis.get("units"))
         return cls(maps, cube.nav_axes, opts, cube.signal_axis, cube.title)
 

@@ -51,7 +51,8 @@ class TestFit:
         rc, stdout, _ = cli(capsys, "fit", path, "-o", out, "--axis-units", "nm", "-q")
         assert rc == 0
         assert re.fullmatch(
-            rf"hyperlum fit: 42 pixels, 100\.0% converged; 42 fitted in [\d.]+ s "
+            rf"hyperlum fit: 42 pixels, 100\.0% converged, 100\.0% with a detected peak, "
+            rf"\d+ spike channels replaced; 42 fitted in [\d.]+ s "
             rf"\([\d,]+ pixels/s\), [\d.]+ s in all; maps written to {re.escape(str(out))}\n",
             stdout,
         )
@@ -272,7 +273,7 @@ BAD = [
         None,
         ["--peaks", "two"],
         "m.zspy",
-        r"argument --peaks: invalid int value: 'two'",
+        r"argument --peaks: give 1 to 4 or auto, not 'two'",
     ),
     (
         "output extension",

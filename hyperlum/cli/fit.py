@@ -6,6 +6,7 @@ continues where it stopped when the same command is run again. The maps are writ
 ``OUT`` (``.zspy`` or ``.hspy``) only when every chunk is done.
 """
 
+import argparse
 import contextlib
 import functools
 import io
@@ -40,7 +41,28 @@ def register(subparsers):
         metavar=("LO", "HI"),
         help="fit only this part of the axis",
     )
-    p.add_argument("--peaks", type=int, default=1, metavar="N", help="Gaussians, 1 to 4 (1)")
+    p.add_argument(
+        "--peaks",
+        type=_peaks,
+        default=1,
+        metavar="N",
+        help="Gaussians, 1 to 4, or auto: per pixel as many as the data support (1)",
+    )
+    p.add_argument(
+        "--max-peaks", type=int, default=2, metavar="N", help="most Gaussians for --peaks auto (2)"
+    )
+    p.add_argument(
+        "--no-despike",
+        dest="despike",
+        action="store_false",
+        help="do not replace cosmic-ray spikes before fitting",
+    )
+    p.add_argument(
+        "--resolution",
+        type=finite_float,
+        metavar="FWHM",
+        help="instrument resolution (axis units) for the detection verdict (one channel)",
+    )
     p.add_argument("--background", choices=("none", "constant", "linear"), default="constant")
     p.add_argument("--estimator", choices=("lse", "mle"), default="lse")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -68,6 +90,12 @@ def register(subparsers):
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
+
+
+def _peaks(value):
+    if value == "auto" or value.isdigit():
+        return value if value == "auto" else int(value)
+    raise argparse.ArgumentTypeError(f"give 1 to 4 or auto, not {value!r}")
 
 
 def _check_output(out):
@@ -142,6 +170,9 @@ def _plan(args, cube):
         max_iterations=args.max_iterations,
         tolerance=args.tolerance,
         signal_range=args.range,
+        max_peaks=args.max_peaks,
+        despike=args.despike,
+        resolution=args.resolution,
         label=lambda name: "--" + name.replace("_", "-"),
     )
     return spec, options
@@ -289,7 +320,6 @@ def _run(args, held, notes):
 
     from hyperlum import resume
     from hyperlum.io import _quiet, load
-    from hyperlum.kernels.constants import n_params
     from hyperlum.result import FitResult
 
     t_start = time.perf_counter()
@@ -405,17 +435,19 @@ def _run(args, held, notes):
         result.save(out, overwrite=True)  # under a temporary name, then renamed into place
     store.remove()
 
-    m = n_params(spec.peaks, spec.background)
-    state = stacked[..., 2 * m + spec.peaks + 1]
-    converged = int(np.sum(state == 0))
+    converged = int(np.sum(result.maps["converged"]))
+    detected = int(np.sum(result.maps["detected"]))
+    spikes = int(np.sum(result.maps["spikes"]))
     fitted = npix - done_before
     rate = fitted / t_fit if t_fit > 0 else float("nan")
     share = 100.0 * converged / npix if npix else 0.0
+    found = 100.0 * detected / npix if npix else 0.0
     resumed_txt = f" ({done_before} resumed)" if done_before else ""
     if damaged:
         resumed_txt += f" ({damaged} damaged chunks fitted again)"
     print(
-        f"hyperlum fit: {npix} pixels{resumed_txt}, {share:.1f}% converged; "
+        f"hyperlum fit: {npix} pixels{resumed_txt}, {share:.1f}% converged, "
+        f"{found:.1f}% with a detected peak, {spikes} spike channels replaced; "
         f"{fitted} fitted in {t_fit:.1f} s ({rate:,.0f} pixels/s), "
         f"{time.perf_counter() - t_start:.1f} s in all; maps written to {out}"
     )
