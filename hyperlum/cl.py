@@ -163,8 +163,10 @@ def remove_spikes(signal, *, threshold=10.0, window=5, axis=None):
 
     A channel is a spike when it stands above the median of its ``window - 1`` neighbours by
     more than ``threshold`` times the local noise (1.4826 times the median, over blocks of 32
-    channels, of the absolute deviation of the data from that neighbour median). Spikes up to
-    ``(window - 1) // 2`` channels wide are caught; real peaks, many channels wide, are kept.
+    channels, of the absolute deviation of the data from that neighbour median), and it rises
+    within the window: that excess is more than half its height over the lowest neighbour.
+    Spikes up to ``(window - 1) // 2`` channels wide are caught; the top of a real peak of
+    sigma 2 channels or more, however bright, is kept (also in noiseless or denoised data).
 
     Parameters
     ----------

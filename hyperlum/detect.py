@@ -247,3 +247,45 @@ def verdict(rows, rss0, rss1, x, *, peaks, background, resolution=None, false_al
             amp_sd = rows[first_sd : first_sd + 3 * peaks : 3]
             ok &= (amp / amp_sd) ** 2 > limit
     return ok.astype(np.float64)
+
+
+def clear_spike_remnants(verdict, rows, pixels, replaced, x, *, reach=3.0, narrow=3.0):
+    """Undo ``detected`` for a narrow peak whose core holds a channel the spike filter replaced.
+
+    A cosmic ray wider than the filter's window is cut down, not removed: what is left
+    is fitted as a narrow peak with the spike's position. A peak counts as such a remnant
+    when its sigma is at most ``narrow`` channels and a replaced channel lies within
+    ``reach`` sigma (plus one channel) of its centre; a broad peak that a spike merely hit
+    keeps its verdict. ``verdict`` is changed in place.
+
+    Parameters
+    ----------
+    verdict : numpy.ndarray
+        ``(peaks, pixels)`` from :func:`verdict` (1.0 detected).
+    rows : numpy.ndarray
+        The kernels' ``(rows, pixels)`` output: amplitude, centre, sigma of each peak first.
+    pixels : numpy.ndarray of int
+        The pixels whose spectra held a spike.
+    replaced : numpy.ndarray of bool
+        ``(len(pixels), channels)``: the channels replaced.
+    x : numpy.ndarray
+        Channel positions.
+
+    Examples
+    --------
+    >>> x = np.arange(100.0)
+    >>> rows = np.array([[50.0, 50, 50], [40, 70, 40], [2, 2, 9]])  # amplitude, centre, sigma
+    >>> v = np.ones((1, 3))
+    >>> hit = np.zeros((2, 100), bool); hit[:, 41] = True  # pixels 0 and 2: a spike cut at 41
+    >>> clear_spike_remnants(v, rows, np.array([0, 2]), hit, x)
+    >>> v.tolist()  # pixel 2's peak is broad: a real peak that a spike hit
+    [[0.0, 1.0, 1.0]]
+    """
+    x = np.asarray(x, dtype=np.float64)
+    step = np.abs(np.diff(x)).max() if x.size > 1 else 0.0
+    for k in range(verdict.shape[0]):
+        c = rows[3 * k + 1, pixels][:, None]
+        s = rows[3 * k + 2, pixels][:, None]
+        with np.errstate(invalid="ignore"):
+            near = replaced & (np.abs(x[None, :] - c) <= reach * s + step) & (s <= narrow * step)
+        verdict[k, pixels[near.any(axis=1)]] = 0.0

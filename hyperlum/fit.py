@@ -78,11 +78,12 @@ def fit_block(block, x, spec):
     nav = block.shape[:-1]
     flat = block.reshape(-1, block.shape[-1])
     spikes = np.zeros(flat.shape[0])
+    replaced = None
     if hasattr(flat, "__cuda_array_interface__") and hasattr(flat, "get"):
         if spec.despike or spec.auto:
             flat = flat.get()  # the spike filter and the model choice run on the host
     if spec.despike:
-        flat, spikes = _despike(flat, spec.saturation, spec.threads)
+        flat, spikes, replaced = _despike(flat, spec.saturation, spec.threads)
     if spec.auto:
         rows, verdict, n_kept = _fit_auto(flat, x, spec)
         extra = [verdict, spikes[None], n_kept[None]]
@@ -100,21 +101,29 @@ def fit_block(block, x, spec):
             false_alarm=spec.false_alarm,
         )
         extra = [verdict, spikes[None]]
+    if replaced is not None:  # a peak where a spike was cut out may be what is left of it
+        detect.clear_spike_remnants(verdict, rows, *replaced, x)
+        if spec.auto:
+            extra[2] = verdict.sum(axis=0)[None]
     out = np.concatenate([rows, *extra], axis=0)
     return out.T.reshape(*nav, spec.n_outputs)
 
 
 def _despike(flat, saturation, threads):
     """Spikes replaced (:func:`hyperlum.cl.despike_spectra`), except in spectra with a
-    saturated or non-finite channel: those stay as they are, to be flagged bad input."""
+    saturated or non-finite channel: those stay as they are, to be flagged bad input.
+    Returns the cleaned spectra, the count per pixel, and ``(pixels, channels replaced)``
+    of the spectra that held a spike (None when none did)."""
     cleaned, spikes = despike_spectra(flat, threads=threads)
     hit = np.flatnonzero(spikes)
-    if hit.size:
-        orig = np.asarray(flat[hit], dtype=np.float64)
-        bad = hit[((orig >= saturation) | ~np.isfinite(orig)).any(axis=1)]
-        cleaned[bad] = flat[bad]
-        spikes[bad] = 0
-    return cleaned, spikes
+    if not hit.size:
+        return cleaned, spikes, None
+    orig = np.asarray(flat[hit], dtype=np.float64)
+    bad = ((orig >= saturation) | ~np.isfinite(orig)).any(axis=1)
+    cleaned[hit[bad]] = flat[hit[bad]]
+    spikes[hit[bad]] = 0
+    hit, orig = hit[~bad], orig[~bad]
+    return cleaned, spikes, (hit, np.asarray(cleaned[hit], dtype=np.float64) != orig)
 
 
 def _kernel_rows(flat, x, spec):

@@ -29,7 +29,11 @@ def fake_result(rng, s, peaks, background, signal_range=None):
     """A result with random, plausible parameters, built the way hl.fit builds one."""
     cube = as_cube(s).crop(signal_range)
     nbg = BACKGROUNDS[background]
-    rows = rng.uniform(0.1, 2.0, s.data.shape[:-1] + (n_outputs(peaks, nbg),))
+    # kernel rows, then fit_block's: detected per peak (all 1 here), spikes replaced (0)
+    base = n_outputs(peaks, nbg)
+    rows = rng.uniform(0.1, 2.0, s.data.shape[:-1] + (base + peaks + 1,))
+    rows[..., base : base + peaks] = 1.0
+    rows[..., base + peaks] = 0.0
     for k in range(peaks):
         rows[..., 3 * k] *= 100  # amplitude
         rows[..., 3 * k + 1] = rng.uniform(660, 760, s.data.shape[:-1])  # centre
