@@ -137,8 +137,8 @@ def _despike_block(block, threshold, window, threads=1):
 
     y = np.asarray(block)
     flat = np.ascontiguousarray(y.reshape(-1, y.shape[-1]))
-    if flat.dtype.kind not in "fiu":
-        flat = flat.astype(np.float64)
+    if flat.dtype.kind not in "fiu" or flat.dtype.itemsize < 4 and flat.dtype.kind == "f":
+        flat = flat.astype(np.float64)  # numba reads no float16
     out = np.empty((flat.shape[0], flat.shape[1] + 1))
     counts = np.empty(flat.shape[0])
     npix = flat.shape[0]

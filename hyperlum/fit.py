@@ -82,6 +82,8 @@ def fit_block(block, x, spec):
     if hasattr(flat, "__cuda_array_interface__") and hasattr(flat, "get"):
         if spec.despike or spec.auto:
             flat = flat.get()  # the spike filter and the model choice run on the host
+    if flat.dtype == np.float16:  # numba reads no float16; float32 holds it exactly
+        flat = flat.astype(np.float32)
     if spec.despike:
         flat, spikes, replaced = _despike(flat, spec.saturation, spec.threads)
     if spec.auto:

@@ -46,7 +46,7 @@ def test_plain_hyperlum_prints_the_help(capsys):
         (["fit", "{c}", "-o", "{o}", "--range", "600", "inf"], "argument --range: must be a finite number, got 'inf'"),
         (["fit", "{c}", "-o", "{o}", "--range", "x", "700"], "argument --range: invalid number: 'x'"),
         (["eels", "{c}", "-o", "{o}", "--fit-range", "1", "nan"], "argument --fit-range: must be a finite number, got 'nan'"),
-        (["eels", "{c}", "-o", "{o}", "--width", "inf"], "argument --width: must be a finite number, got 'inf'"),
+        (["eels", "{c}", "-o", "{o}", "--width", "inf"], "argument --width: expected a positive number, got 'inf'"),
         (["report", "{c}", "-o", "{o}", "--min-snr", "nan"], "argument --min-snr: must be a finite number, got 'nan'"),
         (["report", "{c}", "-o", "{o}", "--shell-width", "inf"], "argument --shell-width: must be a finite number, got 'inf'"),
         (["demo", "-o", "{o}", "--seed", "-1"], "argument --seed: must be an integer >= 0, got '-1'"),
