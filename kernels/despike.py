@@ -11,9 +11,9 @@ real peak of sigma 2 channels or more, however bright, fails that test (the rati
 0.42 at sigma 2, 0.35 at 2.5, wherever the centre falls between channels), a spike of one or
 two channels passes it (ratio near 1), so a bright line is not clipped (nor noiseless or
 denoised data, where the local noise is near 0). A peak of sigma near one channel centred
-between two channels looks like a two-channel spike and can be cut. Spikes are replaced by the neighbour median. A block
-whose noise cannot hide a spike skips its sort (exact, see the code); measured 5x faster than
-the same rule in numpy, which cost more than the fit itself.
+between two channels looks like a two-channel spike and can be cut. Spikes are replaced by
+the neighbour median. A block whose noise cannot hide a spike skips its sort (exact, see the
+code); measured 5x faster than the same rule in numpy, which cost more than the fit itself.
 """
 
 import numba
