@@ -11,8 +11,7 @@ from hyperlum import cl, eels, stats
 from hyperlum.explore import explore
 from hyperlum.fit import fit
 from hyperlum.io import load
-from hyperlum.result import FitResult
-from hyperlum.result_io import load_result
+from hyperlum.result import FitResult, load_result
 from hyperlum.segment import segment
 from hyperlum.stats import hist1d, hist2d, region_stats
 

@@ -7,7 +7,7 @@ through :class:`~hyperlum.result.FitResult`'s conversion.
 
 import numpy as np
 
-from hyperlum.cube import _is_signal, is_dask
+from hyperlum.cube import is_dask, is_signal
 
 
 def new_like(signal, data, signal_axis=None):
@@ -48,7 +48,7 @@ def map_out(data, cube, name, like, units=None):
 
     ``data`` is a numpy or dask array with the navigation shape of ``cube``.
     """
-    if not _is_signal(like):
+    if not is_signal(like):
         return data
     import hyperspy.api as hs
 
@@ -71,6 +71,6 @@ def map_out(data, cube, name, like, units=None):
 
 def spectra_out(data, like, signal_axis=None):
     """Spectra as the caller expects them: a signal like ``like``, or the bare array."""
-    if _is_signal(like):
+    if is_signal(like):
         return new_like(like, data, signal_axis)
     return data

@@ -16,7 +16,7 @@ import numpy as np
 
 from hyperlum._signals import new_like, spectra_out
 from hyperlum._validate import choice, integer, positive
-from hyperlum.cube import _is_signal, as_cube, is_dask
+from hyperlum.cube import as_cube, is_dask, is_signal
 
 __all__ = ["despike_spectra", "refractive_index_air", "remove_spikes", "to_energy"]
 
@@ -89,7 +89,7 @@ def to_energy(signal, *, jacobian=True, medium="air"):
     >>> np.round(e.axes_manager[0].axis, 4).tolist()
     [2.0664, 2.4797, 3.0996]
     """
-    if not _is_signal(signal) or signal.axes_manager.signal_dimension != 1:
+    if not is_signal(signal) or signal.axes_manager.signal_dimension != 1:
         raise TypeError(f"signal must be a HyperSpy Signal1D, got {type(signal).__name__}")
     choice("medium", medium, ("air", "vacuum"))
     ax = signal.axes_manager.signal_axes[0]
@@ -124,7 +124,7 @@ def to_energy(signal, *, jacobian=True, medium="air"):
     out = new_like(signal, data, new_axis)
     var = signal.metadata.get_item("Signal.Noise_properties.variance")
     if var is not None:
-        vdata = var.data[..., order] if _is_signal(var) else np.full(signal.data.shape, var)
+        vdata = var.data[..., order] if is_signal(var) else np.full(signal.data.shape, var)
         if jacobian:
             vdata = vdata * jac**2
         out.set_noise_variance(new_like(signal, np.asarray(vdata), new_axis))

@@ -105,7 +105,8 @@ def is_dask(a):
     return type(a).__module__.startswith("dask")
 
 
-def _is_signal(a):
+def is_signal(a):
+    """True for a HyperSpy signal (anything with an ``axes_manager`` and ``data``)."""
     return hasattr(a, "axes_manager") and hasattr(a, "data")
 
 
@@ -130,7 +131,7 @@ def as_cube(data, axis=None):
     >>> c.nav_shape, float(c.x[-1])
     ((2, 3), 800.0)
     """
-    if _is_signal(data):
+    if is_signal(data):
         am = data.axes_manager
         if am.signal_dimension != 1:
             raise ValueError(

@@ -23,7 +23,7 @@ import numpy as np
 
 from hyperlum._signals import map_out, spectra_out
 from hyperlum._validate import choice, integer, positive, value_range
-from hyperlum.cube import _is_signal, as_cube, is_dask
+from hyperlum.cube import as_cube, is_dask, is_signal
 from hyperlum.eels_profile import line_profile
 from hyperlum.kernels.constants import STATES
 from hyperlum.result import FitResult
@@ -298,7 +298,7 @@ def align_zlp(low_loss, *others, centres=None, crop=True):
     """
     signals = (low_loss, *others)
     for k, s in enumerate(signals):
-        if not _is_signal(s) or s.axes_manager.signal_dimension != 1:
+        if not is_signal(s) or s.axes_manager.signal_dimension != 1:
             what = "low_loss" if k == 0 else f"others[{k - 1}]"
             raise TypeError(f"{what} must be a HyperSpy Signal1D, got {type(s).__name__}")
         ax = s.axes_manager.signal_axes[0]
@@ -621,7 +621,7 @@ def normalise(data, *, by="core_loss_total", range=None, axis=None):
         else:
             total = d[..., sl].max(axis=-1)
     else:
-        total = by.data if _is_signal(by) else by
+        total = by.data if is_signal(by) else by
         if tuple(np.shape(total)) != cube.nav_shape:
             raise ValueError(
                 f"by must be a string or an array of the navigation shape {cube.nav_shape}, "

@@ -5,12 +5,12 @@ import math
 import numpy as np
 
 from hyperlum._validate import positive
-from hyperlum.cube import _is_signal, is_dask
+from hyperlum.cube import is_dask, is_signal
 
 
 def _map_axes(m):
     """Array, and per array axis (scale, offset, units) of a map (signal or array)."""
-    if _is_signal(m):
+    if is_signal(m):
         # ``_axes`` lists the axes in array order, navigation and signal alike.
         cal = [(float(a.scale), float(a.offset), a.units) for a in m.axes_manager._axes]
         data = m.data
@@ -107,7 +107,7 @@ def line_profile(map, start, end, *, width=None):
         np.asarray(values, dtype=np.float64),
         axes=[{"size": npts, "scale": step, "offset": 0.0, "name": "Distance", "units": units}],
     )
-    title = map.metadata.General.title if _is_signal(map) else "map"
+    title = map.metadata.General.title if is_signal(map) else "map"
     prof.metadata.General.title = f"profile of {title}"
     return prof
 

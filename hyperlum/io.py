@@ -75,7 +75,7 @@ def _reason(err):
 
 
 @contextlib.contextmanager
-def _quiet():
+def quiet():
     """Silence HyperSpy's and RosettaSciIO's log lines and warnings while a file is read."""
     loggers = [logging.getLogger(n) for n in ("hyperspy", "rsciio", "exspy", "lumispy")]
     levels = [lg.level for lg in loggers]
@@ -172,7 +172,7 @@ def _load_hyperspy(p, ext, *, lazy, **hints):
         what = f"a {hints['file_format']} file"
 
     def read(lazy, **kw):
-        with _quiet():
+        with quiet():
             try:
                 found = hs.load(str(p), lazy=lazy, **kw)
             except NotImplementedError as err:
@@ -333,7 +333,7 @@ def _load_npy(p, *, lazy, axis=None, axis_units=None, axis_name=None, signal_typ
     if lazy:
         signal = signal.as_lazy()
     if signal_type:
-        with _quiet():
+        with quiet():
             signal.set_signal_type(signal_type)
     signal.metadata.General.title = p.stem
     return signal

@@ -319,6 +319,36 @@ class FitResult:
         return to_hyperspy_model(self, signal)
 
 
+def load_result(path):
+    """Load maps written by :meth:`FitResult.save`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.zspy`` or ``.hspy`` file written by hyperlum.
+
+    Returns
+    -------
+    FitResult
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import hyperlum as hl
+    >>> x = np.linspace(600.0, 800.0, 64)
+    >>> y = 50 * np.exp(-0.5 * ((x - 700) / 12) ** 2) + 5 + np.zeros((2, 3, 1))
+    >>> res = hl.fit(y, axis=x, device="cpu")
+    >>> path = os.path.join(tempfile.mkdtemp(), "maps.zspy")
+    >>> res.save(path)
+    >>> back = load_result(path)
+    >>> bool(np.array_equal(back.maps["centre"], res.maps["centre"]))
+    True
+    """
+    from hyperlum.result_io import read_result
+
+    return FitResult(**read_result(path))
+
+
 def _has_axis_units(name):
     base = name.removesuffix("_std").rstrip("_0123456789")
     return base in ("centre", "sigma", "fwhm")

@@ -1,4 +1,4 @@
-"""Save a :class:`~hyperlum.result.FitResult` to one HyperSpy file and load it back."""
+"""Write a :class:`~hyperlum.result.FitResult` to one HyperSpy file and read it back."""
 
 import json
 import os
@@ -7,7 +7,6 @@ import warnings
 import numpy as np
 
 from hyperlum import outputs
-from hyperlum.result import FitResult
 
 _EXTENSIONS = (".zspy", ".hspy")
 
@@ -62,8 +61,10 @@ def save_result(result, path, *, overwrite=False):
         raise
 
 
-def load_result(path):
-    """Load maps written by :meth:`FitResult.save`.
+def read_result(path):
+    """Read maps written by :meth:`FitResult.save`: the keyword arguments of ``FitResult``.
+
+    :func:`hyperlum.load_result` turns them into a :class:`~hyperlum.result.FitResult`.
 
     Parameters
     ----------
@@ -72,7 +73,8 @@ def load_result(path):
 
     Returns
     -------
-    FitResult
+    dict
+        ``maps``, ``nav_axes``, ``options``, ``signal_axis`` and ``title``.
     """
     import hyperspy.api as hs
 
@@ -95,10 +97,10 @@ def load_result(path):
         d = ax.get_axis_dictionary()
         d["navigate"] = False
         nav_axes.append(d)
-    return FitResult(
-        maps,
-        nav_axes,
-        json.loads(meta.options),
-        json.loads(meta.signal_axis),
-        sig.metadata.General.title,
-    )
+    return {
+        "maps": maps,
+        "nav_axes": nav_axes,
+        "options": json.loads(meta.options),
+        "signal_axis": json.loads(meta.signal_axis),
+        "title": sig.metadata.General.title,
+    }

@@ -6,7 +6,7 @@ import pytest
 
 import hyperlum as hl
 from hyperlum import detect
-from hyperlum.result_io import load_result
+from hyperlum.result import load_result
 
 X = np.linspace(600.0, 700.0, 200)  # 0.5 units per channel
 

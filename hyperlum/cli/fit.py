@@ -142,10 +142,10 @@ def _output_fingerprint(out):
     """The fingerprint stored in an existing result file, or None when it is not a result."""
     import hyperspy.api as hs
 
-    from hyperlum.io import _quiet
+    from hyperlum.io import quiet
 
     try:
-        with _quiet():
+        with quiet():
             sig = hs.load(str(out), lazy=True)
         return json.loads(sig.metadata.hyperlum.options).get("fingerprint")
     except Exception:
@@ -319,7 +319,7 @@ def _run(args, held, notes):
     from tqdm.auto import tqdm
 
     from hyperlum import resume
-    from hyperlum.io import _quiet, load
+    from hyperlum.io import load, quiet
     from hyperlum.result import FitResult
 
     t_start = time.perf_counter()
@@ -431,7 +431,7 @@ def _run(args, held, notes):
 
     saved_options = dict(options, input=str(src.resolve()), fingerprint=fp)
     result = FitResult.from_stacked(stacked, spec.peaks, spec.background, cube, saved_options)
-    with _quiet():
+    with quiet():
         result.save(out, overwrite=True)  # under a temporary name, then renamed into place
     store.remove()
 

@@ -77,7 +77,7 @@ def run(args):
 
     from hyperlum import outputs
     from hyperlum.report import REPORT_FILES, make_report
-    from hyperlum.result_io import load_result
+    from hyperlum.result import load_result
 
     outputs.check_not_input(
         [os.path.join(args.output, n) for n in REPORT_FILES],
