@@ -407,7 +407,8 @@ def plot_spectra(
     )
     if not inside.all():
         ax.plot([], [], color="#ffd700", alpha=0.4, lw=6, label="fitted range")
-    ax.legend(fontsize=8, frameon=False)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, frameon=False)
     return ax.figure
 
 
@@ -468,7 +469,10 @@ def plot_region_histograms(
             )
         ax.set_xlabel(_label(name, units))
         ax.set_ylabel(f"fraction of pixels per {units}" if units else "fraction of pixels per unit")
-        ax.legend(fontsize=7, frameon=False)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, frameon=False)
+        else:
+            ax.text(0.5, 0.5, "no pixel", ha="center", va="center", transform=ax.transAxes)
     return fig
 
 

@@ -336,6 +336,8 @@ def _pixel_report(res, signal, outdir, valid, dpi, lines, seg):
     summary = [
         f"{n}: mean {r['mean']:.4g}{' ' + r['units'] if r['units'] else ''} (std {r['std']:.3g},"
         f" median {r['median']:.4g}) over {int(r['count'])} pixels."
+        if r["count"] > 0
+        else f"{n}: no statistic, no pixel to take it over."
         for n, r in table.loc[list(hist)].iterrows()
     ]
     findings = "\n".join([*lines, "", *summary]) + "\n"

@@ -198,3 +198,15 @@ def test_plot_spectra_single_spectrum_and_line_scan(rng):
     assert ax.lines[1].get_label().startswith("x = 1.5 µm: \u03c3 = ")
     with pytest.raises(ValueError, match=r"the spectra have navigation shape \(2,\), the maps"):
         plot_spectra(line, res)
+
+
+def test_nothing_detected_no_statistic(rng, tmp_path):
+    x = np.linspace(600.0, 800.0, 96)
+    noise = rng.poisson(50.0, size=(6, 7, 96)).astype(float)  # no emission anywhere
+    res = hl.fit(noise, axis=x, device="cpu", progress=False)
+    assert not np.asarray(res.maps["detected"]).any()
+    rep = make_report(res, None, tmp_path)
+    assert "Pixels used: 0 of 42" in rep.findings
+    for name in ("centre", "sigma", "intensity"):
+        assert f"{name}: no statistic, no pixel to take it over." in rep.findings
+    assert "nan" not in rep.findings
