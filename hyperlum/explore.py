@@ -14,6 +14,7 @@ import numpy as np
 from hyperlum.cube import as_cube
 from hyperlum.model_cubes import PeakModel, fitted_channels
 from hyperlum.plot import add_scalebar
+from hyperlum.stats import units_of
 
 _MOVES = {"up": (-1, 0), "down": (1, 0), "left": (0, -1), "right": (0, 1)}
 _CMAPS = {"centre": "Spectral_r", "sigma": "viridis", "fwhm": "viridis"}
@@ -301,8 +302,7 @@ def fitted_slice(x, xf):
 
 
 def _title(name, res):
-    stem = name.removesuffix("_std").rstrip("_0123456789")
-    units = res.options.get("axis_units") if stem in ("centre", "sigma", "fwhm") else None
+    units = units_of(res, name)
     return f"{name} ({units})" if units else name
 
 
