@@ -205,6 +205,7 @@ def zlp_centre(data, *, axis=None, window=None, background="none", device="auto"
         background=background,
         device=device,
         saturation=level if level < math.inf else None,
+        despike=False,  # the ZLP is one or two channels wide: a spike filter would cut it
     )
     imax = stacked[..., -1]
     pos = imax + res.maps["centre"]  # fractional channel index of the centre
