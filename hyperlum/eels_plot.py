@@ -7,21 +7,11 @@ function returns a matplotlib Figure and leaves the backend alone.
 
 import numpy as np
 
-from hyperlum.plot import add_scalebar
+from hyperlum.plot import add_scalebar, map_extent
 
 
 def _units(value, default):
     return value if isinstance(value, str) and value not in ("", "<undefined>") else default
-
-
-def _extent(nav_axes, shape):
-    """Calibrated ``imshow`` extent (left, right, bottom, top) and units of a (y, x) map."""
-    y, x = nav_axes
-    sx, ox = float(x.get("scale", 1.0)), float(x.get("offset", 0.0))
-    sy, oy = float(y.get("scale", 1.0)), float(y.get("offset", 0.0))
-    left, right = ox - sx / 2, ox + (shape[1] - 0.5) * sx
-    top, bottom = oy - sy / 2, oy + (shape[0] - 0.5) * sy
-    return (left, right, bottom, top), _units(x.get("units"), "px")
 
 
 def _band(start, end, width):
@@ -80,7 +70,7 @@ def plot_edge_maps(maps, nav_axes, *, labels, line=None, width=None, colorbar_la
         return fig
     n = len(maps)
     fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 4.0), layout="constrained", squeeze=False)
-    extent, units = _extent(nav_axes, maps[0].shape)
+    extent, units = map_extent(nav_axes, maps[0].shape)
     for ax, m, label in zip(axes[0], maps, labels, strict=True):
         finite = m[np.isfinite(m)]
         vmin, vmax = np.percentile(finite, [1, 99]) if finite.size else (None, None)

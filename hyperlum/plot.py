@@ -68,8 +68,27 @@ def add_scalebar(ax, extent, units, *, color="white"):
     return length
 
 
-def _extent(nav_axes, shape):
-    """Calibrated imshow extent and units from HyperSpy-style axis dicts (y, x)."""
+def map_extent(nav_axes, shape):
+    """Calibrated ``imshow`` extent (left, right, bottom, top) and units of a (y, x) map.
+
+    Parameters
+    ----------
+    nav_axes : sequence of dict
+        HyperSpy-style axis dictionaries (``scale``, ``offset``, ``units``), y then x.
+    shape : tuple of int
+        The map's (rows, columns).
+
+    Returns
+    -------
+    extent : tuple of float
+    units : str
+        The x axis units (``"px"`` when there are none).
+
+    Examples
+    --------
+    >>> map_extent([{"scale": 2.0, "units": "nm"}, {"scale": 2.0, "units": "nm"}], (3, 4))
+    ((-1.0, 7.0, 5.0, -1.0), 'nm')
+    """
     if len(nav_axes) != 2:
         return (-0.5, shape[1] - 0.5, shape[0] - 0.5, -0.5), "px"
     y, x = nav_axes
@@ -173,7 +192,7 @@ def plot_maps(
     maps = maps_of(res)
     shape = np.shape(maps["converged"])
     nav_axes = getattr(res, "nav_axes", [])
-    extent, units = _extent(nav_axes, shape)
+    extent, units = map_extent(nav_axes, shape)
     fitted_image = image is None
     if image is None:
         img = (
