@@ -261,3 +261,28 @@ def test_saturated_pixel_is_not_despiked(rng):
     res = hl.fit(y, axis=X, device="cpu")
     assert res.maps["state"].tolist() == [res.maps["state"][0], 3, res.maps["state"][2]]
     assert res.maps["spikes"].tolist() == [0, 0, 1]
+
+
+def test_spiked_and_empty_cube_targets(rng):
+    """Issue 10's target: 5% of pixels with a one-channel spike 20-60x the peak, 10% without
+    emission; with the defaults at most 1% of spiked pixels detected with a centre more than
+    5 standard errors off, at least 90% of spiked emission pixels detected, at most 5% of
+    emission-free pixels detected."""
+    n, x = 1600, np.linspace(600.0, 800.0, 256)
+    amp, centre, sigma = rng.uniform(40, 200, n), rng.uniform(660, 740, n), rng.uniform(6, 15, n)
+    empty = rng.random(n) < 0.10
+    amp[empty] = 0.0
+    mu = amp[:, None] * np.exp(-0.5 * ((x - centre[:, None]) / sigma[:, None]) ** 2) + 10.0
+    y = rng.poisson(mu).astype(np.float32)
+    spiked = rng.random(n) < 0.05
+    where = rng.integers(0, x.size, n)
+    height = rng.uniform(20, 60, n) * np.maximum(amp, 40.0)
+    y[spiked, where[spiked]] += height[spiked]
+    res = hl.fit(y.reshape(40, 40, -1), axis=x, device="cpu")
+    m = {k: np.asarray(v).ravel() for k, v in res.maps.items()}
+    det = m["detected"]
+    off = np.abs(m["centre"] - centre) > 5 * m["centre_std"]
+    assert np.mean(det[spiked] & off[spiked]) <= 0.01
+    assert np.mean(det[spiked & ~empty]) >= 0.90
+    assert np.mean(det[empty]) <= 0.05
+    assert m["spikes"][spiked].sum() >= spiked.sum()  # every spike was replaced
