@@ -25,7 +25,6 @@ SHARED = (
     guess.residual,
     guess.smoothed,
     guess.guess,
-    pixel.pixel_is_bad,
     pixel.uniform_step,
     pixel.fit_pixel,
 )

@@ -21,6 +21,7 @@ from hyperlum.kernels.constants import MAX_PARAMS, N_MATRICES, N_VECTORS
 
 _fns = jit_all(numba.njit(cache=True, nogil=True, fastmath={"contract", "arcp", "reassoc"}))
 _fit_pixel = _fns["fit_pixel"]
+_uniform_step = _fns["uniform_step"]
 
 #: Digest of the kernel sources. Numba's disk cache checks only the file of the cached function;
 #: the row loops capture this digest, so an edit of any shared kernel function invalidates them.
@@ -51,8 +52,9 @@ def _rows_kernel(npk, nbg, est):
             return
         M = np.empty((N_MATRICES, MAX_PARAMS, CHANNEL_BLOCK))
         V = np.empty((N_VECTORS, CHANNEL_BLOCK))
+        h = _uniform_step(x)
         for pix in range(start, stop):
-            _fit_pixel(out, pix, data[pix], x, npk, nbg, est, max_iter, tol, saturation, M, V)
+            _fit_pixel(out, pix, data[pix], x, h, npk, nbg, est, max_iter, tol, saturation, M, V)
 
     return rows
 

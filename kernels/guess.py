@@ -34,11 +34,13 @@ def smoothed(y, x, xref, p, k, nbg, i, h):
     return s / (hi - lo + 1)
 
 
-def guess(y, x, xref, npk, nbg, est, smin, p):
-    """Starting values into ``p`` (layout of :mod:`~hyperlum.kernels.models`).
+def guess(y, x, xref, npk, nbg, est, smin, saturation, p):
+    """Starting values into ``p`` (layout of :mod:`~hyperlum.kernels.models`), or a bad pixel.
 
-    The background is stored right after the peaks found so far while they are being found,
-    and moved to its final place at the end.
+    Returns True, leaving ``p`` undefined, for a spectrum with a NaN / inf, a channel at or
+    above ``saturation``, or nothing but zeros: the sweep of the first peak reads every channel
+    once and checks it on the way. The background is stored right after the peaks found so far
+    while they are being found, and moved to its final place at the end.
     """
     n = y.shape[0]
     m = max(3, n // 20)
@@ -76,7 +78,14 @@ def guess(y, x, xref, npk, nbg, est, smin, p):
         imax = 0
         rmax = -math.inf
         total = 0.0
+        # Every channel enters the window once: checked there while the first peak is sought.
+        ok = True
+        nonzero = False
         for j in range(min(h, n - 1) + 1):
+            if k == 0:
+                v = float(y[j])
+                ok = ok and abs(v) < math.inf and v < saturation
+                nonzero = nonzero or v != 0.0
             total += residual(y, x, xref, p, k, nbg, j)
         for i in range(n):
             r = total / (min(i + h, n - 1) - max(i - h, 0) + 1)
@@ -84,9 +93,15 @@ def guess(y, x, xref, npk, nbg, est, smin, p):
                 rmax = r
                 imax = i
             if i + h + 1 < n:
+                if k == 0:
+                    v = float(y[i + h + 1])
+                    ok = ok and abs(v) < math.inf and v < saturation
+                    nonzero = nonzero or v != 0.0
                 total += residual(y, x, xref, p, k, nbg, i + h + 1)
             if i - h >= 0:
                 total -= residual(y, x, xref, p, k, nbg, i - h)
+        if k == 0 and not (ok and nonzero):
+            return True
         half = 0.5 * rmax
         il = imax
         while il > 0 and smoothed(y, x, xref, p, k, nbg, il, h) > half:
@@ -106,3 +121,4 @@ def guess(y, x, xref, npk, nbg, est, smin, p):
         p[3 * npk] = b0
     if nbg > 1:
         p[3 * npk + 1] = b1
+    return False

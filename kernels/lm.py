@@ -12,36 +12,38 @@ from hyperlum.kernels.constants import LSE, MLE_FLOOR
 from hyperlum.kernels.models import gaussians_block
 
 
-def accumulate(y, x, xref, p, npk, nbg, est, H, g, R, h, D, W, Q):
+def accumulate(y, x, xref, p, npk, nbg, est, H, g, R, h, D, W, C, middle):
     """Objective at ``p``; the normal matrix goes into ``H`` and the right-hand side into ``g``.
 
     ``g`` is ``J^T W (y - f)``, so the Gauss-Newton step solves ``H delta = g``. Returns ``inf``
-    when the model is negative somewhere (outside the Poisson model's domain). For least
-    squares ``Q`` receives ``J^T diag(r^2) J``, the middle of the sandwich covariance.
+    when the model is negative somewhere (outside the Poisson model's domain). With ``middle``
+    (least squares only, once at the solution) ``H`` receives ``J^T diag(r^2) J`` instead: the
+    middle of the sandwich covariance.
 
     Channels go in blocks of ``B = D.shape[1]``: derivatives into ``D[:, j]`` (see
-    :func:`~hyperlum.kernels.models.gaussians_block`; ``h`` is the step of a uniform axis or 0),
-    weights (squared residuals for least squares), weighted residuals and model values into
-    ``W[0, j]``, ``W[1, j]``, ``W[2, j]``;
+    :func:`~hyperlum.kernels.models.gaussians_block`, whose chains live in ``C`` and ``R``;
+    ``h`` is the step of a uniform axis or 0), weights (squared residuals for least squares),
+    weighted residuals and model values into ``W[0, j]``, ``W[1, j]``, ``W[2, j]``;
     then ``H`` and ``g`` are updated with one short, vectorisable reduction per entry.
     """
     m = 3 * npk + nbg
     nblock = D.shape[1]
+    weighted = est != LSE or middle
     for a in range(3 * npk):
         R[a] = 0.0
     for a in range(m):
         g[a] = 0.0
         for b in range(m):
             H[a, b] = 0.0
-            if est == LSE:
-                Q[a, b] = 0.0
     chi2 = 0.0
     n = y.shape[0]
     F = W[2]
     for i0 in range(0, n, nblock):
         nb = min(nblock, n - i0)
         # Outside every Gaussian's window only the background terms get contributions.
-        first = 0 if gaussians_block(x, i0, nb, p, npk, D, F, R, h) else 3 * npk
+        first = 0 if gaussians_block(x, i0, nb, p, npk, D, F, R, h, C) else 3 * npk
+        # Branch-free over the block (it vectorises); the Poisson logarithms follow apart.
+        fmin = math.inf
         for j in range(nb):
             f = F[j]
             if nbg > 0:
@@ -57,18 +59,21 @@ def accumulate(y, x, xref, p, npk, nbg, est, H, g, R, h, D, W, Q):
                 w = r * r
                 chi2 += w
             else:
-                if f < 0.0:
-                    return math.inf
-                if yi < 0.0:
-                    yi = 0.0
+                fmin = min(fmin, f)
+                yi = max(yi, 0.0)
                 fc = max(f, MLE_FLOOR)
                 w = 1.0 / fc
                 chi2 += 2.0 * (fc - yi)
-                if yi > 0.0:
-                    chi2 += 2.0 * yi * math.log(yi * w)
                 r = yi * w - 1.0
             W[0, j] = w
             W[1, j] = r
+        if est != LSE:
+            if fmin < 0.0:
+                return math.inf
+            for j in range(nb):
+                yi = float(y[i0 + j])
+                if yi > 0.0:
+                    chi2 += 2.0 * yi * math.log(yi * W[0, j])
         for a in range(first, m):
             s = 0.0
             for j in range(nb):
@@ -76,22 +81,16 @@ def accumulate(y, x, xref, p, npk, nbg, est, H, g, R, h, D, W, Q):
             g[a] += s
             for b in range(a, m):
                 s = 0.0
-                if est == LSE:
-                    q = 0.0
-                    for j in range(nb):
-                        dd = D[a, j] * D[b, j]
-                        s += dd
-                        q += W[0, j] * dd
-                    Q[a, b] += q
-                else:
+                if weighted:
                     for j in range(nb):
                         s += W[0, j] * D[a, j] * D[b, j]
+                else:
+                    for j in range(nb):
+                        s += D[a, j] * D[b, j]
                 H[a, b] += s
     for a in range(m):
         for b in range(a):
             H[a, b] = H[b, a]
-            if est == LSE:
-                Q[a, b] = Q[b, a]
     return chi2
 
 
