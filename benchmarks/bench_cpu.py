@@ -9,8 +9,8 @@ is measured against the Poisson Cramer-Rao bound computed at the true parameters
 For hyperlum the table also gives the passes over the channels per pixel (counted by running
 the very same kernel source as plain Python on ``--count`` pixels) and the time of one pass
 per channel (the compiled pass alone, at the true parameters, in CPU time of its thread).
-``--baseline REF`` also measures the kernels of git commit ``REF`` of this repository in the same run (in a
-subprocess importing that commit's ``hyperlum``): before / after rows side by side.
+``--baseline REF`` also measures the kernels of git commit ``REF`` of this repository in the
+same run (in a subprocess importing that commit's ``hyperlum``): before / after rows.
 
 Run: ``python benchmarks/bench_cpu.py [--size 128] [--baseline 0856930]`` (``pip install
 -e ".[bench]"`` first: numexpr for HyperSpy, lumafit, JAX; a missing tool's row says so).
