@@ -8,6 +8,7 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from hyperlum import cl, eels, stats
+from hyperlum.explore import explore
 from hyperlum.fit import fit
 from hyperlum.io import load
 from hyperlum.result import FitResult
@@ -24,6 +25,7 @@ __all__ = [
     "FitResult",
     "cl",
     "eels",
+    "explore",
     "fit",
     "hist1d",
     "hist2d",

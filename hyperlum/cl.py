@@ -8,7 +8,9 @@
 """
 
 import functools
+import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -16,16 +18,13 @@ from hyperlum._signals import new_like, spectra_out
 from hyperlum._validate import choice, integer, positive
 from hyperlum.cube import _is_signal, as_cube, is_dask
 
-__all__ = ["refractive_index_air", "remove_spikes", "to_energy"]
+__all__ = ["despike_spectra", "refractive_index_air", "remove_spikes", "to_energy"]
 
 #: Exact SI values (as ``scipy.constants``, which LumiSpy uses): Planck constant (J s), speed
 #: of light (m/s), elementary charge (C).
 _H = 6.62607015e-34
 _C = 299792458.0
 _E = 1.602176634e-19
-
-#: Channels per block over which the noise of a spectrum is estimated (median of residuals).
-_NOISE_BLOCK = 32
 
 #: Float64 bytes per block of pixels filtered at once (eager input).
 _BLOCK_BYTES = 16 * 2**20
@@ -132,32 +131,31 @@ def to_energy(signal, *, jacobian=True, medium="air"):
     return out
 
 
-def _despike_block(block, threshold, window):
+def _despike_block(block, threshold, window, threads=1):
     """Clean one block; return the cleaned spectra with the per-pixel spike count appended."""
-    from scipy.ndimage import median_filter
+    from hyperlum.kernels.despike import despike_rows
 
-    y = np.asarray(block, dtype=np.float64)
-    lead = (1,) * (y.ndim - 1)
-    # Median of the neighbours, the channel itself left out (a spike never hides in it).
-    footprint = np.ones(lead + (window,), dtype=bool)
-    footprint[..., window // 2] = False
-    med = median_filter(y, footprint=footprint, mode="mirror")
-    r = y - med
-    # Local noise: 1.4826 x the median of |r| in blocks of channels (robust to the spikes
-    # themselves, and following the noise as it changes along the spectrum, e.g. shot noise
-    # on a peak).
-    a = np.abs(r)
-    n = y.shape[-1]
-    nb = -(-n // _NOISE_BLOCK)
-    if nb * _NOISE_BLOCK > n:
-        a = np.pad(a, [(0, 0)] * (y.ndim - 1) + [(0, nb * _NOISE_BLOCK - n)], mode="symmetric")
-    blocks = np.median(a.reshape(*y.shape[:-1], nb, _NOISE_BLOCK), axis=-1)
-    noise = 1.4826 * np.repeat(blocks, _NOISE_BLOCK, axis=-1)[..., :n]
-    # A noiseless spectrum has no noise to compare with: floor at a part in 1e6 of its scale.
-    floor = 1e-6 * np.max(np.abs(med), axis=-1, keepdims=True)
-    spike = np.isfinite(y) & (r > threshold * np.maximum(noise, floor))
-    clean = np.where(spike, med, y)
-    return np.concatenate([clean, spike.sum(axis=-1, keepdims=True)], axis=-1)
+    y = np.asarray(block)
+    flat = np.ascontiguousarray(y.reshape(-1, y.shape[-1]))
+    if flat.dtype.kind not in "fiu":
+        flat = flat.astype(np.float64)
+    out = np.empty((flat.shape[0], flat.shape[1] + 1))
+    counts = np.empty(flat.shape[0])
+    npix = flat.shape[0]
+    threads = min(threads or len(os.sched_getaffinity(0)), max(1, npix // 64))
+    bounds = [b * npix // threads for b in range(threads + 1)]
+
+    def rows(b):
+        sl = slice(bounds[b], bounds[b + 1])
+        despike_rows(flat[sl], float(threshold), int(window), out[sl, :-1], counts[sl])
+
+    if threads == 1:
+        rows(0)
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(rows, range(threads)))
+    out[:, -1] = counts
+    return out.reshape(*y.shape[:-1], flat.shape[1] + 1)
 
 
 def remove_spikes(signal, *, threshold=10.0, window=5, axis=None):
@@ -231,3 +229,54 @@ def remove_spikes(signal, *, threshold=10.0, window=5, axis=None):
             replaced += int(block[:, n].sum())
         cleaned = out.reshape(d.shape)
     return spectra_out(cleaned, signal), replaced
+
+
+def despike_spectra(spectra, *, threshold=10.0, window=5, threads=None):
+    """Replace spikes in a block of spectra (numpy, pixels x channels); count them per pixel.
+
+    The rule of :func:`remove_spikes`, for one in-memory block: what :func:`hyperlum.fit`
+    runs on each chunk before fitting. Only the spectra that hold a spike are copied and
+    changed (rounded for integer dtypes); the input is untouched.
+
+    Parameters
+    ----------
+    spectra : numpy.ndarray
+        Pixels x channels, any real dtype.
+    threshold, window
+        As for :func:`remove_spikes`.
+    threads : int, optional
+        Threads over the pixels; default: every CPU this process may use.
+
+    Returns
+    -------
+    cleaned : numpy.ndarray
+        The spectra, same dtype (``spectra`` itself when nothing was replaced).
+    counts : numpy.ndarray
+        Channels replaced per pixel (int32).
+
+    Examples
+    --------
+    >>> y = np.full((2, 64), 100.0) + np.sin(np.arange(64))
+    >>> y[1, 20] = 5000.0
+    >>> clean, counts = despike_spectra(y)
+    >>> counts.tolist(), bool(clean[1, 20] < 102), bool(y[1, 20] == 5000)
+    ([0, 1], True, True)
+    """
+    n = spectra.shape[-1]
+    per = max(1, _BLOCK_BYTES // (8 * max(n, 1)))
+    counts = np.zeros(spectra.shape[0], dtype=np.int32)
+    fixed = []
+    for s in range(0, spectra.shape[0], per):
+        out = _despike_block(spectra[s : s + per], threshold, window, threads)
+        counts[s : s + per] = out[:, n]
+        fixed.append(out[out[:, n] > 0, :n])
+    hit = counts > 0
+    if not hit.any():
+        return spectra, counts
+    cleaned = np.array(spectra, copy=True)
+    fixed = np.concatenate(fixed)
+    if np.issubdtype(cleaned.dtype, np.integer):
+        info = np.iinfo(cleaned.dtype)
+        fixed = np.clip(np.rint(fixed), info.min, info.max)
+    cleaned[hit] = fixed.astype(cleaned.dtype)
+    return cleaned, counts

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hyperlum._validate import value_range
+from hyperlum._validate import calibrated_axes, value_range
 
 
 @dataclass
@@ -19,8 +19,14 @@ class Cube:
     data: object
     x: np.ndarray
     nav_axes: list = field(default_factory=list)  # HyperSpy axis dicts, in array order
-    signal_axis: dict = field(default_factory=dict)  # name and units of the spectral axis
+    #: The spectral axis as a HyperSpy axis dictionary: name, units, is_binned and the
+    #: positions of ``x`` (``offset``/``scale``/``size`` when uniform, else ``axis``), kept
+    #: in step with ``x`` so that a fit result can rebuild the axis it was fitted on.
+    signal_axis: dict = field(default_factory=dict)
     title: str = ""
+
+    def __post_init__(self):
+        self.signal_axis = axis_dict(self.x, self.signal_axis)
 
     @property
     def nav_shape(self):
@@ -54,9 +60,44 @@ class Cube:
         return self if signal_range is None else self.select(self.channels(signal_range))
 
 
+def axis_dict(x, meta=None):
+    """A HyperSpy axis dictionary for channel positions ``x``.
+
+    ``meta`` supplies name, units and is_binned. A uniform axis (steps equal to 1e-9 of the
+    step) is written as ``offset``, ``scale`` and ``size``; any other as ``axis``, a list.
+
+    Examples
+    --------
+    >>> d = axis_dict(np.array([1.0, 1.5, 2.0]), {"units": "eV"})
+    >>> d["units"], d["offset"], d["scale"], d["size"]
+    ('eV', 1.0, 0.5, 3)
+    >>> axis_dict(np.array([1.0, 2.0, 4.0]))["axis"]
+    [1.0, 2.0, 4.0]
+    """
+    meta = meta or {}
+    d = {
+        "name": meta.get("name"),
+        "units": meta.get("units"),
+        "is_binned": bool(meta.get("is_binned", False)),
+        "navigate": False,
+    }
+    x = np.asarray(x, dtype=np.float64)
+    step = np.diff(x)
+    if x.size >= 2 and np.all(np.abs(step - step[0]) <= 1e-9 * abs(step[0])):
+        return dict(d, size=int(x.size), offset=float(x[0]), scale=float(step[0]))
+    if x.size == 1:
+        return dict(d, size=1, offset=float(x[0]), scale=1.0)
+    return dict(d, axis=x.tolist())
+
+
 def _str_or_none(value):
     """HyperSpy leaves unset names and units as ``traits.Undefined``: make those None."""
     return value if isinstance(value, str) else None
+
+
+def _real(name, data):
+    if np.dtype(data.dtype).kind not in "uif":
+        raise TypeError(f"{name} must hold real numbers, got dtype {data.dtype}")
 
 
 def is_dask(a):
@@ -96,6 +137,8 @@ def as_cube(data, axis=None):
                 f"data must have one signal (spectral) axis, this signal has "
                 f"{am.signal_dimension}: {data}"
             )
+        _real("data", data.data)
+        calibrated_axes(am, "data")
         sax = am.signal_axes[0]
         nav = []
         for ax in reversed(am.navigation_axes):
@@ -107,7 +150,11 @@ def as_cube(data, axis=None):
             data.data,
             np.asarray(sax.axis, dtype=np.float64),
             nav,
-            {"name": _str_or_none(sax.name), "units": _str_or_none(sax.units)},
+            {
+                "name": _str_or_none(sax.name),
+                "units": _str_or_none(sax.units),
+                "is_binned": bool(sax.is_binned),
+            },
             title,
         )
     if not hasattr(data, "shape") or not hasattr(data, "dtype"):
@@ -117,9 +164,9 @@ def as_cube(data, axis=None):
         )
     if data.ndim < 1:
         raise ValueError("data must have at least one (spectral) axis, got a 0-d array")
-    kind = np.dtype(data.dtype).kind
-    if kind not in "uif":
-        raise TypeError(f"data must hold real numbers, got dtype {data.dtype}")
+    _real("data", data)
+    if 0 in data.shape:
+        raise ValueError(f"data must not have an empty axis, got shape {tuple(data.shape)}")
     n = data.shape[-1]
     if axis is None:
         x = np.arange(n, dtype=np.float64)

@@ -10,7 +10,10 @@
   an interface in calibrated distance.
 
 Every function takes a HyperSpy Signal1D (lazy or not) or a numpy / dask array with the
-spectral axis last (then ``axis=`` gives the energies) and gives back the same kind.
+spectral axis last (then ``axis=`` gives the energies) and gives back the same kind. Any real
+dtype up to 64 bits is accepted (float16 is computed in float32). A NaN, infinite or saturated
+channel (integer data at its dtype's largest value, or at ``saturation=``) is flagged in its own
+pixel and never stops the run; the other pixels come out exactly as without it.
 """
 
 import functools
@@ -36,6 +39,37 @@ __all__ = [
 ]
 
 
+# -- input checks shared by every function --------------------------------------------------
+def _checked_cube(data, axis):
+    """:func:`as_cube` plus the dtypes the EELS functions accept (float16 to float64, any int)."""
+    cube = as_cube(data, axis)
+    dt = np.dtype(cube.data.dtype)
+    if dt.kind not in "uif" or dt.itemsize > 8:
+        raise TypeError(
+            f"data must hold integers or floats of at most 64 bits, got dtype {dt.name}"
+        )
+    return cube
+
+
+def _saturation_level(saturation, dtype):
+    """The count at or above which a channel is saturated: ``saturation`` if given, else the
+    largest value of an integer dtype (a full detector), else infinity (floats)."""
+    if saturation is not None:
+        return positive("saturation", saturation)
+    if np.dtype(dtype).kind in "ui":
+        return float(np.iinfo(dtype).max)
+    return math.inf
+
+
+def _flagged(block, level):
+    """Float64 copy of ``block`` with non-finite and saturated channels set to NaN."""
+    y = np.asarray(block, dtype=np.float64)
+    bad = ~np.isfinite(y)
+    if level < math.inf:
+        bad |= y >= level
+    return np.where(bad, np.nan, y) if bad.any() else y
+
+
 # -- zero-loss peak -------------------------------------------------------------------------
 def _windows(block, h):
     """Per pixel, the ``2h + 1`` channels around its maximum, then the maximum's index.
@@ -50,6 +84,27 @@ def _windows(block, h):
     win = np.take_along_axis(y, np.clip(idx, 0, n - 1), axis=-1)
     win = np.where(inside, win, np.nan)
     return np.concatenate([win, imax[..., None].astype(np.float64)], axis=-1)
+
+
+def _mean_spectrum(d):
+    """Mean spectrum over the pixels, leaving out NaN and infinite channels."""
+    import warnings
+
+    n = d.shape[-1]
+    if is_dask(d):
+        import dask.array as da
+
+        flat = d.reshape(-1, n).map_blocks(_flagged, math.inf, dtype=np.float64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN channels
+            mean = da.nanmean(flat, axis=0).compute()
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmean(_flagged(d.reshape(-1, n), math.inf), axis=0)
+    if not np.isfinite(mean).any():
+        raise ValueError("data holds no finite value: the ZLP window cannot be sized")
+    return mean
 
 
 def _half_width(mean_spectrum):
@@ -68,7 +123,7 @@ def _half_width(mean_spectrum):
     return max(2, math.ceil(ir - il + 1))
 
 
-def zlp_centre(data, *, axis=None, window=None, background="none", device="auto"):
+def zlp_centre(data, *, axis=None, window=None, background="none", device="auto", saturation=None):
     """Sub-channel centre of the zero-loss peak of every pixel, by a Gaussian fit.
 
     Each pixel is fitted in its own window centred on its brightest channel, so a ZLP that
@@ -88,12 +143,18 @@ def zlp_centre(data, *, axis=None, window=None, background="none", device="auto"
         Background under the Gaussian inside the window.
     device : {"auto", "cpu", "cuda"}
         Where to fit (see :func:`hyperlum.fit`).
+    saturation : float, optional
+        Counts at or above which a channel is saturated. Default: the largest value of an
+        integer dtype (a full detector), none for floats.
 
     Returns
     -------
     FitResult
         As from :func:`hyperlum.fit`, in the units of the energy axis: ``res["centre"]`` is the
         ZLP centre map; ``sigma``, ``fwhm``, ``amplitude``, ``state``, ``converged``... too.
+        A pixel with a NaN, infinite or saturated channel in its fit window is flagged
+        ``bad_input`` (state 3, centre NaN); the other pixels are fitted as if it were not
+        there (NaN and inf channels are left out of the mean spectrum that sizes the window).
 
     Examples
     --------
@@ -108,17 +169,15 @@ def zlp_centre(data, *, axis=None, window=None, background="none", device="auto"
     from hyperlum.fit import fit
 
     choice("background", background, ("none", "constant"))
-    cube = as_cube(data, axis)
+    cube = _checked_cube(data, axis)
+    level = _saturation_level(saturation, cube.data.dtype)
     x = cube.x
     n = x.size
     d = cube.data
     if n < 5:
         raise ValueError(f"the ZLP fit needs at least 5 channels, the spectrum has {n}")
     if window is None:
-        mean = d.reshape(-1, n).mean(axis=0)
-        if is_dask(mean):
-            mean = mean.compute()
-        h = _half_width(mean)
+        h = _half_width(_mean_spectrum(d))
     else:
         width = positive("window", window)
         h = max(2, math.ceil(width / float(np.median(np.abs(np.diff(x))))))
@@ -139,7 +198,14 @@ def zlp_centre(data, *, axis=None, window=None, background="none", device="auto"
     else:
         stacked = _windows(d, h)
     local = np.arange(-h, h + 1, dtype=np.float64)
-    res = fit(stacked[..., :-1], axis=local, peaks=1, background=background, device=device)
+    res = fit(
+        stacked[..., :-1],
+        axis=local,
+        peaks=1,
+        background=background,
+        device=device,
+        saturation=level if level < math.inf else None,
+    )
     imax = stacked[..., -1]
     pos = imax + res.maps["centre"]  # fractional channel index of the centre
     chan = np.arange(n, dtype=np.float64)
@@ -184,7 +250,8 @@ def _shift_block(block, shifts, dtype):
     ok = (i0 >= 0) & (i0 <= n - 1) & ((frac == 0) | (i0 + 1 <= n - 1))
     a = np.take_along_axis(y, np.clip(i0, 0, n - 1), axis=-1)
     b = np.take_along_axis(y, np.clip(i0 + 1, 0, n - 1), axis=-1)
-    out = np.where(ok, a + frac * (np.where(frac > 0, b, a) - a), np.nan)
+    with np.errstate(invalid="ignore"):  # inf - inf at a hot channel: NaN, as wanted
+        out = np.where(ok, a + frac * (np.where(frac > 0, b, a) - a), np.nan)
     return out.astype(dtype, copy=False)
 
 
@@ -198,8 +265,9 @@ def align_zlp(low_loss, *others, centres=None, crop=True):
     The median ZLP centre is taken off the energy axis (calibration), and each pixel's
     difference from it is applied to its spectrum by linear interpolation (sub-channel
     shifts). The same energy shifts are applied to each signal of ``others`` (e.g. the
-    core-loss of DualEELS), each on its own axis. Pixels whose ZLP fit failed are only
-    recalibrated.
+    core-loss of DualEELS), each on its own axis. Pixels whose ZLP fit failed (a NaN,
+    infinite or saturated channel at the peak, see :func:`zlp_centre`) are only recalibrated;
+    how many there were is in ``metadata.Signal.zlp_unaligned_pixels`` of every output.
 
     Parameters
     ----------
@@ -278,6 +346,7 @@ def align_zlp(low_loss, *others, centres=None, crop=True):
         axis.update(size=hi - lo, offset=ax.offset - common + lo * ax.scale)
         new = spectra_out(moved[..., lo:hi], s, axis)
         new.metadata.set_item("Signal.zlp_shift_median", common)
+        new.metadata.set_item("Signal.zlp_unaligned_pixels", int(np.sum(~finite)))
         out.append(new)
     return tuple(out)
 
@@ -291,36 +360,59 @@ def _window_slice(name, value, x, units):
     return int(idx[0]), int(idx[-1]) + 1
 
 
-def _powerlaw_arrays(block, x, lo, hi, max_iter, tol, dtype):
-    """Fit and subtract one block: ``(subtracted[..., channel], rows[..., ROWS])``."""
+#: Maps that :func:`subtract_powerlaw` counts per pixel besides the kernel's rows.
+COUNTS = ("saturated", "nonfinite")
+
+
+def _powerlaw_arrays(block, x, lo, hi, max_iter, tol, level, dtype):
+    """Fit and subtract one block: ``(subtracted[..., channel], rows[..., ROWS + COUNTS])``.
+
+    Saturated and non-finite channels become NaN before the fit: in the window they make the
+    pixel bad input, elsewhere only they are NaN in the subtracted spectrum.
+    """
     nav = block.shape[:-1]
     n = block.shape[-1]
     flat = np.ascontiguousarray(block.reshape(-1, n))
-    if flat.dtype.kind not in "fiu" or flat.dtype.itemsize > 8:
-        flat = flat.astype(np.float64)
+    if flat.dtype.kind == "f" and flat.dtype.itemsize < 4:
+        flat = flat.astype(np.float32)  # numba has no float16
+    nonfinite = np.zeros(flat.shape[0])
+    saturated = np.zeros(flat.shape[0])
+    if flat.dtype.kind == "f":
+        nonfinite = np.sum(~np.isfinite(flat), axis=-1, dtype=np.float64)
+    if level < math.inf:
+        saturated = np.sum(flat >= level, axis=-1, dtype=np.float64)
+    if nonfinite.any() or saturated.any():
+        flat = _flagged(flat, level)
     from hyperlum.kernels import powerlaw  # numba: imported when first needed
 
     out = np.empty((powerlaw.N_ROWS, flat.shape[0]))
     sub = np.empty((flat.shape[0], n), dtype=dtype)
     powerlaw.subtract_chunk(flat, x, lo, hi, max_iter, tol, out, sub)
-    return sub.reshape(*nav, n), out.T.reshape(*nav, powerlaw.N_ROWS)
+    rows = np.concatenate([out, saturated[None], nonfinite[None]])
+    return sub.reshape(*nav, n), rows.T.reshape(*nav, rows.shape[0])
 
 
-def _powerlaw_block(block, x, lo, hi, max_iter, tol):
+def _powerlaw_block(block, x, lo, hi, max_iter, tol, level):
     """:func:`_powerlaw_arrays` for ``map_blocks``: the rows appended to the channels."""
-    sub, rows = _powerlaw_arrays(block, x, lo, hi, max_iter, tol, np.float64)
+    sub, rows = _powerlaw_arrays(block, x, lo, hi, max_iter, tol, level, np.float64)
     return np.concatenate([sub, rows], axis=-1)
 
 
-def subtract_powerlaw(data, *, fit_range, axis=None, max_iterations=100, tolerance=1e-10):
+def subtract_powerlaw(
+    data, *, fit_range, axis=None, max_iterations=100, tolerance=1e-10, saturation=None
+):
     """Fit ``A * E**-r`` per pixel in ``fit_range`` and subtract it from the whole spectrum.
 
     The fit is the non-linear least-squares fit of ``A * E**-r`` to the counts of the window
     (as exSpy's ``remove_background(fast=False)``), seeded by a log-log line. Channels with
     zero or negative counts are left out of the seed only; how many there were is in the
     ``nonpositive`` map. A pixel with a NaN / inf in the window, or fewer than 2 positive
-    channels, is flagged ``bad_input`` (state 3) and its subtracted spectrum is NaN. Channels
-    at ``E <= 0`` are left as they are (HyperSpy's ``PowerLaw`` is zero there).
+    channels, is flagged ``bad_input`` (state 3) and its subtracted spectrum is NaN. So is a
+    pixel with a saturated channel in the window (integer data at its dtype's largest value:
+    the true count is unknown). A NaN, infinite or saturated channel outside the window is NaN
+    in the subtracted spectrum, the rest of that pixel is fitted and subtracted as usual; the
+    ``saturated`` and ``nonfinite`` maps count such channels per pixel. Channels at ``E <= 0``
+    are left as they are (HyperSpy's ``PowerLaw`` is zero there).
 
     Parameters
     ----------
@@ -334,16 +426,20 @@ def subtract_powerlaw(data, *, fit_range, axis=None, max_iterations=100, toleran
         Levenberg-Marquardt iterations at most per pixel.
     tolerance : float
         Convergence: relative step or relative decrease of the sum of squares below this.
+    saturation : float, optional
+        Counts at or above which a channel is saturated. Default: the largest value of an
+        integer dtype, none for floats.
 
     Returns
     -------
     subtracted : same kind as ``data``
-        Background-subtracted spectra (float; float32 stays float32).
+        Background-subtracted spectra (float32 for float16 and float32 input, else float64).
     maps : FitResult
         Per pixel: ``A`` (counts per channel at ``E = 1`` axis unit; HyperSpy's ``PowerLaw``
         on a binned axis reports ``A / scale`` instead), ``r``, ``chisq`` (reduced), ``state``
         (0 converged, 1 max iterations, 2 singular, 3 bad input), ``converged``,
-        ``iterations``, ``nonpositive`` (channels <= 0 in the window). ``maps["A"]`` is a
+        ``iterations``, ``nonpositive`` (channels <= 0 in the window), ``saturated`` and
+        ``nonfinite`` (channels in the whole spectrum). ``maps["A"]`` is a
         calibrated signal, ``maps.maps["A"]`` the array.
 
     Examples
@@ -356,9 +452,10 @@ def subtract_powerlaw(data, *, fit_range, axis=None, max_iterations=100, toleran
     ([3.0, 3.5], array([[ 0., 50.],
            [ 0., 50.]]))
     """
-    cube = as_cube(data, axis)
+    cube = _checked_cube(data, axis)
     max_iterations = integer("max_iterations", max_iterations, 1, 10_000)
     tolerance = positive("tolerance", tolerance)
+    level = _saturation_level(saturation, cube.data.dtype)
     x = cube.x
     units = cube.signal_axis.get("units")
     lo, hi = _window_slice("fit_range", fit_range, x, units)
@@ -370,14 +467,21 @@ def subtract_powerlaw(data, *, fit_range, axis=None, max_iterations=100, toleran
     n = x.size
     from hyperlum.kernels import powerlaw
 
-    nrow = powerlaw.N_ROWS
-    out_dtype = np.float32 if d.dtype == np.float32 else np.float64
+    names = powerlaw.ROWS + COUNTS
+    nrow = len(names)
+    out_dtype = np.float32 if d.dtype in (np.float16, np.float32) else np.float64
     if is_dask(d):
         import dask.array as da
 
         d = d.rechunk({d.ndim - 1: -1})
         fn = functools.partial(
-            _powerlaw_block, x=x, lo=lo, hi=hi, max_iter=max_iterations, tol=tolerance
+            _powerlaw_block,
+            x=x,
+            lo=lo,
+            hi=hi,
+            max_iter=max_iterations,
+            tol=tolerance,
+            level=level,
         )
         stacked = da.map_blocks(
             fn,
@@ -390,9 +494,9 @@ def subtract_powerlaw(data, *, fit_range, axis=None, max_iterations=100, toleran
         table = stacked[..., n:]
     else:
         sub, table = _powerlaw_arrays(
-            np.asarray(d), x, lo, hi, max_iterations, tolerance, out_dtype
+            np.asarray(d), x, lo, hi, max_iterations, tolerance, level, out_dtype
         )
-    rows = {name: table[..., k] for k, name in enumerate(powerlaw.ROWS)}
+    rows = {name: table[..., k] for k, name in enumerate(names)}
     state = rows["state"].astype(np.int8)
     maps = {
         "A": rows["A"],
@@ -402,6 +506,8 @@ def subtract_powerlaw(data, *, fit_range, axis=None, max_iterations=100, toleran
         "converged": state == 0,
         "iterations": rows["iterations"].astype(np.int32),
         "nonpositive": rows["nonpositive"].astype(np.int32),
+        "saturated": rows["saturated"].astype(np.int32),
+        "nonfinite": rows["nonfinite"].astype(np.int32),
     }
     options = {
         "peaks": 0,
@@ -410,6 +516,7 @@ def subtract_powerlaw(data, *, fit_range, axis=None, max_iterations=100, toleran
         "fit_range": [float(v) for v in fit_range],
         "max_iterations": max_iterations,
         "tolerance": tolerance,
+        "saturation": level if level < math.inf else None,
         "axis_units": units,
     }
     result = FitResult(maps, cube.nav_axes, options, cube.signal_axis, cube.title)
@@ -427,13 +534,16 @@ def _widths(x):
     return np.abs(np.gradient(np.asarray(x, dtype=np.float64))) if x.size > 1 else np.ones(1)
 
 
-def _integral(d, x, sl):
-    w = _widths(x)[sl]
-    return (d[..., sl] * w).sum(axis=-1)
+def _integral(d, widths):
+    """Sum over the channels of ``d`` weighted by their ``widths``."""
+    return (d * widths).sum(axis=-1)
 
 
-def edge_intensity(data, *, window, axis=None):
+def edge_intensity(data, *, window, axis=None, saturation=None):
     """Integrated intensity of every pixel over ``window`` (counts times channel width).
+
+    A pixel with a NaN, infinite or saturated channel inside the window is NaN in the map (its
+    integral is unknown); the other pixels are integrated as if it were not there.
 
     Parameters
     ----------
@@ -443,6 +553,9 @@ def edge_intensity(data, *, window, axis=None):
         Energy window of the edge, in axis units (channels from ``low`` to ``high``).
     axis : array_like, optional
         Energies of the channels for array input.
+    saturation : float, optional
+        Counts at or above which a channel is saturated. Default: the largest value of an
+        integer dtype, none for floats.
 
     Returns
     -------
@@ -452,13 +565,19 @@ def edge_intensity(data, *, window, axis=None):
     --------
     >>> e = np.arange(600.0, 700.0, 0.5)
     >>> cube = np.ones((2, 3, e.size))
-    >>> edge_intensity(cube, window=(640, 650), axis=e)[0].tolist()
-    [10.5, 10.5, 10.5]
+    >>> cube[1, 2, 85] = np.inf
+    >>> edge_intensity(cube, window=(640, 650), axis=e).tolist()
+    [[10.5, 10.5, 10.5], [10.5, 10.5, nan]]
     """
-    cube = as_cube(data, axis)
-    lo, hi = _window_slice("window", window, cube.x, cube.signal_axis.get("units"))
-    result = _integral(cube.data, cube.x, slice(lo, hi))
+    cube = _checked_cube(data, axis)
+    level = _saturation_level(saturation, cube.data.dtype)
     units = cube.signal_axis.get("units")
+    lo, hi = _window_slice("window", window, cube.x, units)
+    block = cube.data[..., lo:hi]
+    if level < math.inf:
+        block = np.where(block >= level, np.nan, block)
+    result = _integral(block, _widths(cube.x)[lo:hi])
+    result = np.where(np.isfinite(result), result, np.nan)
     return map_out(result, cube, "edge intensity", data, f"counts {units}" if units else None)
 
 
@@ -491,13 +610,16 @@ def normalise(data, *, by="core_loss_total", range=None, axis=None):
     >>> normalise(y, axis=e)[:, 0].tolist()
     [0.1, 0.1]
     """
-    cube = as_cube(data, axis)
+    cube = _checked_cube(data, axis)
     units = cube.signal_axis.get("units")
     sl = slice(None) if range is None else slice(*_window_slice("range", range, cube.x, units))
     d = cube.data
     if isinstance(by, str):
         choice("by", by, ("core_loss_total", "max"))
-        total = _integral(d, cube.x, sl) if by == "core_loss_total" else d[..., sl].max(axis=-1)
+        if by == "core_loss_total":
+            total = _integral(d[..., sl], _widths(cube.x)[sl])
+        else:
+            total = d[..., sl].max(axis=-1)
     else:
         total = by.data if _is_signal(by) else by
         if tuple(np.shape(total)) != cube.nav_shape:
@@ -509,6 +631,6 @@ def normalise(data, *, by="core_loss_total", range=None, axis=None):
         total = np.asarray(total, dtype=np.float64)
     good = np.isfinite(total) & (total > 0)
     scale = np.where(good, 1.0 / np.where(good, total, 1.0), np.nan)
-    dtype = np.float32 if d.dtype == np.float32 else np.float64
+    dtype = np.float32 if d.dtype in (np.float16, np.float32) else np.float64
     result = (d * scale[..., None]).astype(dtype)
     return spectra_out(result, data)

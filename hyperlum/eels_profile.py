@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 
+from hyperlum._validate import positive
 from hyperlum.cube import _is_signal, is_dask
 
 
@@ -50,6 +51,10 @@ def line_profile(map, start, end, *, width=None):
     """
     import hyperspy.api as hs
 
+    if width is not None:
+        width = positive("width", width)
+        if not math.isfinite(width):
+            raise ValueError(f"width must be a finite positive number, got {width!r}")
     data, cal = _map_axes(map)
     if data.ndim == 1:
         scale, offset, units = cal[0]
@@ -83,7 +88,7 @@ def line_profile(map, start, end, *, width=None):
         _check_inside("start/end x", (c0, c1), data.shape[1], units, sx, ox)
         _check_inside("start/end y", (r0, r1), data.shape[0], units, sy, oy)
         pix = 0.5 * (abs(sx) + abs(sy))
-        lw = 1 if width is None else max(1, int(round(float(width) / pix)))
+        lw = 1 if width is None else max(1, int(round(width / pix)))
         values = profile_line(
             data,
             (r0, c0),

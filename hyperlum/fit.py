@@ -13,8 +13,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from hyperlum import _backend
+from hyperlum import _backend, detect
 from hyperlum._validate import choice, integer, positive
+from hyperlum.cl import despike_spectra
 from hyperlum.cube import as_cube
 from hyperlum.kernels.constants import BACKGROUNDS, ESTIMATORS, MAX_PEAKS, n_outputs, n_params
 from hyperlum.result import FitResult
@@ -40,30 +41,89 @@ class FitSpec(NamedTuple):
     #: as many chunks as CPUs use 1, since dask already runs one chunk per CPU (oversubscribed
     #: threads cost 20% here).
     threads: int | None = None
+    #: Replace cosmic-ray spikes in each chunk before fitting (:func:`hl.cl.despike_spectra`).
+    despike: bool = True
+    #: ``peaks="auto"``: fit 1 to ``peaks`` Gaussians, keep per pixel what the data support.
+    auto: bool = False
+    #: Instrument resolution (FWHM, axis units) for the detection verdict; 0: one channel.
+    resolution: float = 0.0
+    false_alarm: float = detect.FALSE_ALARM
 
     @property
     def n_params(self):
         return n_params(self.peaks, self.background)
 
     @property
-    def n_outputs(self):
+    def kernel_outputs(self):
+        """Rows the kernels write (see :func:`hyperlum.kernels.pixel.fit_pixel`)."""
         return n_outputs(self.peaks, self.background)
+
+    @property
+    def n_outputs(self):
+        """Rows of :func:`fit_block`: the kernel rows, ``detected`` per peak, spikes replaced,
+        and with ``auto`` the number of peaks kept."""
+        return self.kernel_outputs + self.peaks + 1 + int(self.auto)
 
 
 def fit_block(block, x, spec):
-    """Fit one chunk: ``block[..., channel]`` -> ``out[..., row]`` (rows of the kernel output).
+    """Fit one chunk: ``block[..., channel]`` -> ``out[..., row]`` (:attr:`FitSpec.n_outputs`).
 
-    This is the function ``map_blocks`` runs. On the CPU path the block is read as float32 or
-    float64 (:func:`kernel_dtype`); on the CUDA path it goes to the GPU in its own dtype (e.g.
-    uint16) and the kernel converts it there; a CuPy block is fitted where it lies. The maps
-    come back as numpy.
+    This is the function ``map_blocks`` runs. Spikes are replaced first (``spec.despike``);
+    then the kernel rows (on the CPU path the block is read as float32 or float64,
+    :func:`kernel_dtype`; on the CUDA path it goes to the GPU in its own dtype, e.g. uint16,
+    and the kernel converts it there; a CuPy block is fitted where it lies), then the
+    detection verdict per peak (:mod:`hyperlum.detect`), the spikes replaced per pixel and,
+    for ``peaks="auto"``, the number of peaks kept. The maps come back as numpy.
     """
     nav = block.shape[:-1]
+    flat = block.reshape(-1, block.shape[-1])
+    spikes = np.zeros(flat.shape[0])
+    if hasattr(flat, "__cuda_array_interface__") and hasattr(flat, "get"):
+        if spec.despike or spec.auto:
+            flat = flat.get()  # the spike filter and the model choice run on the host
+    if spec.despike:
+        flat, spikes = _despike(flat, spec.saturation, spec.threads)
+    if spec.auto:
+        rows, verdict, n_kept = _fit_auto(flat, x, spec)
+        extra = [verdict, spikes[None], n_kept[None]]
+    else:
+        rows = _kernel_rows(flat, x, spec)
+        rss0, rss1 = detect.smooth_rss(flat, x, rows[: 3 * spec.peaks], threads=spec.threads)
+        verdict = detect.verdict(
+            rows,
+            rss0,
+            rss1,
+            x,
+            peaks=spec.peaks,
+            background=spec.background,
+            resolution=spec.resolution or None,
+            false_alarm=spec.false_alarm,
+        )
+        extra = [verdict, spikes[None]]
+    out = np.concatenate([rows, *extra], axis=0)
+    return out.T.reshape(*nav, spec.n_outputs)
+
+
+def _despike(flat, saturation, threads):
+    """Spikes replaced (:func:`hyperlum.cl.despike_spectra`), except in spectra with a
+    saturated or non-finite channel: those stay as they are, to be flagged bad input."""
+    cleaned, spikes = despike_spectra(flat, threads=threads)
+    hit = np.flatnonzero(spikes)
+    if hit.size:
+        orig = np.asarray(flat[hit], dtype=np.float64)
+        bad = hit[((orig >= saturation) | ~np.isfinite(orig)).any(axis=1)]
+        cleaned[bad] = flat[bad]
+        spikes[bad] = 0
+    return cleaned, spikes
+
+
+def _kernel_rows(flat, x, spec):
+    """The kernel's ``(rows, pixels)`` output for ``spec.peaks`` Gaussians."""
     if spec.device == "cuda":
         from hyperlum.kernels import cuda
 
-        out = cuda.fit_chunk(
-            block.reshape(-1, block.shape[-1]),
+        return cuda.fit_chunk(
+            flat,
             x,
             spec.peaks,
             spec.background,
@@ -72,11 +132,10 @@ def fit_block(block, x, spec):
             spec.tolerance,
             spec.saturation,
         )
-        return out.T.reshape(*nav, spec.n_outputs)
-    if hasattr(block, "__cuda_array_interface__") and hasattr(block, "get"):
-        block = block.get()  # a CuPy block fitted on the CPU
-    flat = np.ascontiguousarray(block.reshape(-1, block.shape[-1]), dtype=kernel_dtype(block))
-    out = np.empty((spec.n_outputs, flat.shape[0]))
+    if hasattr(flat, "__cuda_array_interface__") and hasattr(flat, "get"):
+        flat = flat.get()  # a CuPy block fitted on the CPU
+    flat = np.ascontiguousarray(flat, dtype=kernel_dtype(flat))
+    out = np.empty((spec.kernel_outputs, flat.shape[0]))
     from hyperlum.kernels import cpu
 
     cpu.fit_chunk(
@@ -91,7 +150,56 @@ def fit_block(block, x, spec):
         out,
         threads=spec.threads,
     )
-    return out.T.reshape(*nav, spec.n_outputs)
+    return out
+
+
+def _fit_auto(flat, x, spec):
+    """``peaks="auto"``: nested likelihood-ratio tests, 1 to ``spec.peaks`` Gaussians.
+
+    Model ``k`` is fitted to the pixels where model ``k - 1`` was kept; it is kept where its
+    likelihood ratio against model ``k - 1`` passes :func:`detect.threshold` and each of its
+    peaks is converged, resolved and located. Returns the rows of the kept models in the
+    layout of ``spec.peaks`` Gaussians (absent peaks NaN; model 1 where none is kept), the
+    verdict per peak and the number of peaks kept.
+    """
+    big, nbg, n = spec.peaks, spec.background, flat.shape[-1]
+    npix = flat.shape[0]
+    rows = np.full((spec.kernel_outputs, npix), np.nan)
+    kept = np.zeros(npix)
+    alive = np.arange(npix)
+    prev = None
+    for k in range(1, big + 1):
+        if alive.size == 0:
+            break
+        sub = spec._replace(peaks=k, auto=False)
+        data = np.ascontiguousarray(flat[alive])
+        part = _kernel_rows(data, x, sub)
+        rss0, obj = detect.smooth_rss(data, x, part[: 3 * k], threads=spec.threads)
+        m = 3 * k + detect.NULL_TERMS
+        t = detect.statistic(rss0 if prev is None else prev, obj, n, m)
+        limit = detect.threshold(n, false_alarm=spec.false_alarm, dof=n - m)
+        valid = detect.peaks_valid(part, k, nbg, x, resolution=spec.resolution or None)
+        with np.errstate(invalid="ignore"):
+            ok = valid.all(axis=0) & (t > limit)
+        take = ok if k > 1 else np.ones(alive.size, bool)
+        rows[:, alive[take]] = _padded(part[:, take], k, big, nbg)
+        kept[alive[ok]] = k
+        alive, prev = alive[ok], obj[ok]
+    verdict = (np.arange(big)[:, None] < kept[None, :]).astype(np.float64)
+    return rows, verdict, kept
+
+
+def _padded(part, k, big, nbg):
+    """Kernel rows of ``k`` Gaussians laid out as those of ``big`` (missing peaks NaN)."""
+    mk, mb = n_params(k, nbg), n_params(big, nbg)
+    out = np.full((n_outputs(big, nbg), part.shape[1]), np.nan)
+    out[: 3 * k] = part[: 3 * k]
+    out[3 * big : mb] = part[3 * k : mk]
+    out[mb : mb + 3 * k] = part[mk : mk + 3 * k]
+    out[mb + 3 * big : 2 * mb] = part[mk + 3 * k : 2 * mk]
+    out[2 * mb : 2 * mb + k] = part[2 * mk : 2 * mk + k]
+    out[2 * mb + big :] = part[2 * mk + k :]
+    return out
 
 
 def kernel_dtype(data):
@@ -130,6 +238,10 @@ def fit(
     saturation=None,
     chunk_bytes=None,
     progress=None,
+    max_peaks=2,
+    despike=True,
+    resolution=None,
+    false_alarm=detect.FALSE_ALARM,
 ):
     """Fit Gaussian peak(s) plus a background to the spectrum of every pixel.
 
@@ -140,8 +252,11 @@ def fit(
         axis last. Float or integer counts.
     axis : array_like, optional
         Channel positions for array input (ignored for a signal). Default: channel indices.
-    peaks : int
-        Number of Gaussians, 1 to 4. They come out sorted by centre.
+    peaks : int or "auto"
+        Number of Gaussians, 1 to 4 (sorted by centre), or ``"auto"``: per pixel, as many
+        as the data support, 1 to ``max_peaks``, chosen by nested likelihood-ratio tests
+        (model ``k`` is kept over ``k - 1`` when its likelihood ratio passes the detection
+        threshold and each of its peaks is resolved); the number is the map ``n_peaks``.
     background : {"constant", "none", "linear"}
         Background under the peaks; a linear one is ``b0 + slope * (x - middle of range)``.
     estimator : {"lse", "mle"}
@@ -163,15 +278,31 @@ def fit(
     progress : bool, optional
         Show a progress bar for an eager fit on the CPU; default: for fits of 65,536 pixels
         or more. (On the GPU an eager fit is one pipelined call.)
+    max_peaks : int
+        Most Gaussians per pixel with ``peaks="auto"``, 1 to 4.
+    despike : bool
+        Replace cosmic-ray spikes (:func:`hyperlum.cl.despike_spectra`) in each chunk before
+        fitting; the channels replaced per pixel are the map ``spikes``.
+    resolution : float, optional
+        The instrument's resolution (FWHM, axis units): a peak narrower than 0.75 of it is
+        not detected. Default: one channel is the narrowest resolved peak.
+    false_alarm : float
+        Probability, per pixel, that noise alone is detected as a peak (see
+        :mod:`hyperlum.detect`).
 
     Returns
     -------
     FitResult
         Maps by name (``res["centre"]``): ``amplitude``, ``centre``, ``sigma``, ``fwhm``,
         ``intensity`` (area), ``background`` (and ``background_slope``), each with ``_std``,
-        plus ``chisq`` (reduced), ``state``, ``converged`` and ``iterations``. With several
-        peaks the peak maps are numbered: ``centre_1``, ``centre_2``, ... Lazy input gives
-        lazy maps.
+        plus ``chisq`` (reduced), ``state``, ``converged`` and ``iterations``, ``spikes``
+        (channels replaced per pixel) and ``detected``: a real, resolved peak, significant
+        against the background alone (rule in :mod:`hyperlum.detect`); ``state`` only says
+        how the optimiser ended. With several peaks the peak maps are numbered:
+        ``centre_1``, ``centre_2``, ..., ``detected_1``, ``detected_2``, ... and
+        ``detected`` is true where any peak is. With ``peaks="auto"`` the maps of
+        ``max_peaks`` peaks are numbered so (NaN where a pixel has fewer) and ``n_peaks``
+        counts the detected peaks. Lazy input gives lazy maps.
 
     Examples
     --------
@@ -183,8 +314,8 @@ def fit(
     >>> np.round(res["centre"].data, 3)
     array([[700., 705.],
            [710., 715.]])
-    >>> bool(res["converged"].data.all())
-    True
+    >>> bool(res["converged"].data.all()), bool(res["detected"].data.all())
+    (True, True)
     """
     if chunk_bytes is not None:
         chunk_bytes = positive("chunk_bytes", chunk_bytes)
@@ -199,6 +330,10 @@ def fit(
         max_iterations=max_iterations,
         tolerance=tolerance,
         saturation=saturation,
+        max_peaks=max_peaks,
+        despike=despike,
+        resolution=resolution,
+        false_alarm=false_alarm,
     )
     if chunk_bytes is None:
         chunk_bytes = GPU_CHUNK_BYTES if spec.device == "cuda" else CHUNK_BYTES
@@ -220,6 +355,10 @@ def plan(
     max_iterations=50,
     tolerance=1e-7,
     saturation=None,
+    max_peaks=2,
+    despike=True,
+    resolution=None,
+    false_alarm=detect.FALSE_ALARM,
     label=str,
 ):
     """Check the fit options against a cube; say what the kernels will be asked to do.
@@ -229,6 +368,8 @@ def plan(
     cube : hyperlum.cube.Cube
         The data to fit, already restricted to ``signal_range``.
     peaks, background, estimator, device, max_iterations, tolerance, saturation
+        As for :func:`fit`.
+    max_peaks, despike, resolution, false_alarm
         As for :func:`fit`.
     signal_range : (float, float), optional
         The range the cube was cropped to, kept in ``options``.
@@ -251,7 +392,20 @@ def plan(
     >>> spec.n_params, spec.saturation, options["estimator"]
     (4, 65535.0, 'lse')
     """
-    peaks = integer(label("peaks"), peaks, 1, MAX_PEAKS)
+    auto = isinstance(peaks, str) and peaks == "auto"
+    if auto:
+        peaks = integer(label("max_peaks"), max_peaks, 1, MAX_PEAKS)
+    elif isinstance(peaks, str):
+        raise ValueError(f"{label('peaks')} must be 1 to {MAX_PEAKS} or 'auto', got {peaks!r}")
+    else:
+        peaks = integer(label("peaks"), peaks, 1, MAX_PEAKS)
+    if not isinstance(despike, bool):
+        raise TypeError(f"{label('despike')} must be True or False, got {despike!r}")
+    if resolution is not None:
+        resolution = positive(label("resolution"), resolution)
+    false_alarm = positive(label("false_alarm"), false_alarm)
+    if not false_alarm < 1:
+        raise ValueError(f"{label('false_alarm')} must be below 1, got {false_alarm!r}")
     choice(label("background"), background, tuple(BACKGROUNDS))
     choice(label("estimator"), estimator, tuple(ESTIMATORS))
     choice(label("device"), device, _backend.DEVICES)
@@ -272,15 +426,23 @@ def plan(
         tolerance,
         _saturation(saturation, cube.data.dtype),
         used,
+        despike=despike,
+        auto=auto,
+        resolution=resolution or 0.0,
+        false_alarm=false_alarm,
     )
     options = {
-        "peaks": peaks,
+        "peaks": "auto" if auto else peaks,
+        "max_peaks": peaks if auto else None,
         "background": background,
         "estimator": estimator,
         "device": used,
         "signal_range": None if signal_range is None else [float(v) for v in signal_range],
         "max_iterations": max_iterations,
         "tolerance": tolerance,
+        "despike": despike,
+        "resolution": resolution,
+        "false_alarm": false_alarm,
     }
     return spec, options
 

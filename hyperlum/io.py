@@ -5,6 +5,10 @@ with the channel positions from a separate file or array. After loading, axes gi
 or millimetres (Attolight ``.sur`` files, whose wavelength comes in mm) are converted: the
 wavelength axis of a CL signal to nm, an energy axis in keV to eV, spatial axes in m / cm / mm
 to nm or µm. Non-uniform axes stay non-uniform.
+
+What cannot be fitted is refused here, with one line naming the file: complex data, empty axes,
+axes of scale 0 / inf / nan. A lazy signal reads its chunks through a guard, so that a damaged
+chunk ends a computation with a ValueError naming the file and the chunk.
 """
 
 import contextlib
@@ -14,6 +18,8 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+
+from hyperlum._validate import calibrated_axes
 
 #: Nanometres per unit of length.
 _NM_PER = {
@@ -62,7 +68,10 @@ def _known_extensions():
 def _reason(err):
     text = str(err).strip()
     line = text.splitlines()[0] if text else ""
-    return f"{type(err).__name__}: {line}" if line else type(err).__name__
+    name = type(err).__name__
+    if name == "error":  # struct.error, zlib.error: say whose
+        name = f"{type(err).__module__}.error"
+    return f"{name}: {line}" if line else name
 
 
 @contextlib.contextmanager
@@ -94,26 +103,30 @@ def load(path, *, lazy=False, **reader_hints):
         that cannot read lazily load the data, then wrap it.
     **reader_hints
         ``file_format`` (or ``reader``): the RosettaSciIO reader to use. Without it, a file that
-        several readers claim (HDF5 files) is read with the Delmic reader when that is one of
-        them. For ``.npy`` input: ``axis`` (the channel positions: an array, or a ``.npy`` /
-        text file; default: ``<name>.axis.npy`` next to the array), ``axis_units``,
-        ``axis_name`` and ``signal_type`` (e.g. ``"CL"`` or ``"EELS"``). Any other hint goes to
-        :func:`hyperspy.api.load`.
+        several readers claim (HDF5, JobinYvon ``.xml``) is read by the first of them that gives
+        a spectrum (Delmic first). For ``.npy`` input: ``axis`` (the channel positions: an
+        array, or a ``.npy`` / text file; default: ``<name>.axis.npy`` next to the array),
+        ``axis_units``, ``axis_name`` and ``signal_type`` (e.g. ``"CL"`` or ``"EELS"``). Any
+        other hint goes to :func:`hyperspy.api.load`.
 
     Returns
     -------
     hyperspy Signal1D
         ``CLSpectrum`` / ``EELSSpectrum`` (lazy or not) when the file says what it holds. The
         wavelength of CL signals is in nm, EELS energy loss in eV; spatial axes in m, cm or
-        mm are converted to nm or µm.
+        mm are converted to nm or µm. When the file holds several signals (a Renishaw map and
+        its survey image), the spectrum image.
 
     Raises
     ------
     FileNotFoundError
         ``path`` does not exist.
     ValueError
-        The format is not supported, the file could not be read, or it holds no signal with
-        one spectral axis.
+        The format is not supported; the file could not be read; it holds no signal with one
+        spectral axis, or complex numbers; an axis is empty, or has a scale of 0, inf or nan
+        (or non-finite, non-monotonic positions). A data chunk that cannot be read (a damaged
+        compressed chunk, a truncated file) raises a ValueError naming the file and the chunk,
+        when it is read: at once for ``lazy=False``, when computed for ``lazy=True``.
 
     Examples
     --------
@@ -140,6 +153,11 @@ def load(path, *, lazy=False, **reader_hints):
         signal = _load_npy(p, lazy=lazy, **reader_hints)
     else:
         signal = _load_hyperspy(p, ext, lazy=lazy, **reader_hints)
+    kind = np.dtype(signal.data.dtype).kind
+    if kind not in "uif":
+        what = "complex numbers" if kind == "c" else f"{signal.data.dtype} values"
+        raise ValueError(f"{p} holds {what}, not real numbers; hyperlum fits real spectra")
+    calibrated_axes(signal.axes_manager, str(p))
     normalise_units(signal)
     return signal
 
@@ -153,40 +171,110 @@ def _load_hyperspy(p, ext, *, lazy, **hints):
     if hints.get("file_format"):
         what = f"a {hints['file_format']} file"
 
-    def read(**kw):
+    def read(lazy, **kw):
         with _quiet():
             try:
-                return hs.load(str(p), lazy=lazy, **kw)
+                found = hs.load(str(p), lazy=lazy, **kw)
             except NotImplementedError as err:
                 if not lazy or "lazy" not in str(err).lower():
                     raise
-                return hs.load(str(p), lazy=False, **kw).as_lazy()
+                return _spectral(hs.load(str(p), lazy=False, **kw), p).as_lazy()
+        return _spectral(found, p)
 
     try:
-        try:
-            signal = read(**hints)
-        except ValueError as err:
-            readers = _claimed_by(err)
-            if not readers or hints.get("file_format"):
-                raise
-            tried = [r for r in _PREFERRED_READERS if r in readers]
-            if not tried:
-                raise ValueError(
-                    f"{p}: several readers can read this file ({', '.join(readers)}); "
-                    "name one with file_format="
-                ) from None
-            what = (
-                f"a {tried[0]} file (readers that claim it: {', '.join(readers)}; "
-                "name another with file_format=, --format on the command line)"
-            )
-            signal = read(**dict(hints, file_format=tried[0]))
-    except ValueError as err:
-        if str(err).startswith(f"{p}: several readers"):
-            raise
-        raise ValueError(f"{p} could not be read as {what}: {_reason(err)}") from err
+        signal = read(lazy, **hints)
+    except _NotSpectral:
+        raise
     except Exception as err:  # readers fail in many ways on a corrupt file
+        readers = _claimed_by(err)
+        if readers and not hints.get("file_format"):
+            return _first_reader(read, p, readers, lazy, hints)
+        if not lazy and not isinstance(err, MemoryError):
+            _find_bad_chunk(read, p, hints)
         raise ValueError(f"{p} could not be read as {what}: {_reason(err)}") from err
-    return _spectral(signal, p)
+    return _guard(signal, p) if lazy else signal
+
+
+def _first_reader(read, p, readers, lazy, hints):
+    """Several readers claim ``p``: the first (preferred ones first) that gives a spectrum."""
+    order = [r for r in _PREFERRED_READERS if r in readers]
+    order += [r for r in readers if r not in order]
+    failed = []
+    for name in order:
+        try:
+            signal = read(lazy, **dict(hints, file_format=name))
+        except _NotSpectral:
+            failed.append(f"{name}: no spectral axis")
+            continue
+        except Exception as err:  # the readers that do not fit this file fail in many ways
+            failed.append(f"{name}: {_reason(err)}")
+            continue
+        return _guard(signal, p) if lazy else signal
+    raise ValueError(
+        f"{p} could not be read by any of the readers that claim it ({'; '.join(failed)}); "
+        "name one with file_format= (--format on the command line)"
+    )
+
+
+def _find_bad_chunk(read, p, hints):
+    """After an eager read failed: when a lazy read works, raise the error of the chunk that
+    cannot be read (naming it); else return, and the eager read's error stands."""
+    try:
+        signal = _guard(read(True, **hints), p)
+    except Exception:
+        return
+    import dask.array as da
+
+    for block in signal.data.blocks.ravel():
+        da.compute(block, scheduler="sync")
+
+
+class _NotSpectral(ValueError):
+    """The file was read, and holds no spectrum: said as it is, not as a read error."""
+
+
+class _GuardedBlocks:
+    """A lazy array read block by block; a block that cannot be read raises a ValueError that
+    names the file and the block (a damaged chunk of a compressed file, a truncated file)."""
+
+    def __init__(self, data, path):
+        self.data, self.path = data, str(path)
+        self.shape, self.dtype, self.ndim = data.shape, data.dtype, data.ndim
+
+    def __dask_tokenize__(self):
+        return ("hyperlum.io.guarded", self.path, self.data.name)
+
+    def __getitem__(self, key):
+        try:
+            return np.asarray(self.data[key].compute(scheduler="sync"))
+        except Exception as err:  # decompression and I/O errors come in many types
+            where = ", ".join(_index_text(k) for k in (key if isinstance(key, tuple) else (key,)))
+            raise ValueError(
+                f"{self.path}: the data chunk [{where}] could not be read ({_reason(err)}); "
+                "the file is damaged"
+            ) from err
+
+
+def _index_text(k):
+    if isinstance(k, slice):
+        lo = "" if k.start is None else k.start
+        hi = "" if k.stop is None else k.stop
+        return f"{lo}:{hi}" + ("" if k.step in (None, 1) else f":{k.step}")
+    return str(k)
+
+
+def _guard(signal, p):
+    """Make the reads of a lazy signal's chunks fail with a message naming ``p`` and the chunk."""
+    import dask.array as da
+
+    data = signal.data
+    signal.data = da.from_array(
+        _GuardedBlocks(data, p),
+        chunks=data.chunks,
+        fancy=False,
+        meta=np.empty((0,) * data.ndim, dtype=data.dtype),
+    )
+    return signal
 
 
 def _claimed_by(err):
@@ -206,7 +294,7 @@ def _spectral(signal, p):
         dims = ", ".join(
             f"{s.axes_manager.signal_dimension}-D signal of shape {s.data.shape}" for s in found
         )
-        raise ValueError(f"{p} has no spectral axis (it holds {dims}); hyperlum fits spectra")
+        raise _NotSpectral(f"{p} has no spectral axis (it holds {dims}); hyperlum fits spectra")
     return max(spectra, key=lambda s: s.data.size)
 
 
@@ -221,6 +309,8 @@ def _load_npy(p, *, lazy, axis=None, axis_units=None, axis_name=None, signal_typ
         raise ValueError(f"{p} could not be read as a NumPy array: {_reason(err)}") from err
     if data.ndim < 1 or not np.issubdtype(data.dtype, np.number):
         raise ValueError(f"{p} holds a {data.ndim}-D {data.dtype} array, not spectra")
+    if 0 in data.shape:
+        raise ValueError(f"{p} holds an empty array (shape {data.shape}), no spectra")
     x = _npy_axis(p, axis, data.shape[-1])
     if lazy:
         import dask.array as da

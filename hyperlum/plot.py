@@ -7,6 +7,9 @@ files (the report, the command line) selects the Agg backend first.
 
 import numpy as np
 
+from hyperlum.labels import axis_label as _label
+from hyperlum.labels import new_axes as _axes
+
 _PIXEL_COLOURS = ("#000000", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")
 #: Colours of the regions, used in every figure.
 REGION_COLOURS = {
@@ -15,34 +18,6 @@ REGION_COLOURS = {
     "shell": "#2ca02c",
     "matrix": "#7f7f7f",
 }
-_PRETTY = {
-    "centre": "Centre",
-    "sigma": "\u03c3",
-    "fwhm": "FWHM",
-    "amplitude": "Amplitude",
-    "intensity": "Intensity",
-    "background": "Background",
-    "background_slope": "Background slope",
-    "chisq": "Reduced \u03c7\u00b2",
-}
-
-
-def _label(name, units=""):
-    base = name.removesuffix("_std")
-    stem = base.rstrip("_0123456789")
-    suffix = base[len(stem) :]
-    text = _PRETTY.get(stem, stem) + (f" {suffix.lstrip('_')}" if suffix else "")
-    if name.endswith("_std"):
-        text = f"std of {text}"
-    return f"{text} ({units})" if units else text
-
-
-def _axes(ax):
-    if ax is not None:
-        return ax
-    import matplotlib.pyplot as plt
-
-    return plt.figure().add_subplot()
 
 
 def _nice_length(span):
@@ -164,6 +139,7 @@ def plot_maps(
     image_title=None,
     cmaps=None,
     figsize=None,
+    detected=True,
 ):
     """A panel of maps: the image (HAADF or intensity), then the maps ``names``.
 
@@ -178,9 +154,13 @@ def plot_maps(
     names : sequence of str
         Maps to show after the image.
     mask : array_like of bool, optional
-        Pixels to show on the maps; others are grey (default: converged pixels).
+        Pixels to show on the maps, with those with a detected peak (see ``detected``);
+        the others are grey and left out of the colour limits.
     image_title : str, optional
         Title of the first panel.
+    detected : bool
+        Show only pixels where the fit's verdict says a peak was detected
+        (:func:`hyperlum.stats.valid_mask`); ``False``: every converged pixel.
 
     Returns
     -------
@@ -188,20 +168,24 @@ def plot_maps(
     """
     import matplotlib.pyplot as plt
 
-    from hyperlum.stats import _maps, _units, valid_mask
+    from hyperlum.stats import maps_of, units_of, valid_mask
 
-    maps = _maps(res)
+    maps = maps_of(res)
     shape = np.shape(maps["converged"])
     nav_axes = getattr(res, "nav_axes", [])
     extent, units = _extent(nav_axes, shape)
     fitted_image = image is None
     if image is None:
         img = (
-            np.where(valid_mask(maps, ("intensity",), mask), maps.get("intensity"), np.nan)
+            np.where(
+                valid_mask(maps, ("intensity",), mask, detected=detected),
+                maps.get("intensity"),
+                np.nan,
+            )
             if "intensity" in maps
             else np.zeros(shape)
         )
-        image_title = image_title or "Intensity (fit)"
+        image_title = image_title or _label("intensity", units_of(res, "intensity"))
     else:
         img = np.asarray(getattr(image, "data", image), dtype=float)
         image_title = image_title or "HAADF"
@@ -209,9 +193,9 @@ def plot_maps(
         (
             n,
             maps[n],
-            _label(n, _units(res, n)),
+            _label(n, units_of(res, n)),
             (cmaps or {}).get(n, _default_cmap(n)),
-            _units(res, n),
+            units_of(res, n),
         )
         for n in names
     ]
@@ -221,12 +205,12 @@ def plot_maps(
     for ax, (name, data, title, cmap, _u) in zip(axes, panels, strict=True):
         data = np.asarray(data, dtype=float)
         if name != "image":
-            ok = valid_mask(maps, (name,), mask)
+            ok = valid_mask(maps, (name,), mask, detected=detected)
             data = np.where(ok, data, np.nan)
             sel = data[seg.mask("particles")] if seg is not None and seg.n else data
             vmin, vmax = _robust_limits(sel)
         else:
-            vmin, vmax = _robust_limits(data, 0.5, 99.5)
+            vmin, vmax = _robust_limits(data, *((2, 98) if fitted_image else (0.5, 99.5)))
         cm = plt.get_cmap(cmap).with_extremes(bad="#b0b0b0")
         im = ax.imshow(data, extent=extent, cmap=cm, vmin=vmin, vmax=vmax, interpolation="nearest")
         if seg is not None:
@@ -250,6 +234,15 @@ def _default_cmap(name):
     return {"centre": "Spectral_r", "sigma": "viridis", "fwhm": "viridis"}.get(stem, "inferno")
 
 
+def fitted_range(res, x):
+    """Boolean mask of the channels ``x`` inside the range the fit used (all without one)."""
+    x = np.asarray(x, dtype=float)
+    rng = (getattr(res, "options", None) or {}).get("signal_range")
+    if rng is None:
+        return np.ones(x.shape, dtype=bool)
+    return (x >= min(rng)) & (x <= max(rng))
+
+
 def model_spectra(res, x, pixels):
     """The fitted model at ``pixels`` (a boolean mask or ``(rows, cols)`` index arrays).
 
@@ -266,13 +259,12 @@ def model_spectra(res, x, pixels):
     numpy.ndarray
         ``(n_pixels, len(x))``.
     """
-    from hyperlum.stats import _maps
+    from hyperlum.stats import maps_of
 
-    maps = _maps(res)
+    maps = maps_of(res)
     x = np.asarray(x, dtype=float)
     opts = getattr(res, "options", {})
-    rng = opts.get("signal_range")
-    xr = x if rng is None else x[(x >= min(rng)) & (x <= max(rng))]
+    xr = x[fitted_range(res, x)]
     xref = 0.5 * (xr[0] + xr[-1]) if xr.size else 0.0
     peaks = int(opts.get("peaks", 1))
     take = lambda n: np.asarray(maps[n], dtype=float)[pixels].reshape(-1, 1)  # noqa: E731
@@ -288,6 +280,38 @@ def model_spectra(res, x, pixels):
     return out
 
 
+def _nav_positions(res, shape):
+    """Calibrated positions of the pixels along each navigation axis, and their units."""
+    axes = list(getattr(res, "nav_axes", []) or [])
+    out, units = [], []
+    for k, n in enumerate(shape):
+        a = axes[k] if k < len(axes) else {}
+        out.append(float(a.get("offset", 0.0)) + float(a.get("scale", 1.0)) * np.arange(n))
+        u = a.get("units")
+        units.append(u if isinstance(u, str) and u not in ("", "<undefined>") else "px")
+    return out, units
+
+
+def _pixel_name(res, shape, p):
+    """``"(y, x) = (12.5, 40) nm"``: a pixel's calibrated position."""
+    if not shape:
+        return "the spectrum"
+    pos, units = _nav_positions(res, shape)
+    vals = ", ".join(f"{pos[k][i]:.4g}" for k, i in enumerate(p))
+    names = [a.get("name") or "xyz"[k] for k, a in enumerate(getattr(res, "nav_axes", []))]
+    names = names if len(names) == len(shape) else ["position"] * len(shape)
+    u = units[-1] if units[-1] != "px" else "px"
+    if len(shape) == 1:
+        return f"{names[0]} = {vals} {u}"
+    return f"({', '.join(names)}) = ({vals}) {u}"
+
+
+def _signal_label(sax):
+    name = sax.name if isinstance(sax.name, str) and sax.name != "<undefined>" else "Signal"
+    u = sax.units if isinstance(sax.units, str) and sax.units != "<undefined>" else ""
+    return (f"{name} ({u})" if u else name), u
+
+
 def plot_spectra(
     signal,
     res,
@@ -298,52 +322,71 @@ def plot_spectra(
     mask=None,
     normalise=False,
     ax=None,
+    detected=True,
 ):
     """Spectra with the fit drawn over them: chosen pixels, or region means.
+
+    The fitted range is shaded and the model is drawn only over it. Works on maps, line
+    scans and single spectra.
 
     Parameters
     ----------
     signal : hyperspy Signal1D
-        The spectrum image that was fitted.
+        The spectrum image, line scan or spectrum that was fitted.
     res : FitResult
-    pixels : sequence of (row, col), optional
-        Pixels to show, each with its own fit.
+    pixels : sequence of index tuples, optional
+        Pixels to show, each with its own fit: ``(row, col)`` on a map, ``(i,)`` or ``i`` on
+        a line scan. Default for a single spectrum: the spectrum.
     seg : Segmentation, optional
         With ``regions``: the mean spectrum of each region (valid pixels) and the mean of the
-        fitted models over the same pixels.
+        fitted models over the same pixels (maps only).
     mask : array_like of bool, optional
-        Valid pixels (default: converged).
+        Pixels to keep in the region means, with those with a detected peak.
     normalise : bool
         Divide each region's mean spectrum and model by the model's peak above its
         background, so that widths and positions compare at a glance.
+    detected : bool
+        Region means over pixels with a detected peak only (see
+        :func:`hyperlum.stats.valid_mask`).
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    from hyperlum.stats import _maps, valid_mask
+    from hyperlum.stats import maps_of, valid_mask
 
     ax = _axes(ax)
     sax = signal.axes_manager.signal_axes[0]
     x = np.asarray(sax.axis, dtype=float)
     data = np.asarray(signal.data)
-    maps = _maps(res)
-    if pixels is not None:
-        for i, (r, c) in enumerate(pixels):
-            colour = _PIXEL_COLOURS[i % len(_PIXEL_COLOURS)]
-            ax.plot(x, data[r, c], ".", ms=2.5, color=colour, alpha=0.6)
-            ax.plot(
-                x,
-                model_spectra(res, x, (np.array([r]), np.array([c])))[0],
-                color=colour,
-                label=f"pixel ({r}, {c}): \u03c3 = {maps['sigma'][r, c]:.2f}"
-                if "sigma" in maps
-                else f"pixel ({r}, {c})",
-            )
+    maps = maps_of(res)
+    shape = np.shape(maps["converged"])
+    if data.shape[:-1] != shape:
+        raise ValueError(
+            f"the spectra have navigation shape {data.shape[:-1]}, the maps {shape}: give the "
+            "spectra that were fitted"
+        )
+    inside = fitted_range(res, x)
+    xl, xunits = _signal_label(sax)
+    if not inside.all():
+        ax.axvspan(x[inside].min(), x[inside].max(), color="#ffd700", alpha=0.15, lw=0)
+    if pixels is None and seg is None:
+        pixels = [()] if not shape else []
+    for i, p in enumerate(pixels or []):
+        p = tuple(int(q) for q in np.atleast_1d(p)) if shape else ()
+        colour = _PIXEL_COLOURS[i % len(_PIXEL_COLOURS)]
+        ax.plot(x, data[p], ".", ms=2.5, color=colour, alpha=0.6)
+        idx = tuple(np.array([q]) for q in p) if p else ()
+        model = model_spectra(res, x, idx)
+        s = f": \u03c3 = {np.asarray(maps['sigma'])[p]:.3g} {xunits}" if "sigma" in maps else ""
+        ax.plot(x[inside], model[0][inside], color=colour, label=_pixel_name(res, shape, p) + s)
     if seg is not None:
         for region in regions:
             m = valid_mask(
-                maps, ("centre",), seg.mask(region) if mask is None else seg.mask(region) & mask
+                maps,
+                ("centre",),
+                seg.mask(region) if mask is None else seg.mask(region) & mask,
+                detected=detected,
             )
             if not m.any():
                 continue
@@ -352,29 +395,38 @@ def plot_spectra(
             model = model_spectra(res, x, m).mean(axis=0)
             if normalise:
                 base = np.median(np.asarray(maps["background"])[m]) if "background" in maps else 0.0
-                scale = max(model.max() - base, 1e-300)
+                scale = max(model[inside].max() - base, 1e-300)
                 mean, model = (mean - base) / scale, (model - base) / scale
             ax.plot(x, mean, ".", ms=2.5, color=colour, alpha=0.6)
-            ax.plot(x, model, color=colour, label=f"{region}: mean of {int(m.sum())} pixels")
-    ax.set_xlabel(f"{sax.name or 'Signal'} ({sax.units})" if sax.units else (sax.name or ""))
-    ax.set_ylabel("Normalised counts" if normalise and seg is not None else "Counts")
+            ax.plot(
+                x[inside], model[inside], color=colour, label=f"{region}: mean of {int(m.sum())} px"
+            )
+    ax.set_xlabel(xl)
+    ax.set_ylabel(
+        "Counts / model peak above background" if normalise and seg is not None else "Counts"
+    )
+    if not inside.all():
+        ax.plot([], [], color="#ffd700", alpha=0.4, lw=6, label="fitted range")
     ax.legend(fontsize=8, frameon=False)
     return ax.figure
 
 
 def plot_region_histograms(
     res,
-    seg,
+    seg=None,
     *,
     names=("centre", "sigma", "intensity"),
     regions=("core", "interface", "shell", "matrix"),
     mask=None,
     bins=60,
     min_pixels=20,
+    detected=True,
 ):
     """1D histograms of maps, one curve per region (normalised to unit area).
 
-    Regions with fewer than ``min_pixels`` valid pixels are left out.
+    Without ``seg``, one curve of every valid pixel. Regions with fewer than ``min_pixels``
+    valid pixels are left out. Pixels count when a peak was detected there (``detected``,
+    see :func:`hyperlum.stats.valid_mask`) and ``mask`` is True.
 
     Returns
     -------
@@ -382,20 +434,27 @@ def plot_region_histograms(
     """
     import matplotlib.pyplot as plt
 
-    from hyperlum.stats import _maps, _units, hist1d, valid_mask
+    from hyperlum.stats import hist1d, maps_of, units_of, valid_mask
 
-    maps = _maps(res)
+    maps = maps_of(res)
+    shape = np.shape(maps["converged"])
+    full = np.ones(shape, bool) if mask is None else np.asarray(mask, bool)
+    groups = (
+        [("detected pixels" if detected and "detected" in maps else "converged pixels", full)]
+        if seg is None
+        else [(r, seg.mask(r) & full) for r in regions]
+    )
     fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), layout="constrained")
     axes = np.atleast_1d(axes)
     for ax, name in zip(axes, names, strict=True):
         part = valid_mask(
-            maps, (name,), seg.mask("particles") if mask is None else seg.mask("particles") & mask
+            maps, (name,), full if seg is None else seg.mask("particles") & full, detected=detected
         )
         lo, hi = _robust_limits(np.asarray(maps[name], dtype=float)[part], 0.2, 99.8, 0.05)
         rng = (lo, hi) if lo is not None else None
-        for region in regions:
-            m = seg.mask(region) if mask is None else seg.mask(region) & mask
-            h = hist1d(maps, name, bins=bins, range=rng, mask=m)
+        units = units_of(res, name)
+        for region, m in groups:
+            h = hist1d(maps, name, bins=bins, range=rng, mask=m, detected=detected)
             if h.n < min_pixels or h.counts.sum() == 0:
                 continue
             widths = np.diff(h.edges)
@@ -407,22 +466,23 @@ def plot_region_histograms(
                 label=f"{region} (n={h.n}, median {h.median:.4g})",
                 linewidth=1.4,
             )
-        ax.set_xlabel(_label(name, _units(res, name)))
-        ax.set_ylabel("fraction per unit")
+        ax.set_xlabel(_label(name, units))
+        ax.set_ylabel(f"fraction of pixels per {units}" if units else "fraction of pixels per unit")
         ax.legend(fontsize=7, frameon=False)
     return fig
 
 
 def plot_hist2d_regions(
     res,
-    seg,
+    seg=None,
     *,
     pairs=(("centre", "sigma"), ("centre", "intensity")),
     regions=("core", "interface"),
     mask=None,
     bins=50,
+    detected=True,
 ):
-    """2D histograms of pairs of maps, one column per region, on shared axes.
+    """2D histograms of pairs of maps, one column per region (one without ``seg``).
 
     Returns
     -------
@@ -430,27 +490,33 @@ def plot_hist2d_regions(
     """
     import matplotlib.pyplot as plt
 
-    from hyperlum.stats import _maps, hist2d, valid_mask
+    from hyperlum.stats import hist2d, maps_of, valid_mask
 
-    maps = _maps(res)
+    maps = maps_of(res)
+    shape = np.shape(maps["converged"])
+    full = np.ones(shape, bool) if mask is None else np.asarray(mask, bool)
+    groups = (
+        [("detected pixels" if detected and "detected" in maps else "converged pixels", full)]
+        if seg is None
+        else [(r, seg.mask(r) & full) for r in regions]
+    )
     fig, axes = plt.subplots(
         len(pairs),
-        len(regions),
-        figsize=(4.3 * len(regions), 3.6 * len(pairs)),
+        len(groups),
+        figsize=(4.3 * len(groups), 3.6 * len(pairs)),
         layout="constrained",
         squeeze=False,
     )
     for row, (x, y) in enumerate(pairs):
         part = valid_mask(
-            maps, (x, y), seg.mask("particles") if mask is None else seg.mask("particles") & mask
+            maps, (x, y), full if seg is None else seg.mask("particles") & full, detected=detected
         )
         xl = _robust_limits(np.asarray(maps[x], dtype=float)[part], 0.2, 99.8, 0.05)
         yl = _robust_limits(np.asarray(maps[y], dtype=float)[part], 0.2, 99.8, 0.05)
         rng = [list(xl), list(yl)] if None not in xl + yl else None
-        for col, region in enumerate(regions):
+        for col, (region, m) in enumerate(groups):
             ax = axes[row, col]
-            m = seg.mask(region) if mask is None else seg.mask(region) & mask
-            h = hist2d(res, x, y, bins=bins, range=rng, mask=m)
+            h = hist2d(res, x, y, bins=bins, range=rng, mask=m, detected=detected)
             h.plot(ax=ax, annotate=False)
             ax.set_title(
                 f"{region}: n = {h.n}, r = {h.pearson:.2f}, \u03c1 = {h.spearman:.2f}",
@@ -468,12 +534,16 @@ def plot_profile(
     pixels=None,
     min_snr=3.0,
     min_sigma=None,
+    mask=None,
+    detected=True,
 ):
     """A line scan: maps along the scan, and spectra with their fits.
 
-    Pixels are shown where the fit converged with an amplitude of at least ``min_snr``
-    standard errors and a sigma of at least ``min_sigma`` (axis units; narrower fits are
-    spikes or noise), see :func:`hyperlum.stats.quality_mask`.
+    Pixels are shown where a peak was detected (``detected``, see
+    :func:`hyperlum.stats.valid_mask`) with an amplitude of at least ``min_snr`` standard
+    errors and a sigma of at least ``min_sigma`` (axis units; narrower fits are spikes or
+    noise), see :func:`hyperlum.stats.quality_mask`; or, when ``mask`` is given, where it is
+    True and a peak was detected.
 
     Returns
     -------
@@ -481,46 +551,38 @@ def plot_profile(
     """
     import matplotlib.pyplot as plt
 
-    from hyperlum.stats import _maps, _units, quality_mask, valid_mask
+    from hyperlum.stats import maps_of, quality_mask, units_of, valid_mask
 
-    maps = _maps(res)
-    good = quality_mask(maps, min_snr=min_snr, min_sigma=min_sigma)
+    maps = maps_of(res)
+    if mask is None:
+        good = quality_mask(maps, min_snr=min_snr, min_sigma=min_sigma, detected=detected)
+    else:
+        good = valid_mask(maps, (), mask, detected=detected)
     n = np.shape(maps["converged"])[0]
-    ax0 = res.nav_axes[0] if getattr(res, "nav_axes", None) else {}
-    pos = float(ax0.get("offset", 0.0)) + float(ax0.get("scale", 1.0)) * np.arange(n)
-    units = ax0.get("units")
-    units = units if isinstance(units, str) and units not in ("", "<undefined>") else "px"
+    (pos,), (units,) = _nav_positions(res, (n,))
     extra = 1 if signal is not None else 0
     fig, axes = plt.subplots(
-        len(names) + extra, 1, figsize=(6.4, 2.0 * (len(names) + extra) + 0.6), layout="constrained"
+        len(names) + extra,
+        1,
+        figsize=(6.4, 1.8 * (len(names) + extra) + 0.6),
+        layout="constrained",
+        sharex=False,
     )
     axes = np.atleast_1d(axes)
     for ax, name in zip(axes, names, strict=False):
-        ok = valid_mask(maps, (name,), good)
+        ok = valid_mask(maps, (name,), good, detected=detected)
         v = np.asarray(maps[name], dtype=float)
-        ax.plot(pos[ok], v[ok], ".-", ms=3, lw=0.8)
+        ax.plot(pos, np.where(ok, v, np.nan), ".-", ms=3, lw=0.8)  # gaps where left out
         if f"{name}_std" in maps:
             sd = np.asarray(maps[f"{name}_std"], dtype=float)
             ax.fill_between(pos[ok], (v - sd)[ok], (v + sd)[ok], alpha=0.3, lw=0)
-        ax.set_ylabel(_label(name, _units(res, name)))
-        ax.set_xlabel(f"Position ({units})")
+        ax.set_ylabel(_label(name, units_of(res, name)), fontsize=8)
+        ax.set_xlim(pos[0], pos[-1])
+        ax.set_xlabel(f"Position ({units}); {int(ok.sum())} of {n} pixels shown", fontsize=8)
     if signal is not None:
-        ax = axes[-1]
-        sax = signal.axes_manager.signal_axes[0]
-        x = np.asarray(sax.axis, dtype=float)
-        data = np.asarray(signal.data, dtype=float)
         if pixels is None:
             inten = np.where(valid_mask(maps, ("intensity",), good), maps["intensity"], -np.inf)
-            pixels = [int(np.argmax(inten)), int(np.argmax(inten[: max(1, n // 2)]))]
-        for i, p in enumerate(pixels):
-            ax.plot(x, data[p], ".", ms=2, color=f"C{i}", alpha=0.6)
-            ax.plot(
-                x,
-                model_spectra(res, x, np.array([p]))[0],
-                color=f"C{i}",
-                label=f"pixel {p} ({pos[p]:.4g} {units})",
-            )
-        ax.set_xlabel(f"{sax.name} ({sax.units})")
-        ax.set_ylabel("Counts")
-        ax.legend(fontsize=8, frameon=False)
+            first = int(np.argmax(inten[: max(1, n // 2)]))
+            pixels = list(dict.fromkeys([int(np.argmax(inten)), first]))
+        plot_spectra(signal, res, pixels=[(p,) for p in pixels], ax=axes[-1])
     return fig

@@ -1,9 +1,11 @@
-"""The interface-vs-core report: figures (PNG), tables (CSV) and the findings in words.
+"""The report: figures (PNG), tables (CSV) and the findings in words.
 
-:func:`make_report` segments the particles (on a HAADF image, or on the fitted intensity),
-keeps the pixels with a detected peak, tabulates every fitted parameter per region, tests
-interface against core and draws the figures, into one folder. It never replaces a file that
-is already there unless asked to.
+:func:`make_report` keeps the pixels where the fit detected a peak, and then, for a map,
+segments the particles (on a HAADF image, or on the fitted intensity), tabulates every fitted
+parameter per region, tests interface against core over particles and draws the figures; for
+a line scan, or a map without credible particles, it describes the detected pixels without
+regions. Everything goes into one folder. It never replaces a file that is already there
+unless asked to, and it checks every input before it writes anything.
 """
 
 import os
@@ -20,6 +22,15 @@ REPORT_FILES = (
     "regions.csv",
     "tests.csv",
     "particles.csv",
+    "findings.txt",
+)
+#: Files of a report without regions (a line scan, or a map without credible particles).
+PIXEL_REPORT_FILES = (
+    "maps.png",
+    "spectra.png",
+    "histograms.png",
+    "hist2d.png",
+    "pixels.csv",
     "findings.txt",
 )
 
@@ -48,22 +59,51 @@ def check_free(outdir, names, overwrite):
 def _pixel_size(result):
     axes = getattr(result, "nav_axes", [])
     if len(axes) == 2:
-        return float(axes[-1].get("scale", 1.0)), axes[-1].get("units") or ""
+        u = axes[-1].get("units")
+        return float(axes[-1].get("scale", 1.0)), u if u and u != "<undefined>" else "px"
     return 1.0, "px"
 
 
-def _representative_pixels(maps, seg, quality):
+def _check_signal(signal, shape):
+    """Refuse a spectrum image that is not the one fitted (other navigation shape)."""
+    if signal is None:
+        return
+    am = getattr(signal, "axes_manager", None)
+    if am is None or am.signal_dimension != 1:
+        raise ValueError(f"signal must be the fitted spectrum image (a Signal1D), got {signal}")
+    nav = tuple(np.shape(signal.data)[:-1])
+    if nav != tuple(shape):
+        raise ValueError(
+            f"the spectra have {'x'.join(map(str, nav)) or 'no'} navigation pixels, the maps "
+            f"{'x'.join(map(str, shape))}: give the spectrum image that was fitted"
+        )
+
+
+def _representative_pixels(maps, seg, valid):
     """A core pixel and an interface pixel with sigma closest to their region's median."""
     out = []
     sigma = np.asarray(maps["sigma"] if "sigma" in maps else maps["sigma_1"], dtype=float)
     for region in ("core", "interface"):
-        m = seg.mask(region) & quality & np.isfinite(sigma)
+        m = seg.mask(region) & valid & np.isfinite(sigma)
         if m.any():
             med = np.median(sigma[m])
             idx = np.flatnonzero(m.ravel())
             best = idx[np.argmin(np.abs(sigma.ravel()[idx] - med))]
             out.append(tuple(int(v) for v in np.unravel_index(best, sigma.shape)))
     return out
+
+
+def _brightest_pixels(maps, valid, k=2):
+    """The brightest valid pixel and the one of median intensity (index tuples)."""
+    inten = np.asarray(maps["intensity"] if "intensity" in maps else maps["intensity_1"], float)
+    ok = valid & np.isfinite(inten)
+    if not ok.any():
+        return []
+    idx = np.flatnonzero(ok.ravel())
+    v = inten.ravel()[idx]
+    picks = [idx[np.argmax(v)], idx[np.argsort(v)[v.size // 2]]]
+    out = [tuple(int(q) for q in np.unravel_index(i, inten.shape)) for i in dict.fromkeys(picks)]
+    return out[:k]
 
 
 def make_report(
@@ -76,28 +116,39 @@ def make_report(
     interface_width=None,
     shell_width=None,
     min_snr=3.0,
+    detected=True,
     overwrite=False,
     dpi=150,
 ):
-    """Segment, compare interface and core, and write figures and tables to ``outdir``.
+    """Write figures, tables and findings about fitted maps to ``outdir``.
+
+    For a map: segment the particles, tabulate every parameter per region (core, interface,
+    shell, matrix) and test interface against core over particles. For a line scan, or a map
+    on which no credible particle is found: describe the detected pixels, without regions
+    (``PIXEL_REPORT_FILES``).
 
     Parameters
     ----------
     result : FitResult
-        A fitted map (two navigation axes), e.g. from :func:`hyperlum.fit`.
+        A fitted map (two navigation axes) or line scan (one), e.g. from :func:`hyperlum.fit`.
     image : hyperspy Signal2D or array_like, optional
         HAADF image of the same pixels, particles bright. Default: the fitted intensity.
     outdir : str or os.PathLike
         Folder for the files (made if missing).
     signal : hyperspy Signal1D, optional
         The fitted spectrum image; with it, ``spectra.png`` shows spectra and their fits.
+        One of another navigation shape is refused before anything is written.
     seg : Segmentation, optional
         Use this segmentation instead of segmenting ``image``.
     interface_width, shell_width : float, optional
         Widths of the interface and shell bands in the maps' units; default three pixels.
     min_snr : float
-        Pixels count when the fit converged and the amplitude is at least ``min_snr`` times
-        its standard error (a detected peak); the others are left out of every statistic.
+        Of the pixels with a detected peak (see ``detected``), keep those whose amplitude is
+        at least ``min_snr`` times its standard error; 0 keeps them all.
+    detected : bool
+        Use only the pixels where the fit's verdict says a peak was detected (the
+        ``detected`` maps; for older results without them, the converged pixels, with a
+        warning). ``False``: every converged pixel.
     overwrite : bool
         Replace report files already in ``outdir``. Without it, nothing is written when one
         of them exists.
@@ -109,41 +160,87 @@ def make_report(
     Report
         ``paths`` (files written), ``findings`` (text), ``segmentation``, ``stats``.
     """
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rep = _make_report(
+            result,
+            image,
+            outdir,
+            signal,
+            seg,
+            interface_width,
+            shell_width,
+            min_snr,
+            detected,
+            overwrite,
+            dpi,
+        )
+    for message in dict.fromkeys(str(w.message) for w in caught):  # once each, in order
+        kind = next(w.category for w in caught if str(w.message) == message)
+        warnings.warn(message, kind, stacklevel=2)
+    return rep
+
+
+def _make_report(
+    result,
+    image,
+    outdir,
+    signal,
+    seg,
+    interface_width,
+    shell_width,
+    min_snr,
+    detected,
+    overwrite,
+    dpi,
+):
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    from hyperlum import plot
     from hyperlum.segment import segment
-    from hyperlum.stats import _maps, quality_mask, region_stats
+    from hyperlum.stats import maps_of, quality_mask
 
     if not hasattr(result, "maps"):
         raise TypeError(f"result must be a FitResult, got {type(result).__name__}")
     res = result.compute()
-    maps = _maps(res)
+    maps = maps_of(res)
     shape = np.shape(maps["converged"])
-    if len(shape) != 2:
+    if len(shape) not in (1, 2):
         raise ValueError(
-            f"the report needs a map (two navigation axes), the result has shape {shape}"
+            f"the report needs a map or a line scan (two or one navigation axes), the result "
+            f"has shape {shape}"
         )
+    _check_signal(signal, shape)
     outdir = os.fspath(outdir)
-    names = [n for n in REPORT_FILES if signal is not None or n != "spectra.png"]
-    check_free(outdir, names, overwrite)
+    valid = quality_mask(res, min_snr=min_snr, detected=detected)
+    rule = (
+        ("the fit's verdict: peak detected" if "detected" in maps else "the fit converged")
+        if detected
+        else "the fit converged"
+    )
+    rule += f"; amplitude >= {min_snr:g} x its standard error" if min_snr else ""
+    used = f"Pixels used: {int(valid.sum())} of {valid.size} ({rule})."
+
+    if len(shape) == 1:
+        if image is not None or seg is not None:
+            raise ValueError("a line scan has no particles: leave out image and seg")
+        names = [n for n in PIXEL_REPORT_FILES if n not in ("maps.png", "hist2d.png")]
+        names = ["profile.png"] + [n for n in names if signal is not None or n != "spectra.png"]
+        check_free(outdir, names, overwrite)
+        return _pixel_report(res, signal, outdir, valid, dpi, ["Line scan.", used], None)
+
     px, units = _pixel_size(res)
     interface_width = 3 * px if interface_width is None else interface_width
     shell_width = 3 * px if shell_width is None else shell_width
-    quality = quality_mask(res, min_snr=min_snr)
-
     if seg is None:
         if image is None:
             inten = np.asarray(
                 maps["intensity"] if "intensity" in maps else maps["intensity_1"], dtype=float
             )
-            img = np.where(quality, inten, np.nan)
-            seg = segment(
-                img, pixel_size=px, interface_width=interface_width, shell_width=shell_width
-            )
+            img = np.where(valid, inten, np.nan)
             source = "the fitted intensity map"
         else:
             img_shape = np.shape(getattr(image, "data", image))
@@ -152,22 +249,42 @@ def make_report(
                     f"the image has {img_shape[0]}x{img_shape[1]} pixels, the maps "
                     f"{shape[0]}x{shape[1]}: give the HAADF image of the same scan"
                 )
-            calibrated = hasattr(image, "axes_manager")
+            img = image
+            source = "the HAADF image"
+        calibrated = hasattr(img, "axes_manager")
+        if np.isfinite(np.asarray(getattr(img, "data", img), dtype=float)).any():
             seg = segment(
-                image,
+                img,
                 pixel_size=None if calibrated else px,
+                units=None if calibrated else units,
                 interface_width=interface_width,
                 shell_width=shell_width,
             )
-            source = "the HAADF image"
+        note = "no pixel with a detected peak" if seg is None else seg.note
     else:
-        source = "the given segmentation"
-    if tuple(seg.shape) != tuple(shape):
+        source, note = "the given segmentation", ""
+    if seg is not None and tuple(seg.shape) != tuple(shape):
         raise ValueError(f"the segmentation has shape {seg.shape}, the maps {shape}")
 
-    st = region_stats(res, seg, mask=quality)
+    if seg is None or seg.n == 0:
+        names = [n for n in PIXEL_REPORT_FILES if signal is not None or n != "spectra.png"]
+        check_free(outdir, names, overwrite)
+        why = note or "none found"
+        lines = [
+            f"Particles: none credible on {source} ({why}); the report describes the detected "
+            "pixels without regions and makes no interface-vs-core comparison.",
+            used,
+        ]
+        return _pixel_report(res, signal, outdir, valid, dpi, lines, seg)
+    names = [n for n in REPORT_FILES if signal is not None or n != "spectra.png"]
+    check_free(outdir, names, overwrite)
+    return _region_report(res, seg, image, signal, outdir, valid, dpi, source, used)
+
+
+def _saver(outdir, dpi, written):
+    import matplotlib.pyplot as plt
+
     os.makedirs(outdir, exist_ok=True)
-    written = []
 
     def save(fig, name):
         path = os.path.join(outdir, name)
@@ -175,53 +292,105 @@ def make_report(
         plt.close(fig)
         written.append(path)
 
-    fig = plot.plot_maps(res, seg, image, names=_names(maps, ("centre", "sigma")), mask=quality)
+    return save
+
+
+def _write(outdir, name, text_or_df, written):
+    path = os.path.join(outdir, name)
+    if isinstance(text_or_df, str):
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text_or_df)
+    else:
+        text_or_df.to_csv(path)
+    written.append(path)
+
+
+def _pixel_report(res, signal, outdir, valid, dpi, lines, seg):
+    """Figures and a table of the valid pixels, without regions (line scans, no particles)."""
+    import matplotlib.pyplot as plt
+
+    from hyperlum import plot
+    from hyperlum.stats import maps_of, parameter_names, pixel_table
+
+    maps = maps_of(res)
+    written = []
+    save = _saver(outdir, dpi, written)
+    params = [n for n in parameter_names(maps) if n != "chisq"]
+    if len(valid.shape) == 1:
+        save(plot.plot_profile(res, names=params, mask=valid), "profile.png")
+    else:
+        shown = _names(maps, ("centre", "sigma"))
+        save(plot.plot_maps(res, seg, names=shown, mask=valid), "maps.png")
+    if signal is not None:
+        fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+        plot.plot_spectra(signal, res, pixels=_brightest_pixels(maps, valid), ax=ax)
+        ax.set_title("Brightest and median-intensity pixels (points) and their fits (lines)")
+        save(fig, "spectra.png")
+    hist = _names(maps, ("centre", "sigma", "intensity"))
+    save(plot.plot_region_histograms(res, None, names=hist, mask=valid), "histograms.png")
+    if len(valid.shape) == 2:
+        c, s, i = hist
+        save(plot.plot_hist2d_regions(res, None, pairs=((c, s), (c, i)), mask=valid), "hist2d.png")
+    table = pixel_table(res, mask=valid)
+    _write(outdir, "pixels.csv", table, written)
+    summary = [
+        f"{n}: mean {r['mean']:.4g}{' ' + r['units'] if r['units'] else ''} (std {r['std']:.3g},"
+        f" median {r['median']:.4g}) over {int(r['count'])} pixels."
+        for n, r in table.loc[list(hist)].iterrows()
+    ]
+    findings = "\n".join([*lines, "", *summary]) + "\n"
+    _write(outdir, "findings.txt", findings, written)
+    return Report(written, findings, seg, None)
+
+
+def _region_report(res, seg, image, signal, outdir, valid, dpi, source, used):
+    import matplotlib.pyplot as plt
+
+    from hyperlum import plot
+    from hyperlum.stats import MIN_PARTICLES, maps_of, region_stats
+
+    maps = maps_of(res)
+    units = seg.units
+    st = region_stats(res, seg, mask=valid)
+    written = []
+    save = _saver(outdir, dpi, written)
+    fig = plot.plot_maps(res, seg, image, names=_names(maps, ("centre", "sigma")), mask=valid)
     save(fig, "maps.png")
     if signal is not None:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
-        plot.plot_spectra(
-            signal, res, pixels=_representative_pixels(maps, seg, quality), ax=axes[0]
-        )
+        plot.plot_spectra(signal, res, pixels=_representative_pixels(maps, seg, valid), ax=axes[0])
         axes[0].set_title("Pixels (points) and their fits (lines)")
-        plot.plot_spectra(signal, res, seg=seg, mask=quality, normalise=True, ax=axes[1])
+        plot.plot_spectra(signal, res, seg=seg, mask=valid, normalise=True, ax=axes[1])
         axes[1].set_title("Region means, normalised")
         save(fig, "spectra.png")
-    save(
-        plot.plot_region_histograms(
-            res, seg, names=_names(maps, ("centre", "sigma", "intensity")), mask=quality
-        ),
-        "histograms.png",
-    )
     c, s, i = _names(maps, ("centre", "sigma", "intensity"))
-    save(plot.plot_hist2d_regions(res, seg, pairs=((c, s), (c, i)), mask=quality), "hist2d.png")
-
+    save(plot.plot_region_histograms(res, seg, names=(c, s, i), mask=valid), "histograms.png")
+    save(plot.plot_hist2d_regions(res, seg, pairs=((c, s), (c, i)), mask=valid), "hist2d.png")
     for name, df in (
         ("regions.csv", st.table),
         ("tests.csv", st.tests),
         ("particles.csv", seg.particles.join(st.particles)),
     ):
-        path = os.path.join(outdir, name)
-        df.to_csv(path)
-        written.append(path)
-
-    n_q = int(quality.sum())
+        _write(outdir, name, df, written)
+    few = (
+        f" Fewer than {MIN_PARTICLES} particles: differences are reported, no significance "
+        f"is claimed (the test is over particles, and {seg.n} cannot carry it)."
+        if seg.n < MIN_PARTICLES
+        else ""
+    )
     lines = [
         f"Particles: {seg.n} found on {source} (threshold {seg.threshold:.4g}), median "
-        f"equivalent diameter {np.median(seg.particles['equivalent_diameter']):.4g} {units}"
-        if seg.n
-        else f"Particles: none found on {source}.",
+        f"equivalent diameter {np.median(seg.particles['equivalent_diameter']):.4g} {units}." + few,
         f"Regions: interface = the outer {seg.interface_width:.4g} {units} of each particle, "
         f"core = the rest, shell = matrix within {seg.shell_width:.4g} {units} of a particle.",
-        f"Pixels used: {n_q} of {quality.size} (fit converged and amplitude >= "
-        f"{min_snr:g} x its standard error).",
+        used,
+        "Tests: over particles (each particle's interface mean - core mean; t-test, 95% CI); "
+        "pixel-level figures are descriptive, as pixels of one particle are not independent.",
         "",
         st.summary(),
     ]
     findings = "\n".join(lines) + "\n"
-    path = os.path.join(outdir, "findings.txt")
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(findings)
-    written.append(path)
+    _write(outdir, "findings.txt", findings, written)
     return Report(written, findings, seg, st)
 
 

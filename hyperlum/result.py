@@ -3,7 +3,7 @@
 import numpy as np
 
 from hyperlum.cube import is_dask
-from hyperlum.kernels.constants import FWHM_PER_SIGMA, SQRT_2PI, STATES, n_params
+from hyperlum.kernels.constants import FWHM_PER_SIGMA, SQRT_2PI, STATES, n_outputs, n_params
 
 _PEAK = ("amplitude", "centre", "sigma")
 _BACKGROUND = ("background", "background_slope")
@@ -32,7 +32,9 @@ class FitResult:
     # -- construction -------------------------------------------------------------------
     @classmethod
     def from_stacked(cls, stacked, npk, nbg, cube, options):
-        """Build the named maps from the kernel rows stacked on the last axis of ``stacked``."""
+        """Build the named maps from the rows of :func:`hyperlum.fit.fit_block` stacked on the
+        last axis of ``stacked``: the kernel rows, then ``detected`` per peak, the spikes
+        replaced per pixel and, when ``options["peaks"] == "auto"``, the peaks kept."""
         m = n_params(npk, nbg)
         rows = lambda r: stacked[..., r]  # noqa: E731
         maps = {}
@@ -62,6 +64,17 @@ class FitResult:
         maps["state"] = state
         maps["converged"] = state == 0
         maps["iterations"] = rows(2 * m + npk + 2).astype(np.int32)
+        base = n_outputs(npk, nbg)
+        detected = [rows(base + k) > 0.5 for k in range(npk)]
+        if npk > 1:
+            maps.update({f"detected_{k + 1}": d for k, d in enumerate(detected)})
+        anywhere = detected[0]
+        for d in detected[1:]:
+            anywhere = anywhere | d
+        maps["detected"] = anywhere
+        maps["spikes"] = rows(base + npk).astype(np.int32)
+        if options.get("peaks") == "auto":
+            maps["n_peaks"] = rows(base + npk + 1).astype(np.int8)
         opts = dict(options, axis_units=cube.signal_axis.get("units"))
         return cls(maps, cube.nav_axes, opts, cube.signal_axis, cube.title)
 
@@ -199,6 +212,111 @@ class FitResult:
         from hyperlum.result_io import save_result
 
         save_result(self, path, overwrite=overwrite)
+
+    # -- the model as spectra, and in HyperSpy -------------------------------------------
+    def model(self, *, component=None):
+        """The fitted model at every pixel, as a spectrum cube on the fitted signal axis.
+
+        Parameters
+        ----------
+        component : int or "background", optional
+            Only one part of the model: peak ``k`` (numbered from 1, as in the map names
+            ``centre_1``, ``centre_2``; ``1`` for a single peak), or the background.
+            Default: the whole model.
+
+        Returns
+        -------
+        hyperspy Signal1D
+            The navigation axes of the fitted data and the channels of the fitted range.
+            Lazy for a lazy fit, in the fit's chunks: computing it holds one chunk of spectra
+            per worker at a time. NaN at pixels the fit could not do (bad input).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import hyperlum as hl
+        >>> x = np.linspace(650.0, 770.0, 121)
+        >>> cube = 100 * np.exp(-0.5 * ((x - np.array([[700.0], [720.0]])) / 8.0) ** 2) + 5
+        >>> res = hl.fit(cube, axis=x, device="cpu")
+        >>> m = res.model()
+        >>> m.data.shape, bool(np.allclose(m.data, cube))
+        ((2, 121), True)
+        >>> float(res.model(component="background").data[0, 0])
+        5.0
+        """
+        from hyperlum.model_cubes import model_cube
+
+        return model_cube(self, component=component)
+
+    def residuals(self, signal, *, axis=None):
+        """Data minus fitted model at every pixel, on the fitted channels.
+
+        Parameters
+        ----------
+        signal : hyperspy Signal1D or array
+            The data that was fitted (all its channels, or those of the fitted range).
+        axis : array_like, optional
+            Channel positions for an array, as given to :func:`hyperlum.fit`.
+
+        Returns
+        -------
+        hyperspy Signal1D
+            float64; lazy when the fit or the signal is lazy (chunk by chunk).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import hyperlum as hl
+        >>> x = np.linspace(650.0, 770.0, 121)
+        >>> cube = 100 * np.exp(-0.5 * ((x - 700.0) / 8.0) ** 2) + 5 + np.zeros((3, 1))
+        >>> res = hl.fit(cube, axis=x, device="cpu")
+        >>> bool(np.abs(res.residuals(cube, axis=x).data).max() < 1e-6)
+        True
+        """
+        from hyperlum.model_cubes import residual_cube
+
+        return residual_cube(self, signal, axis=axis)
+
+    def to_hyperspy_model(self, signal):
+        """A HyperSpy ``Model1D`` of ``signal`` whose parameter maps hold this fit.
+
+        The signal is cropped to the fitted range; each peak is a ``Gaussian`` named
+        ``peak_k`` and the background (if any) a component named ``background``: an
+        ``Offset``, or for a linear background ``a0 + a1 * (x - x0)`` with ``x0`` fixed at
+        the middle of the fitted range. Values and standard deviations are hyperlum's, so that
+        ``m.plot(plot_components=True)`` explores the fit, ``m.fit()`` refines the current
+        pixel from it and ``m.as_signal()`` equals :meth:`model`.
+
+        HyperSpy's Gaussian ``A`` is the peak *area* (hyperlum's ``intensity``); on a binned
+        uniform axis HyperSpy multiplies the model by the channel width, so ``A`` and the
+        background are divided by it (``A`` becomes the counts summed over channels). A binned
+        non-uniform axis is marked not binned in the model's (cropped) signal. The input
+        signal is left unchanged.
+
+        Parameters
+        ----------
+        signal : hyperspy Signal1D
+            The signal that was fitted (lazy or not).
+
+        Returns
+        -------
+        hyperspy.models.model1d.Model1D
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import hyperspy.api as hs
+        >>> import hyperlum as hl
+        >>> x = np.linspace(650.0, 770.0, 121)
+        >>> s = hs.signals.Signal1D(100 * np.exp(-0.5 * ((x - 700.0) / 8.0) ** 2) + 5)
+        >>> s.axes_manager[0].offset, s.axes_manager[0].scale = 650.0, 1.0
+        >>> m = hl.fit(s, device="cpu").to_hyperspy_model(s)
+        >>> [c.name for c in m], round(float(m["peak_1"].centre.value), 6)
+        (['peak_1', 'background'], 700.0)
+        """
+        from hyperlum.hs_model import to_hyperspy_model
+
+        return to_hyperspy_model(self, signal)
 
 
 def _has_axis_units(name):

@@ -2,9 +2,11 @@
 
 import json
 import os
+import warnings
 
 import numpy as np
 
+from hyperlum import outputs
 from hyperlum.result import FitResult
 
 _EXTENSIONS = (".zspy", ".hspy")
@@ -17,12 +19,16 @@ def _check_extension(path):
 
 
 def save_result(result, path, *, overwrite=False):
-    """Write ``result`` to ``path`` (``.zspy`` or ``.hspy``); see :meth:`FitResult.save`."""
+    """Write ``result`` to ``path`` (``.zspy`` or ``.hspy``); see :meth:`FitResult.save`.
+
+    The file is written under a temporary name and renamed into place; ``overwrite`` replaces
+    a file or a folder hyperlum wrote, never the input of the fit nor a folder of the user's.
+    """
     import hyperspy.api as hs
 
     _check_extension(path)
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+    outputs.check_not_input([path], [result.options.get("input")], option="path")
+    outputs.check_replaceable(path, overwrite=overwrite, option="overwrite=True")
     res = result.compute()
     names = res.names
     stack = np.stack([np.asarray(res.maps[n], dtype=np.float64) for n in names])
@@ -40,7 +46,20 @@ def save_result(result, path, *, overwrite=False):
             "signal_axis": json.dumps(res.signal_axis),
         },
     )
-    sig.save(str(path), overwrite=True)
+    tmp = outputs.temporary(path)
+    if tmp.exists():  # left by a killed process that had this pid
+        outputs.remove(tmp)
+    try:
+        with warnings.catch_warnings():  # said by RosettaSciIO's zspy writer on every save
+            warnings.filterwarnings(
+                "ignore", "The NestedDirectoryStore is deprecated", FutureWarning
+            )
+            sig.save(str(tmp), overwrite=True)
+        outputs.publish(tmp, path)
+    except BaseException:
+        if tmp.exists():
+            outputs.remove(tmp)
+        raise
 
 
 def load_result(path):

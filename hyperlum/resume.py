@@ -1,12 +1,15 @@
 """Resumable chunked fits: a partial store next to the output, filled chunk by chunk.
 
 A long fit writes each finished chunk of kernel rows into a zarr array in ``OUT.partial/``,
-then a done marker for that chunk (an empty file in ``done/``). The store holds a manifest
-that says which input (path, size, modification time, hash of its first MiB), which options
-and which chunk grid it belongs to. A rerun of the same command finds the manifest, checks it,
-and fits only the chunks without a marker; a chunk cut off mid-write has no marker and is
-fitted again. The output file is written under a temporary name and renamed when complete,
-so an interrupted run never leaves something that looks like a finished output.
+then a done marker for that chunk (a file in ``done/`` holding the SHA-256, shape and dtype
+of the rows). The store holds a manifest, sealed by its own SHA-256, that says which input
+(path, size, modification time, hash of its first MiB), which options and which chunk grid
+it belongs to. A rerun of the same command finds the manifest, checks it, reads back every
+chunk it would reuse and compares it with its marker, and fits the chunks without a marker
+or whose data is missing, unreadable or changed; the output is assembled from verified chunks
+only. A chunk cut off mid-write has no marker and is fitted again. The output file is written
+under a temporary name and renamed when complete, so an interrupted run never leaves
+something that looks like a finished output.
 
 Examples
 --------
@@ -20,11 +23,12 @@ Examples
 >>> store.write(idx, np.ones((2, 4, 3)))
 >>> len(list(store.missing())), store.done_pixels()
 (2, 8)
+>>> store.verify()
+[]
 >>> PartialStore.open(out).manifest["fit"]
 {'peaks': 1}
 """
 
-import contextlib
 import hashlib
 import json
 import os
@@ -35,7 +39,7 @@ import numpy as np
 
 HEADER_BYTES = 2**20
 _MANIFEST = "manifest.json"
-_FORMAT = "hyperlum-partial-1"
+_FORMAT = "hyperlum-partial-2"
 
 
 # -- what the fit belongs to ---------------------------------------------------------------
@@ -160,8 +164,33 @@ def _write_json(path, obj):
     os.replace(tmp, path)
 
 
+def _digest(rows):
+    """SHA-256 of the exact bytes of ``rows``, with their shape and dtype."""
+    rows = np.ascontiguousarray(rows)
+    return {
+        "sha256": hashlib.sha256(rows.view(np.uint8).data).hexdigest(),
+        "shape": list(rows.shape),
+        "dtype": rows.dtype.str,
+    }
+
+
+def _sealed(manifest):
+    """The manifest with a SHA-256 of its own canonical JSON text (key ``sha256``)."""
+    body = {k: v for k, v in manifest.items() if k != "sha256"}
+    text = json.dumps(body, sort_keys=True, default=str)
+    return dict(body, sha256=hashlib.sha256(text.encode()).hexdigest())
+
+
+class DamagedStore(ValueError):
+    """``OUT.partial`` is hyperlum's, but its manifest cannot be trusted: fit it anew."""
+
+
 class PartialStore:
-    """The in-progress store of one fit: manifest, zarr array of kernel rows, done markers."""
+    """The in-progress store of one fit: manifest, zarr array of kernel rows, done markers.
+
+    A done marker holds the SHA-256, shape and dtype of the rows written for its chunk; a
+    chunk is reused only when the rows read back match it (:meth:`verify`).
+    """
 
     def __init__(self, root, manifest):
         import zarr
@@ -192,27 +221,35 @@ class PartialStore:
             dtype="f8",
             fill_value=np.nan,
         )
-        manifest = dict(manifest, format=_FORMAT, grid=[list(c) for c in grid])
+        manifest = _sealed(dict(manifest, format=_FORMAT, grid=[list(c) for c in grid]))
         _write_json(tmp / _MANIFEST, manifest)
         os.rename(tmp, root)
         return cls(root, manifest)
 
     @classmethod
     def open(cls, out):
-        """Open the store of ``out``; None when there is none, ValueError when it is not ours."""
+        """Open the store of ``out``; None when there is none.
+
+        Raises ValueError when ``OUT.partial`` is not a hyperlum store (a folder of the user's),
+        and :class:`DamagedStore` when it is one whose manifest is missing, unreadable or does
+        not match its checksum (a store cut off mid-start, or damaged on disk).
+        """
         root = partial_path(out)
-        if not root.exists():
+        if not (root.exists() or root.is_symlink()):
             return None
+        if not is_store_like(root):
+            raise ValueError(
+                f"{root} exists but is not a hyperlum partial store; move it away and run again"
+            )
         try:
             manifest = json.loads((root / _MANIFEST).read_text())
-            if manifest.get("format") != _FORMAT:
-                raise ValueError("unknown format")
+            if manifest.get("format") != _FORMAT or _sealed(manifest) != manifest:
+                raise ValueError("its manifest does not match its checksum")
+            if not (root / "done").is_dir():
+                raise FileNotFoundError("no done/ folder")
             return cls(root, manifest)
         except Exception as err:
-            raise ValueError(
-                f"{root} exists but is not a hyperlum partial store ({type(err).__name__}); "
-                "move it away or pass --overwrite"
-            ) from err
+            raise DamagedStore(f"{root} is damaged ({type(err).__name__})") from err
 
     @staticmethod
     def _marker_name(idx):
@@ -241,49 +278,66 @@ class PartialStore:
         return sum(self.pixels(i) for i in self.indices() if self._marker_name(i) in done)
 
     def write(self, idx, rows):
-        """Store the kernel rows of chunk ``idx``, then mark it done."""
+        """Store the kernel rows of chunk ``idx``, then mark it done with their checksum."""
+        rows = np.asarray(rows, dtype=self.array.dtype)
         self.array[block_slices(self.grid, idx)] = rows
-        self._marker(idx).touch()
+        _write_json(self._marker(idx), _digest(rows))
+
+    def _read_checked(self, idx):
+        """The rows of done chunk ``idx``, or None when they are unreadable or do not match."""
+        try:
+            want = json.loads(self._marker(idx).read_text())
+            rows = self.array[block_slices(self.grid, idx)]
+        except Exception:  # a truncated chunk file, a damaged marker: the chunk is refitted
+            return None
+        return rows if _digest(rows) == want else None
+
+    def verify(self):
+        """Check every done chunk against its marker; unmark the bad ones and return them."""
+        bad = []
+        for idx in self.indices():
+            if self._marker(idx).exists() and self._read_checked(idx) is None:
+                self._marker(idx).unlink()
+                bad.append(idx)
+        return bad
 
     def stacked(self):
-        """All kernel rows as one numpy array (every chunk must be done)."""
-        return self.array[...]
+        """All kernel rows as one numpy array, built from verified chunks only.
+
+        Returns ``(rows, bad)``: ``bad`` lists the chunks that were missing or failed their
+        check (they are unmarked, to be fitted again); ``rows`` is None unless ``bad`` is empty.
+        """
+        rows = np.empty(self.array.shape, dtype=self.array.dtype)
+        bad = []
+        for idx in self.indices():
+            got = self._read_checked(idx) if self._marker(idx).exists() else None
+            if got is None:
+                self._marker(idx).unlink(missing_ok=True)
+                bad.append(idx)
+            else:
+                rows[block_slices(self.grid, idx)] = got
+        return (None if bad else rows), bad
 
     def remove(self):
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-# -- finishing the output ------------------------------------------------------------------
-def temporary_output(out):
-    """A temporary name next to ``out`` with the same extension: ``.NAME.tmp-PID.EXT``."""
-    out = Path(out)
-    return out.with_name(f".{out.stem}.tmp-{os.getpid()}{out.suffix}")
+def is_store_like(root):
+    """True when folder ``root`` holds nothing but what a partial store holds.
+
+    Such a folder is hyperlum's even when damaged (a start cut off, files lost), so a run may
+    remove it; a folder holding anything else is the user's and is left alone.
+    """
+    root = Path(root)
+    if not root.is_dir() or root.is_symlink():
+        return False
+    allowed = {_MANIFEST, "stacked.zarr", "done"}
+    return all(n in allowed or n.startswith(_MANIFEST + ".tmp-") for n in os.listdir(root))
 
 
-def remove_stale(out):
-    """Remove the leftovers of killed runs: temporary outputs and unfinished stores of ``out``."""
-    out = Path(out)
-    patterns = (f".{out.stem}.tmp-*{out.suffix}", f"{out.name}.partial.tmp-*", f".{out.name}.old-*")
-    for pattern in patterns:
-        for p in out.parent.glob(pattern):
-            _remove(p)
+def leftovers(out):
+    """Temporary outputs and half-made stores of ``out`` left by killed runs."""
+    from hyperlum.outputs import leftovers as named
 
-
-def _remove(p):
-    if p.is_dir() and not p.is_symlink():
-        shutil.rmtree(p)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            p.unlink()
-
-
-def publish(tmp, out):
-    """Move the finished ``tmp`` to ``out``, replacing an existing ``out`` (file or folder)."""
-    tmp, out = Path(tmp), Path(out)
-    if out.exists() or out.is_symlink():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.rename(out, old)
-        os.rename(tmp, out)
-        _remove(old)
-    else:
-        os.rename(tmp, out)
+    root = partial_path(out)
+    return named(out, extra=[(root.name + ".tmp-", "")])

@@ -43,6 +43,10 @@ class Segmentation:
     particles : pandas.DataFrame
         One row per particle (index: label): area, equivalent diameter, centroid (calibrated),
         pixel counts of its core and interface, and whether it touches the image border.
+    noise : float
+        The pixel noise of the image (robust standard deviation of neighbour differences).
+    faint : int
+        Candidates dropped as not credible (see ``min_contrast`` of :func:`segment`).
     """
 
     def __init__(
@@ -56,8 +60,13 @@ class Segmentation:
         shell_width,
         threshold,
         axes,
+        *,
+        noise=float("nan"),
+        faint=0,
     ):
         self.labels = labels
+        self.noise = noise
+        self.faint = faint
         self.pixel_size = pixel_size
         self.units = units
         self.interface_width = interface_width
@@ -112,6 +121,19 @@ class Segmentation:
             return inside & ~(self._depth < self.interface_width)
         shell = ~inside & (self._outside < self.shell_width)
         return shell if name == "shell" else ~inside & ~shell
+
+    @property
+    def note(self):
+        """Why no particle was kept, or ``""`` when some were."""
+        if self.n:
+            return ""
+        if self.faint:
+            return (
+                f"{self.faint} candidate{'s' if self.faint > 1 else ''}, none a step above "
+                "the noise taken at a sharp edge (a bump of noise, or a slope crossing the "
+                "threshold)"
+            )
+        return "no region above the threshold was as large as min_area"
 
     def region_map(self):
         """Image of region codes: 0 matrix, 1 shell, 2 interface, 3 core."""
@@ -293,6 +315,8 @@ def segment(
     split_depth=1.0,
     smooth=0.7,
     local_edges=True,
+    min_contrast=2.0,
+    units=None,
 ):
     """Find the particles of an image and define core, interface, shell and matrix regions.
 
@@ -304,6 +328,8 @@ def segment(
     pixel_size : float, optional
         Size of a pixel in calibrated units; overrides the signal's. Default: the signal's
         scale, or 1 (units "px") for an array.
+    units : str, optional
+        Units of ``pixel_size`` for an array image (default ``"px"`` without a pixel size).
     interface_width : float
         Thickness of the interface (rim) inside each particle, calibrated units.
     shell_width : float
@@ -326,6 +352,13 @@ def segment(
         Place each particle's edge at half the local step between the particle and the matrix
         around it (a per-particle threshold, within 2 pixels of the global edge), so that
         particles brighter or dimmer than the average keep their true size.
+    min_contrast : float
+        A particle is kept only when the median of its pixels exceeds the median of the
+        matrix around it (3 to 6 pixels beyond its edge) by at least this many times the
+        larger of the pixel noise and the robust standard deviation of that matrix or of the
+        particle, and half of that step or more is taken across its edge (2 pixels either
+        side): bumps of noise, or the bright end of a slope, on an image without particles
+        are not particles. 0 keeps every candidate.
 
     Returns
     -------
@@ -347,7 +380,10 @@ def segment(
     """
     from scipy import ndimage as ndi
 
-    data, axes, px, units = _image_and_axes(image, pixel_size)
+    data, axes, px, found_units = _image_and_axes(image, pixel_size)
+    units = found_units if units is None else str(units)
+    for a in axes:
+        a["units"] = units
     interface_width = _width("interface_width", interface_width)
     shell_width = _width("shell_width", shell_width)
     if isinstance(smooth, bool) or not isinstance(smooth, numbers.Real) or not smooth >= 0:
@@ -358,6 +394,14 @@ def segment(
         or not split_depth > 0
     ):
         raise ValueError(f"split_depth must be a positive number of pixels, got {split_depth!r}")
+    if (
+        isinstance(min_contrast, bool)
+        or not isinstance(min_contrast, numbers.Real)
+        or not min_contrast >= 0
+    ):
+        raise ValueError(
+            f"min_contrast must be a number >= 0 (times the noise), got {min_contrast!r}"
+        )
     if min_area is None:
         min_px = 25
     elif isinstance(min_area, bool) or not isinstance(min_area, numbers.Real) or not min_area >= 0:
@@ -380,6 +424,10 @@ def segment(
     labels = _drop_small(labels, min_px)
     if local_edges:
         labels = _drop_small(_local_edges(labels, smoothed), min_px)
+    noise = _noise(data)
+    before = int(labels.max(initial=0))
+    if min_contrast > 0 and before:
+        labels = _drop_faint(labels, img, min_contrast, noise)
     depth, outside = _depths(labels)
     return Segmentation(
         labels,
@@ -391,7 +439,55 @@ def segment(
         shell_width,
         thr,
         axes,
+        noise=noise,
+        faint=before - int(labels.max(initial=0)),
     )
+
+
+def _noise(data):
+    """Robust pixel noise: MAD of horizontal and vertical neighbour differences / sqrt(2)."""
+    d = np.concatenate([np.diff(data, axis=0).ravel(), np.diff(data, axis=1).ravel()])
+    d = d[np.isfinite(d)]
+    if d.size == 0:
+        return 0.0
+    return float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2))
+
+
+def _mad(v):
+    """Robust standard deviation (scaled median absolute deviation)."""
+    return 1.4826 * float(np.median(np.abs(v - np.median(v))))
+
+
+def _drop_faint(labels, img, min_contrast, noise):
+    """Labels without the particles whose median exceeds the median of the matrix around them
+    by less than ``min_contrast`` times the larger of ``noise`` and that matrix's scatter."""
+    from scipy import ndimage as ndi
+
+    inside = labels > 0
+    keep = np.zeros(labels.max() + 1, dtype=bool)
+    h, w = labels.shape
+    for k, sl in enumerate(ndi.find_objects(labels), start=1):
+        if sl is None:
+            continue
+        ys = slice(max(sl[0].start - 6, 0), min(sl[0].stop + 6, h))
+        xs = slice(max(sl[1].start - 6, 0), min(sl[1].stop + 6, w))
+        own = labels[ys, xs] == k
+        away = ndi.distance_transform_edt(~own)
+        ring = (away > 2) & (away <= 6) & ~inside[ys, xs]
+        if not ring.any():
+            keep[k] = True
+            continue
+        around, inner = img[ys, xs][ring], img[ys, xs][own]
+        spread = max(_mad(around), _mad(inner))
+        step = np.median(inner) - np.median(around)
+        depth = ndi.distance_transform_edt(own)
+        edge_in = img[ys, xs][own & (depth <= 2)]
+        edge_out = img[ys, xs][(away > 0) & (away <= 2) & ~inside[ys, xs]]
+        jump = np.median(edge_in) - np.median(edge_out) if edge_out.size else step
+        # a particle: a step well above the scatter, most of it taken at its edge (a slope
+        # crossing the threshold rises as much inside as across the edge)
+        keep[k] = step >= min_contrast * max(noise, spread) and jump >= 0.5 * step
+    return _drop_small(np.where(keep[labels], labels, 0), 1)
 
 
 def _local_edges(labels, smoothed, reach=2):

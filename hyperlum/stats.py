@@ -1,20 +1,28 @@
 """Statistics of fitted maps: per-region tables, interface-vs-core tests, 1D and 2D histograms.
 
-Every statistic is taken over the *valid* pixels: the fit converged, every map involved is
-finite there, and the pixel is inside the mask (a region) when one is given.
+Every statistic is taken over the *valid* pixels (:func:`valid_mask`): the fit detected a peak
+there (the ``detected`` map of the result; ``converged`` for results that have none), every
+map involved is finite there, and the pixel is inside the mask (a region) when one is given.
+
+The interface-vs-core test is taken over particles, not pixels: the pixels of one particle
+are not independent (the probe and carrier diffusion blur the map, and each particle has its
+own composition), so a pixel-level test counts one particle's peculiarity many times over.
 """
 
 import numbers
+import warnings
 
 import numpy as np
 
 #: Maps that are not fitted parameters (left out of the region tables).
-_NOT_PARAMETERS = ("state", "converged", "iterations")
+_NOT_PARAMETERS = ("state", "converged", "iterations", "detected")
 #: Parameters compared between interface and core by default.
 TESTED = ("sigma", "centre", "intensity")
+#: Fewest particles over which a difference between interface and core is tested.
+MIN_PARTICLES = 5
 
 
-def _maps(res):
+def maps_of(res):
     """The maps of ``res`` as numpy arrays, by name (a FitResult, or a dict of arrays)."""
     if hasattr(res, "compute") and hasattr(res, "maps"):
         return {k: np.asarray(v) for k, v in res.compute().maps.items()}
@@ -23,10 +31,20 @@ def _maps(res):
     raise TypeError(f"res must be a FitResult (from hyperlum.fit), got {type(res).__name__}")
 
 
-def _units(res, name):
+def units_of(res, name):
+    """Units of the map ``name`` of ``res``: the signal axis units for positions and widths,
+    ``counts x <axis units>`` for the intensity (the area under the peak), else ``""``."""
+    if not hasattr(res, "options"):
+        return ""
     base = name.removesuffix("_std").rstrip("_0123456789")
-    if base in ("centre", "sigma", "fwhm") and hasattr(res, "options"):
-        return res.options.get("axis_units") or ""
+    axis = (getattr(res, "options", None) or {}).get("axis_units") or ""
+    axis = "" if axis == "<undefined>" else axis
+    if base in ("centre", "sigma", "fwhm"):
+        return axis
+    if base == "intensity":
+        return f"counts \u00d7 {axis}" if axis else "counts \u00d7 channel"
+    if base in ("amplitude", "background"):
+        return "counts"
     return ""
 
 
@@ -49,26 +67,64 @@ def _mask(mask, shape):
     return m
 
 
-def valid_mask(res, names=(), mask=None):
-    """Pixels where the fit converged, the maps ``names`` are finite and ``mask`` is True.
+def _detected_name(maps, name):
+    """The verdict map for ``name``: ``detected_k`` for ``<map>_k`` when there is one."""
+    stem = name.removesuffix("_std")
+    head, _, k = stem.rpartition("_")
+    if k.isdigit() and f"detected_{k}" in maps and head:
+        return f"detected_{k}"
+    return "detected"
+
+
+def valid_mask(res, names=(), mask=None, *, detected=True):
+    """Pixels with a detected peak where the maps ``names`` are finite and ``mask`` is True.
+
+    The one rule every statistic, figure and report of hyperlum uses to choose its pixels.
 
     Parameters
     ----------
     res : FitResult
     names : sequence of str
-        Maps that must be finite.
+        Maps that must be finite. With several peaks, ``sigma_2`` is judged by the map
+        ``detected_2`` (and every other name by ``detected``, any peak detected).
     mask : array_like of bool, optional
         Pixels to keep (e.g. ``seg.mask("core")``).
+    detected : bool
+        Keep only the pixels where the fit's verdict says a peak was detected (the
+        ``detected`` maps). ``False`` keeps every converged pixel, as hyperlum before 0.2 did.
+        A result without ``detected`` maps (a file from an older hyperlum) falls back to the
+        converged pixels, with a warning.
 
     Returns
     -------
     numpy.ndarray of bool
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> maps = {"sigma": np.array([9.0, 9.5, np.nan]), "converged": np.array([True, True, True]),
+    ...         "detected": np.array([True, False, True])}
+    >>> valid_mask(maps, ("sigma",)).tolist()
+    [True, False, False]
+    >>> valid_mask(maps, ("sigma",), detected=False).tolist()
+    [True, True, False]
     """
-    maps = _maps(res)
-    shape = np.shape(maps["converged"]) if "converged" in maps else None
-    if shape is None:
+    maps = maps_of(res)
+    if "converged" not in maps:
         raise KeyError("res has no 'converged' map; is it a hyperlum FitResult?")
+    shape = np.shape(maps["converged"])
     ok = _mask(mask, shape) & np.asarray(maps["converged"], dtype=bool)
+    if detected:
+        if "detected" in maps:
+            for verdict in {_detected_name(maps, n) for n in names} or {"detected"}:
+                ok &= np.asarray(maps[verdict], dtype=bool)
+        else:
+            warnings.warn(
+                "the result has no 'detected' map (fitted by an older hyperlum): using every "
+                "converged pixel, also those without a peak; refit to judge detection",
+                UserWarning,
+                stacklevel=2,
+            )
     for n in names:
         ok &= np.isfinite(_values(maps, n))
     return ok
@@ -97,7 +153,8 @@ class Hist1D:
 
     def plot(self, ax=None, **kwargs):
         """Draw the histogram as steps on ``ax`` (a new figure if none); return the axes."""
-        from hyperlum.plot import _axes, _label
+        from hyperlum.labels import axis_label as _label
+        from hyperlum.labels import new_axes as _axes
 
         ax = _axes(ax)
         ax.stairs(self.counts, self.edges, **kwargs)
@@ -134,7 +191,8 @@ class Hist2D:
         """Draw the counts as an image on ``ax`` (a new figure if none); return the axes."""
         import matplotlib.colors as mcolors
 
-        from hyperlum.plot import _axes, _label
+        from hyperlum.labels import axis_label as _label
+        from hyperlum.labels import new_axes as _axes
 
         ax = _axes(ax)
         c = np.ma.masked_equal(self.counts.T, 0)
@@ -173,8 +231,8 @@ def _bins(bins):
     return np.asarray(bins, dtype=np.float64)
 
 
-def hist1d(res, name, *, bins=64, range=None, mask=None):
-    """Histogram of one map over converged, finite pixels inside ``mask``.
+def hist1d(res, name, *, bins=64, range=None, mask=None, detected=True):
+    """Histogram of one map over valid pixels (detected, finite) inside ``mask``.
 
     Parameters
     ----------
@@ -187,6 +245,9 @@ def hist1d(res, name, *, bins=64, range=None, mask=None):
         Lower and upper edge; default: the range of the values.
     mask : array_like of bool, optional
         Pixels to keep, e.g. ``seg.mask("interface")``.
+    detected : bool
+        Only pixels with a detected peak (see :func:`valid_mask`); ``False``: every converged
+        pixel.
 
     Returns
     -------
@@ -197,21 +258,22 @@ def hist1d(res, name, *, bins=64, range=None, mask=None):
     --------
     >>> import numpy as np
     >>> maps = {"sigma": np.array([[1.0, 2.0], [np.nan, 3.0]]),
-    ...         "converged": np.array([[True, True], [True, False]])}
+    ...         "converged": np.array([[True, True], [True, False]]),
+    ...         "detected": np.array([[True, True], [True, True]])}
     >>> h = hist1d(maps, "sigma", bins=2, range=(0, 4))
     >>> h.counts.tolist(), h.n
     ([1, 1], 2)
     """
-    maps = _maps(res)
+    maps = maps_of(res)
     v = _values(maps, name)
-    ok = valid_mask(maps, (name,), mask)
+    ok = valid_mask(maps, (name,), mask, detected=detected)
     values = v[ok]
     counts, edges = np.histogram(values, bins=_bins(bins), range=range)
-    return Hist1D(name, values, counts, edges, _units(res, name))
+    return Hist1D(name, values, counts, edges, units_of(res, name))
 
 
-def hist2d(res, x, y, *, bins=64, range=None, mask=None):
-    """2D histogram of two maps over converged, finite pixels inside ``mask``.
+def hist2d(res, x, y, *, bins=64, range=None, mask=None, detected=True):
+    """2D histogram of two maps over valid pixels (detected, finite) inside ``mask``.
 
     The counts are those of :func:`numpy.histogram2d` over the same pixels.
 
@@ -226,6 +288,9 @@ def hist2d(res, x, y, *, bins=64, range=None, mask=None):
         As :func:`numpy.histogram2d`; default: the range of the values.
     mask : array_like of bool, optional
         Pixels to keep, e.g. ``seg.mask("core")``.
+    detected : bool
+        Only pixels with a detected peak (see :func:`valid_mask`); ``False``: every converged
+        pixel.
 
     Returns
     -------
@@ -237,23 +302,79 @@ def hist2d(res, x, y, *, bins=64, range=None, mask=None):
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> c = rng.normal(710, 2, (30, 30))
-    >>> maps = {"centre": c, "sigma": 9 + 0.5 * (c - 710), "converged": np.ones((30, 30), bool)}
+    >>> ok = np.ones((30, 30), bool)
+    >>> maps = {"centre": c, "sigma": 9 + 0.5 * (c - 710), "converged": ok, "detected": ok}
     >>> h = hist2d(maps, "centre", "sigma", bins=8)
     >>> int(h.counts.sum()), round(h.pearson, 6), round(h.spearman, 6)
     (900, 1.0, 1.0)
     """
-    maps = _maps(res)
+    maps = maps_of(res)
     xv, yv = _values(maps, x), _values(maps, y)
-    ok = valid_mask(maps, (x, y), mask)
+    ok = valid_mask(maps, (x, y), mask, detected=detected)
     xs, ys = xv[ok], yv[ok]
     b = bins if isinstance(bins, list | tuple) and len(bins) == 2 else _bins(bins)
     counts, xedges, yedges = np.histogram2d(xs, ys, bins=b, range=range)
-    return Hist2D(x, y, xs, ys, counts, xedges, yedges, _units(res, x), _units(res, y))
+    return Hist2D(x, y, xs, ys, counts, xedges, yedges, units_of(res, x), units_of(res, y))
 
 
 def parameter_names(res):
     """Names of the fitted parameters of ``res`` (no state, iterations or uncertainties)."""
-    return [n for n in _maps(res) if n not in _NOT_PARAMETERS and not n.endswith("_std")]
+    return [
+        n
+        for n in maps_of(res)
+        if n not in _NOT_PARAMETERS and not n.endswith("_std") and not n.startswith("detected_")
+    ]
+
+
+def _describe(v):
+    q25, med, q75 = np.percentile(v, [25, 50, 75]) if v.size else (np.nan,) * 3
+    return {
+        "count": int(v.size),
+        "mean": float(np.mean(v)) if v.size else np.nan,
+        "std": float(np.std(v, ddof=1)) if v.size > 1 else np.nan,
+        "median": float(med),
+        "q25": float(q25),
+        "q75": float(q75),
+        "iqr": float(q75 - q25),
+    }
+
+
+def pixel_table(res, *, parameters=None, mask=None, detected=True):
+    """Count, mean, std, median and quartiles of every fitted parameter over valid pixels.
+
+    Parameters
+    ----------
+    res : FitResult
+    parameters : sequence of str, optional
+        Maps to tabulate; default: every fitted parameter.
+    mask : array_like of bool, optional
+        Pixels to keep.
+    detected : bool
+        Only pixels with a detected peak (see :func:`valid_mask`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index parameter; columns units, count, mean, std, median, q25, q75, iqr.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> maps = {"sigma": np.array([8.0, 10.0, 30.0]), "converged": np.ones(3, bool),
+    ...         "detected": np.array([True, True, False])}
+    >>> t = pixel_table(maps)
+    >>> int(t.loc["sigma", "count"]), float(t.loc["sigma", "mean"])
+    (2, 9.0)
+    """
+    import pandas as pd
+
+    maps = maps_of(res)
+    params = parameter_names(maps) if parameters is None else list(parameters)
+    rows = []
+    for p in params:
+        v = _values(maps, p)[valid_mask(maps, (p,), mask, detected=detected)]
+        rows.append({"parameter": p, "units": units_of(res, p), **_describe(v)})
+    return pd.DataFrame(rows).set_index("parameter")
 
 
 def _tested_name(maps, base):
@@ -265,8 +386,8 @@ def _p_text(p):
     return "p < 1e-300" if p < 1e-300 else f"p = {p:.2g}"
 
 
-def quality_mask(res, *, min_snr=3.0, min_sigma=None, mask=None):
-    """Pixels with a detected peak: converged, and amplitude at least ``min_snr`` times its std.
+def quality_mask(res, *, min_snr=3.0, min_sigma=None, mask=None, detected=True):
+    """Valid pixels (:func:`valid_mask`) whose amplitude is at least ``min_snr`` times its std.
 
     Parameters
     ----------
@@ -277,6 +398,8 @@ def quality_mask(res, *, min_snr=3.0, min_sigma=None, mask=None):
         Smallest width kept, in axis units (e.g. one channel: narrower "peaks" are spikes).
     mask : array_like of bool, optional
         Combined with the result.
+    detected : bool
+        Start from the pixels with a detected peak (see :func:`valid_mask`).
 
     Returns
     -------
@@ -286,13 +409,13 @@ def quality_mask(res, *, min_snr=3.0, min_sigma=None, mask=None):
     --------
     >>> import numpy as np
     >>> maps = {"amplitude": np.array([100.0, 2.0]), "amplitude_std": np.array([5.0, 3.0]),
-    ...         "converged": np.array([True, True])}
+    ...         "converged": np.array([True, True]), "detected": np.array([True, True])}
     >>> quality_mask(maps).tolist()
     [True, False]
     """
-    maps = _maps(res)
+    maps = maps_of(res)
     name = "amplitude" if "amplitude" in maps else "amplitude_1"
-    ok = valid_mask(maps, (name, f"{name}_std"), mask)
+    ok = valid_mask(maps, (name, f"{name}_std"), mask, detected=detected)
     a, sd = np.asarray(maps[name], float), np.asarray(maps[f"{name}_std"], float)
     with np.errstate(invalid="ignore", divide="ignore"):
         ok &= (a >= min_snr * sd) & (sd > 0)
@@ -308,15 +431,20 @@ class RegionStats:
     Attributes
     ----------
     table : pandas.DataFrame
-        Index (region, parameter); columns count, mean, std, median, q25, q75, iqr.
+        Index (region, parameter); columns count, mean, std, median, q25, q75, iqr (over
+        pixels).
     tests : pandas.DataFrame
-        Index parameter; Mann-Whitney U test of interface vs core: n and median of each,
-        difference of medians (interface - core), U, p_value, and the probability that an
-        interface pixel exceeds a core pixel (``U / (n_interface * n_core)``); and over
-        particles, ``n_particles`` and ``p_particles``, the Wilcoxon signed-rank test of the
-        per-particle differences (interface mean - core mean; needs 5 particles or more).
-        Neighbouring pixels are not independent (the probe and carrier diffusion blur the
-        map), so the pixel test overstates the evidence; the per-particle test does not.
+        Index parameter. The effect and the test are taken over particles: for each particle,
+        the mean over its interface pixels minus the mean over its core pixels;
+        ``difference`` is the mean of these over the ``n_particles`` particles that have both,
+        ``ci_low`` and ``ci_high`` its 95% confidence interval (Student t), ``p_value`` the
+        two-sided one-sample t-test of the differences against 0. Each particle counts once,
+        however many pixels it has, so pixels of one particle being alike (the probe blur,
+        each particle's own composition) does not inflate the evidence. With fewer than
+        :data:`MIN_PARTICLES` particles, ``p_value``, ``ci_low`` and ``ci_high`` are NaN: no
+        claim is made. Descriptive, over pixels: ``n_interface``, ``n_core``, ``mean_*``,
+        ``median_*``, and ``p_pixels``, the Mann-Whitney U test of interface against core
+        pixels, which treats correlated pixels as independent and overstates the evidence.
     particles : pandas.DataFrame
         Index particle label; per parameter tested, the mean over its core and over its
         interface pixels and their difference (interface - core).
@@ -325,36 +453,45 @@ class RegionStats:
     def __init__(self, table, tests, particles):
         self.table, self.tests, self.particles = table, tests, particles
 
-    def summary(self, alpha=0.01):
-        """Sentences saying what the interface-vs-core tests found."""
+    def summary(self, alpha=0.05):
+        """Sentences saying what the interface-vs-core tests found, in means throughout."""
         lines = []
         for name, row in self.tests.iterrows():
+            units = row.get("units", "") or ""
+            u = f" {units}" if units else ""
+            n = int(row["n_particles"])
             if not (row["n_core"] and row["n_interface"]):
                 lines.append(f"{name}: not enough valid pixels to compare interface and core.")
                 continue
-            units = row.get("units", "") or ""
-            u = f" {units}" if units else ""
-            d = row["difference"]
-            sig = row["p_value"] < alpha
-            word = "larger" if d > 0 else "smaller"
-            verdict = (
-                f"{word} at the interface than in the core (significant, p < {alpha:g})"
-                if sig
-                else f"not significantly different between interface and core (p >= {alpha:g})"
+            pixels = (
+                f"over pixels (descriptive): mean {row['mean_interface']:.4g}{u} at the "
+                f"interface vs {row['mean_core']:.4g}{u} in the core, n = "
+                f"{int(row['n_interface'])} / {int(row['n_core'])} pixels"
             )
-            pp = self.particles
-            col = f"{name}_difference"
-            frac = ""
-            if col in pp and pp[col].notna().any():
-                k = int((np.sign(pp[col]) == np.sign(d)).sum())
-                frac = f"; {word} in {k} of {int(pp[col].notna().sum())} particles"
-                if np.isfinite(row.get("p_particles", np.nan)):
-                    frac += f" (Wilcoxon signed-rank over particles {_p_text(row['p_particles'])})"
+            d = row["difference"]
+            if n < MIN_PARTICLES:
+                effect = (
+                    f"mean interface - core difference {d:+.3g}{u} over {n} particle"
+                    f"{'' if n == 1 else 's'}"
+                    if n
+                    else "no particle has both interface and core pixels"
+                )
+                lines.append(
+                    f"{name}: {effect}; no significance claimed: a difference is tested over "
+                    f"particles and needs {MIN_PARTICLES} or more ({pixels})."
+                )
+                continue
+            ci = f"95% CI {row['ci_low']:+.3g} to {row['ci_high']:+.3g}{u}"
+            if row["p_value"] < alpha:
+                word = "larger" if d > 0 else "smaller"
+                verdict = f"{word} at the interface than in the core (significant at {alpha:g})"
+            else:
+                verdict = f"no significant difference between interface and core at {alpha:g}"
+            same = int((np.sign(self.particles[f"{name}_difference"]) == np.sign(d)).sum())
             lines.append(
-                f"{name}: median {row['median_interface']:.4g}{u} at the interface vs "
-                f"{row['median_core']:.4g}{u} in the core ({d:+.3g}{u}), {verdict}; "
-                f"Mann-Whitney U {_p_text(row['p_value'])}, n = {int(row['n_interface'])} / "
-                f"{int(row['n_core'])} pixels{frac}."
+                f"{name}: {verdict}; mean over {n} particles of (interface mean - core mean) "
+                f"= {d:+.3g}{u} ({ci}), t-test over particles {_p_text(row['p_value'])}; "
+                f"the same sign in {same} of {n} particles; {pixels}."
             )
         return "\n".join(lines)
 
@@ -362,7 +499,23 @@ class RegionStats:
         return f"<RegionStats: {len(self.table)} rows, tests of {', '.join(self.tests.index)}>"
 
 
-def region_stats(res, seg, *, parameters=None, tested=TESTED, mask=None):
+def _over_particles(d):
+    """Mean of the per-particle differences ``d``, its 95% CI and the t-test p-value."""
+    from scipy import stats
+
+    n = d.size
+    mean = float(np.mean(d)) if n else np.nan
+    if n < MIN_PARTICLES:
+        return mean, np.nan, np.nan, np.nan
+    sem = float(np.std(d, ddof=1)) / np.sqrt(n)
+    if sem == 0:
+        return mean, mean, mean, (1.0 if mean == 0 else 0.0)
+    half = float(stats.t.ppf(0.975, n - 1)) * sem
+    p = float(2 * stats.t.sf(abs(mean) / sem, n - 1))
+    return mean, mean - half, mean + half, p
+
+
+def region_stats(res, seg, *, parameters=None, tested=TESTED, mask=None, detected=True):
     """Statistics of every fitted parameter in each region, and interface-vs-core tests.
 
     Parameters
@@ -374,22 +527,45 @@ def region_stats(res, seg, *, parameters=None, tested=TESTED, mask=None):
     parameters : sequence of str, optional
         Maps to tabulate; default: every fitted parameter.
     tested : sequence of str
-        Parameters compared between interface and core (two-sided Mann-Whitney U).
-        With several peaks, ``"sigma"`` means ``"sigma_1"``.
+        Parameters compared between interface and core, over particles (see
+        :class:`RegionStats`). With several peaks, ``"sigma"`` means ``"sigma_1"``.
     mask : array_like of bool, optional
         Extra pixels to keep (e.g. a quality mask); combined with each region.
+    detected : bool
+        Only pixels with a detected peak (see :func:`valid_mask`); ``False``: every converged
+        pixel.
 
     Returns
     -------
     RegionStats
         ``table``, ``tests``, ``particles`` (pandas DataFrames) and ``summary()``.
+
+    Examples
+    --------
+    Six particles whose rim is 3 units wider than their core, each particle with its own
+    width:
+
+    >>> import numpy as np
+    >>> from hyperlum.segment import segment
+    >>> yy, xx = np.mgrid[0:60, 0:90]
+    >>> centres = [(15, 15), (15, 45), (15, 75), (45, 15), (45, 45), (45, 75)]
+    >>> img = sum(1.0 * (np.hypot(yy - y, xx - x) < 11) for y, x in centres)
+    >>> seg = segment(img, interface_width=3.0)
+    >>> rng = np.random.default_rng(1)
+    >>> own = np.concatenate([[0.0], rng.normal(9, 2, seg.n)])[seg.labels]
+    >>> sigma = own + 3.0 * seg.mask("interface") + rng.normal(0, 0.5, img.shape)
+    >>> maps = {"sigma": sigma, "converged": np.ones(img.shape, bool),
+    ...         "detected": img > 0}
+    >>> t = region_stats(maps, seg, tested=("sigma",)).tests.loc["sigma"]
+    >>> int(t["n_particles"]), bool(t["ci_low"] < 3.0 < t["ci_high"]), bool(t["p_value"] < 0.05)
+    (6, True, True)
     """
     import pandas as pd
     from scipy import stats
 
     from hyperlum.segment import REGIONS
 
-    maps = _maps(res)
+    maps = maps_of(res)
     shape = np.shape(maps["converged"])
     if tuple(seg.shape) != tuple(shape):
         raise ValueError(
@@ -402,21 +578,8 @@ def region_stats(res, seg, *, parameters=None, tested=TESTED, mask=None):
     for region in REGIONS:
         m = seg.mask(region) & extra
         for p in params:
-            v = _values(maps, p)[valid_mask(maps, (p,), m)]
-            q25, med, q75 = np.percentile(v, [25, 50, 75]) if v.size else (np.nan,) * 3
-            rows.append(
-                {
-                    "region": region,
-                    "parameter": p,
-                    "count": int(v.size),
-                    "mean": float(np.mean(v)) if v.size else np.nan,
-                    "std": float(np.std(v, ddof=1)) if v.size > 1 else np.nan,
-                    "median": float(med),
-                    "q25": float(q25),
-                    "q75": float(q75),
-                    "iqr": float(q75 - q25),
-                }
-            )
+            v = _values(maps, p)[valid_mask(maps, (p,), m, detected=detected)]
+            rows.append({"region": region, "parameter": p, **_describe(v)})
     table = pd.DataFrame(rows).set_index(["region", "parameter"])
 
     core, iface = seg.mask("core") & extra, seg.mask("interface") & extra
@@ -425,42 +588,41 @@ def region_stats(res, seg, *, parameters=None, tested=TESTED, mask=None):
     for base in tested:
         p = _tested_name(maps, base)
         v = _values(maps, p)
-        a = v[valid_mask(maps, (p,), iface)]
-        b = v[valid_mask(maps, (p,), core)]
+        ok = valid_mask(maps, (p,), detected=detected)
+        a, b = v[ok & iface], v[ok & core]
         if a.size and b.size:
             u, pv = stats.mannwhitneyu(a, b, alternative="two-sided")
-            u, pv, prob = float(u), float(pv), float(u) / (a.size * b.size)
+            u, pv = float(u), float(pv)
         else:
-            u = pv = prob = np.nan
-        tests.append(
-            {
-                "parameter": p,
-                "units": _units(res, p),
-                "n_interface": int(a.size),
-                "n_core": int(b.size),
-                "median_interface": float(np.median(a)) if a.size else np.nan,
-                "median_core": float(np.median(b)) if b.size else np.nan,
-                "difference": float(np.median(a) - np.median(b)) if a.size and b.size else np.nan,
-                "U": u,
-                "p_value": pv,
-                "prob_interface_greater": prob,
-            }
-        )
-        ok = valid_mask(maps, (p,))
-        n = seg.n
+            u = pv = np.nan
         for region, m in (("core", core), ("interface", iface)):
             sel = ok & m
-            s = np.bincount(labels[sel], weights=v[sel], minlength=n + 1)[1:]
-            c = np.bincount(labels[sel], minlength=n + 1)[1:]
+            s = np.bincount(labels[sel], weights=v[sel], minlength=seg.n + 1)[1:]
+            c = np.bincount(labels[sel], minlength=seg.n + 1)[1:]
             with np.errstate(invalid="ignore", divide="ignore"):
                 per[f"{p}_{region}"] = np.where(c > 0, s / np.maximum(c, 1), np.nan)
         diff = per[f"{p}_interface"] - per[f"{p}_core"]
         per[f"{p}_difference"] = diff
         d = diff[np.isfinite(diff)]
-        paired = np.nan
-        if d.size >= 5 and np.any(d != 0):
-            paired = float(stats.wilcoxon(d).pvalue)
-        tests[-1]["n_particles"] = int(d.size)
-        tests[-1]["p_particles"] = paired
+        mean, lo, hi, p_value = _over_particles(d)
+        tests.append(
+            {
+                "parameter": p,
+                "units": units_of(res, p),
+                "n_particles": int(d.size),
+                "difference": mean,
+                "ci_low": lo,
+                "ci_high": hi,
+                "p_value": p_value,
+                "n_interface": int(a.size),
+                "n_core": int(b.size),
+                "mean_interface": float(np.mean(a)) if a.size else np.nan,
+                "mean_core": float(np.mean(b)) if b.size else np.nan,
+                "median_interface": float(np.median(a)) if a.size else np.nan,
+                "median_core": float(np.median(b)) if b.size else np.nan,
+                "U": u,
+                "p_pixels": pv,
+            }
+        )
     particles = pd.DataFrame(per, index=pd.Index(np.arange(1, seg.n + 1), name="label"))
     return RegionStats(table, pd.DataFrame(tests).set_index("parameter"), particles)

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+SHIPPED = Path(__file__).parents[1] / "data"
 REAL = Path(os.environ.get("HYPERLUM_REAL_DATA", Path(__file__).parents[2] / "shared/data/real"))
 
 
@@ -16,9 +17,13 @@ def rng():
 
 @pytest.fixture
 def real_file():
-    """Path of a file in ``../shared/data/real``; the test is skipped when it is absent."""
+    """Path of a real data file: shipped in ``data/``, else in ``../shared/data/real``; the
+    test is skipped when it is in neither."""
 
     def get(name):
+        shipped = SHIPPED / name
+        if shipped.is_file():
+            return shipped
         path = REAL / name
         if not path.is_file():
             pytest.skip(f"real data file {name} not found in {REAL}")

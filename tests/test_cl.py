@@ -181,3 +181,26 @@ class TestRemoveSpikes:
             hl.cl.remove_spikes(y, threshold=-1)
         with pytest.raises(TypeError, match="data must be a HyperSpy Signal1D or a numpy"):
             hl.cl.remove_spikes([1, 2, 3])
+
+
+class TestDespikeSpectra:
+    """The per-chunk filter hl.fit runs: the rule of remove_spikes, counted per pixel."""
+
+    @pytest.mark.parametrize("window", [3, 5, 9])
+    @pytest.mark.parametrize("dtype", [np.uint16, np.float32])
+    def test_same_as_remove_spikes(self, rng, window, dtype):
+        x = np.arange(300.0)
+        mu = 50 + 600 * np.exp(-0.5 * ((x - 150) / 20) ** 2)
+        y = rng.poisson(mu, (60, 300)).astype(dtype)
+        where = rng.integers(0, 300, 25)
+        y[np.arange(25), where] += 4000
+        clean, counts = hl.cl.despike_spectra(y, window=window)
+        ref, total = hl.cl.remove_spikes(y, window=window)
+        np.testing.assert_array_equal(clean, ref)
+        assert counts.sum() == total and (counts[:25] >= 1).all()
+        assert clean.dtype == y.dtype and not np.shares_memory(clean, y)
+
+    def test_nothing_to_replace_returns_the_input(self, rng):
+        y = rng.normal(100, 3, (5, 128))
+        clean, counts = hl.cl.despike_spectra(y)
+        assert clean is y and counts.tolist() == [0] * 5

@@ -51,7 +51,8 @@ class TestFit:
         rc, stdout, _ = cli(capsys, "fit", path, "-o", out, "--axis-units", "nm", "-q")
         assert rc == 0
         assert re.fullmatch(
-            rf"hyperlum fit: 42 pixels, 100\.0% converged; 42 fitted in [\d.]+ s "
+            rf"hyperlum fit: 42 pixels, 100\.0% converged, 100\.0% with a detected peak, "
+            rf"\d+ spike channels replaced; 42 fitted in [\d.]+ s "
             rf"\([\d,]+ pixels/s\), [\d.]+ s in all; maps written to {re.escape(str(out))}\n",
             stdout,
         )
@@ -272,7 +273,7 @@ BAD = [
         None,
         ["--peaks", "two"],
         "m.zspy",
-        r"argument --peaks: invalid int value: 'two'",
+        r"argument --peaks: give 1 to 4 or auto, not 'two'",
     ),
     (
         "output extension",
@@ -425,3 +426,88 @@ def test_info(capsys):
     assert int(rows["CPU threads"].split()[0]) == len(os.sched_getaffinity(0))
     assert "numba-cuda GPU" in rows and "CuPy GPU" in rows
     assert rows["device 'auto'"].startswith("cuda" if _backend.cuda_status()[0] else "cpu")
+
+
+class _FakeScheduler:
+    """A TCP server on 127.0.0.1 that accepts and then says nothing, or garbage; stops itself."""
+
+    def __init__(self, reply):
+        import socket
+        import threading
+
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.reply, self.conns = reply, []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+        self.address = f"tcp://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def _serve(self):
+        import time
+
+        end = time.monotonic() + 60  # bounded even if the test never stops it
+        while not self.stop.is_set() and time.monotonic() < end:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.conns.append(conn)
+            if self.reply:
+                conn.sendall(self.reply)
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(timeout=5)
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        (b"", "the dask scheduler {} does not answer within 2 s"),
+        (b"HTTP/1.0 200 OK\r\n\r\n" + b"\x00\xff" * 64, "{} does not answer as a dask scheduler"),
+    ],
+    ids=["silent", "garbage"],
+)
+def test_scheduler_that_is_not_dask_fails_in_time(
+    tmp_path, capsys, cube_file, reply, expected, monkeypatch
+):
+    import time
+
+    from hyperlum.cli import fit as cli_fit
+
+    monkeypatch.setattr(cli_fit, "SCHEDULER_TIMEOUT", 2.0)
+    monkeypatch.setattr(_backend, "_notified", [])  # the device notice would be printed again
+    path, _ = cube_file
+    server = _FakeScheduler(reply)
+    try:
+        t0 = time.monotonic()
+        rc, stdout, err = cli(
+            capsys, "fit", path, "-o", tmp_path / "m.zspy", "-q", "--scheduler", server.address
+        )
+        elapsed = time.monotonic() - t0
+    finally:
+        server.close()
+    assert rc == 2 and stdout == ""
+    assert err == f"hyperlum fit: error: {expected.format(server.address)}\n"
+    assert elapsed < 2.0 + 5.0
+    assert sorted(os.listdir(tmp_path)) == ["cube.axis.npy", "cube.npy"]  # nothing written
+
+
+def test_unreachable_scheduler(tmp_path, capsys, cube_file, monkeypatch):
+    import socket
+
+    from hyperlum.cli import fit as cli_fit
+
+    monkeypatch.setattr(cli_fit, "SCHEDULER_TIMEOUT", 1.0)  # dask retries a refused connection
+
+    with socket.create_server(("127.0.0.1", 0)) as s:
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    path, _ = cube_file
+    address = f"tcp://127.0.0.1:{port}"
+    rc, _, err = cli(capsys, "fit", path, "-o", tmp_path / "m.zspy", "-q", "--scheduler", address)
+    assert rc == 2
+    assert err == f"hyperlum fit: error: the dask scheduler {address} does not answer within 1 s\n"

@@ -342,3 +342,177 @@ class TestRealEdges:
         assert cu[on].mean() > 2 * cu[off].mean()
         # and the particle at (x=32, y=14) stands out
         assert cu[12:17, 30:35].mean() > 3 * np.median(cu)
+
+
+class TestBadPixels:
+    """One NaN, inf or saturated pixel is flagged; its neighbours come out exactly as without it."""
+
+    def test_zlp_centre_nan_inf_pixels(self, rng):
+        e = np.arange(-20.0, 40.0, 0.5)
+        clean = zlp_cube(rng, (3, 4), e, rng.uniform(-1, 1, (3, 4)))
+        cube = clean.copy()
+        cube[1, 1] = np.nan  # a dead pixel
+        cube[0, 2, clean[0, 2].argmax()] = np.inf  # a hot channel at the peak
+        cube[2, 3, -3] = np.nan  # far from the peak: outside the fit window
+        ref = hl.eels.zlp_centre(clean, axis=e, window=2.0, device="cpu")
+        for data in (cube, da.from_array(cube, chunks=(2, 2, -1))):
+            res = hl.eels.zlp_centre(data, axis=e, window=2.0, device="cpu").compute()
+            bad = np.zeros((3, 4), bool)
+            bad[1, 1] = bad[0, 2] = True
+            assert (res.maps["state"] == 3).tolist() == bad.tolist()
+            assert np.isnan(res.maps["centre"][bad]).all()
+            np.testing.assert_array_equal(res.maps["centre"][~bad], ref.maps["centre"][~bad])
+        # the default window is sized on the finite channels only
+        res = hl.eels.zlp_centre(cube, axis=e, device="cpu")
+        assert res.maps["state"][1, 1] == 3 and res.maps["converged"].sum() == 10
+        with pytest.raises(ValueError, match="data holds no finite value: the ZLP window"):
+            hl.eels.zlp_centre(np.full((2, e.size), np.nan), axis=e)
+
+    def test_zlp_centre_saturated_pixel(self, rng):
+        e = np.arange(-20.0, 40.0, 0.5)
+        mu = 6e4 * np.exp(-0.5 * ((e - np.array([[0.2], [-0.4], [0.7]])) / 0.8) ** 2) + 50
+        mu[1] *= 2.0  # clipped at 65535 by a 16-bit detector
+        counts = np.minimum(np.round(mu), 65535)
+        res = hl.eels.zlp_centre(counts.astype(np.uint16), axis=e, window=2.0, device="cpu")
+        assert res.maps["state"].tolist() == [0, 3, 0]
+        ref = hl.eels.zlp_centre(counts, axis=e, window=2.0, device="cpu")
+        np.testing.assert_array_equal(res.maps["centre"][[0, 2]], ref.maps["centre"][[0, 2]])
+        assert ref.maps["state"][1] == 0  # float data: no saturation level unless given
+        given = hl.eels.zlp_centre(counts, axis=e, window=2.0, device="cpu", saturation=65535)
+        assert given.maps["state"].tolist() == [0, 3, 0]
+
+    def test_align_zlp_with_a_nan_pixel(self, rng):
+        e = np.arange(-20.0, 40.0, 0.5)
+        shifts = rng.uniform(-2, 2, 6)
+        data = zlp_cube(rng, (6,), e, shifts)
+        data[2] = np.nan
+        data[4, 5] = np.inf
+        ll = eels_signal(data, -20.0, 0.5)
+        (al,) = hl.eels.align_zlp(ll)
+        assert al.metadata.Signal.zlp_unaligned_pixels == 1
+        c = hl.eels.zlp_centre(al).maps["centre"]
+        assert np.isnan(c[2]) and np.abs(c[[0, 1, 3, 4, 5]]).max() < 0.02
+
+    def test_subtract_powerlaw_nan_inf_saturated(self, rng):
+        e = np.arange(500.0, 700.0, 1.0)
+        _, _, _, clean = powerlaw_cube(rng, (5,), e)
+        clean = np.minimum(clean, 60000)
+        data = clean.copy()
+        data[0, 150] = np.nan  # outside the window: only that channel is lost
+        data[1, 80] = np.inf  # inside the window 560-600: bad input
+        data[3, 190] = -np.inf
+        sub, maps = hl.eels.subtract_powerlaw(data, fit_range=(560, 600), axis=e)
+        ref, rmaps = hl.eels.subtract_powerlaw(clean, fit_range=(560, 600), axis=e)
+        assert maps.maps["state"].tolist() == [0, 3, 0, 0, 0]
+        assert maps.maps["nonfinite"].tolist() == [1, 1, 0, 1, 0]
+        assert np.isnan(sub[1]).all()
+        assert np.flatnonzero(np.isnan(sub[0])).tolist() == [150]
+        assert np.flatnonzero(np.isnan(sub[3])).tolist() == [190]
+        keep = np.ones(e.size, bool)
+        keep[[150, 190]] = False
+        np.testing.assert_array_equal(sub[[0, 2, 3, 4]][:, keep], ref[[0, 2, 3, 4]][:, keep])
+        np.testing.assert_array_equal(maps.maps["r"][[0, 2, 3, 4]], rmaps.maps["r"][[0, 2, 3, 4]])
+        # uint16 at 65535: saturated. In the window: bad input; outside: that channel NaN.
+        counts = np.round(clean).astype(np.uint16)
+        counts[2, 70] = 65535
+        counts[4, 160] = 65535
+        sub16, m16 = hl.eels.subtract_powerlaw(counts, fit_range=(560, 600), axis=e)
+        assert m16.maps["state"].tolist() == [0, 0, 3, 0, 0]
+        assert m16.maps["saturated"].tolist() == [0, 0, 1, 0, 1]
+        assert m16.maps["converged"].sum() == 4
+        assert np.isnan(sub16[2]).all() and np.flatnonzero(np.isnan(sub16[4])).tolist() == [160]
+        ref16, _ = hl.eels.subtract_powerlaw(np.round(clean), fit_range=(560, 600), axis=e)
+        np.testing.assert_array_equal(sub16[[0, 1, 3]], ref16[[0, 1, 3]])
+        assert hl.eels.state_counts(m16) == {
+            "converged": 4,
+            "max_iterations": 0,
+            "singular": 0,
+            "bad_input": 1,
+        }
+        lazy, lmaps = hl.eels.subtract_powerlaw(
+            da.from_array(counts, chunks=(2, -1)), fit_range=(560, 600), axis=e
+        )
+        np.testing.assert_array_equal(lazy.compute(), sub16)
+        assert lmaps.compute().maps["saturated"].tolist() == [0, 0, 1, 0, 1]
+
+    def test_edge_intensity_nan_inf_saturated(self):
+        e = np.arange(600.0, 700.0, 1.0)
+        cube = np.full((5, e.size), 2, dtype=np.uint8)
+        cube[1, 45] = 255  # saturated in the window 640-650
+        cube[2, 10] = 255  # saturated outside it
+        edge_intensity = hl.eels.edge_intensity
+        np.testing.assert_array_equal(
+            edge_intensity(cube, window=(640, 650), axis=e), [22.0, np.nan, 22.0, 22.0, 22.0]
+        )
+        f = cube.astype(np.float32)
+        f[3, 42], f[4, 90] = -np.inf, np.nan
+        got = edge_intensity(f, window=(640, 650), axis=e)
+        np.testing.assert_array_equal(got, [22.0, 275.0, 22.0, np.nan, 22.0])  # floats: counts
+        np.testing.assert_array_equal(
+            edge_intensity(f, window=(640, 650), axis=e, saturation=255),
+            [22.0, np.nan, 22.0, np.nan, 22.0],
+        )
+        np.testing.assert_array_equal(
+            edge_intensity(da.from_array(f, chunks=(2, -1)), window=(640, 650), axis=e), got
+        )
+
+
+INT_DTYPES = ["int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64"]
+
+
+class TestDtypes:
+    @pytest.mark.parametrize("dtype", ["float16", "float32", "float64", *INT_DTYPES])
+    def test_every_real_dtype_is_accepted(self, rng, dtype):
+        # Counts of at most 110 fit every dtype exactly: the results equal float64's.
+        e = np.arange(500.0, 700.0, 1.0)
+        mu = 100.0 * (e / 500.0) ** -rng.uniform(2.5, 3.5, (3, 1)) + np.where(e > 640, 10, 0)
+        counts = np.round(mu)
+        sub, maps = hl.eels.subtract_powerlaw(counts.astype(dtype), fit_range=(560, 630), axis=e)
+        ref, rmaps = hl.eels.subtract_powerlaw(counts, fit_range=(560, 630), axis=e)
+        assert sub.dtype == (np.float32 if dtype in ("float16", "float32") else np.float64)
+        assert maps.maps["converged"].all()
+        np.testing.assert_allclose(maps.maps["r"], rmaps.maps["r"], rtol=1e-12)
+        np.testing.assert_allclose(sub, ref, rtol=1e-6, atol=1e-4)
+        got = hl.eels.edge_intensity(counts.astype(dtype), window=(640, 660), axis=e)
+        np.testing.assert_array_equal(
+            got, hl.eels.edge_intensity(counts, window=(640, 660), axis=e)
+        )
+        z = np.arange(-10.0, 10.0, 0.5)
+        peak = np.round(100 * np.exp(-0.5 * ((z - np.array([[0.3], [-0.6]])) / 0.8) ** 2) + 5)
+        res = hl.eels.zlp_centre(peak.astype(dtype), axis=z, device="cpu")
+        ref_c = hl.eels.zlp_centre(peak, axis=z, device="cpu").maps["centre"]
+        np.testing.assert_array_equal(res.maps["centre"], ref_c)
+        assert np.isfinite(hl.eels.normalise(counts.astype(dtype), axis=e)).all()
+
+    @pytest.mark.parametrize(
+        "dtype, message",
+        [
+            ("bool", "data must hold real numbers, got dtype bool"),
+            ("complex64", "data must hold real numbers, got dtype complex64"),
+        ],
+    )
+    def test_other_dtypes_are_refused_by_name(self, dtype, message):
+        e = np.arange(500.0, 600.0, 1.0)
+        y = np.ones((2, e.size), dtype=dtype)
+        for call in (
+            lambda: hl.eels.subtract_powerlaw(y, fit_range=(510, 550), axis=e),
+            lambda: hl.eels.edge_intensity(y, window=(510, 550), axis=e),
+            lambda: hl.eels.zlp_centre(y, axis=e),
+            lambda: hl.eels.normalise(y, axis=e),
+        ):
+            with pytest.raises(TypeError, match=message):
+                call()
+
+    @pytest.mark.skipif(not hasattr(np, "float128"), reason="no float128 on this platform")
+    def test_float128_is_refused_by_name(self):
+        y = np.ones((2, 100), dtype=np.float128)
+        with pytest.raises(TypeError, match="at most 64 bits, got dtype float128"):
+            hl.eels.edge_intensity(y, window=(10, 50))
+
+    def test_profile_width_checked(self):
+        img = np.zeros((5, 10))
+        for bad in (0, -1.0, np.nan, np.inf):
+            with pytest.raises(ValueError, match="width must be a"):
+                hl.eels.line_profile(img, (0, 2), (9, 2), width=bad)
+        with pytest.raises(TypeError, match="width must be a positive number, got '3'"):
+            hl.eels.line_profile(img, (0, 2), (9, 2), width="3")

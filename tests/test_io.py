@@ -1,5 +1,8 @@
 """hl.load: real CL / EELS files, unit normalisation, .npy with a separate axis, bad files."""
 
+import re
+import warnings
+
 import dask.array as da
 import hyperspy.api as hs
 import numpy as np
@@ -79,6 +82,33 @@ class TestRealCL:
         assert res["centre"].axes_manager.signal_shape == s.axes_manager.navigation_shape
 
 
+# name -> (nav shape, wavelength range in nm): files two readers claim (JobinYvon .xml: also
+# EMPAD) or that hold a survey image next to the map (Renishaw .wdf).
+PL_FILES = {
+    "rsciio-jobinyvon-test_map_x2-y2_rotated.xml": ((2, 3), (720.924, 771.797)),
+    "rsciio-renishaw-test_map2.wdf": ((20, 20), (326.172, 412.448)),
+}
+
+
+class TestRealPL:
+    @pytest.mark.parametrize("lazy", [False, True])
+    @pytest.mark.parametrize("name", sorted(PL_FILES))
+    def test_loads_the_spectrum_image_without_a_reader_hint(self, real_file, name, lazy):
+        nav, (lo, hi) = PL_FILES[name]
+        s = hl.load(real_file(name), lazy=lazy)
+        assert type(s).__name__ == ("Lazy" if lazy else "") + "LumiSpectrum"
+        assert s.data.shape[:-1] == nav
+        sax = s.axes_manager.signal_axes[0]
+        assert sax.units == "nm" and not sax.is_uniform
+        assert (sax.axis[0], sax.axis[-1]) == pytest.approx((lo, hi), abs=1e-3)
+        assert np.isfinite(np.asarray(s.data)).all()
+
+    def test_same_as_the_reader_named(self, real_file):
+        path = real_file("rsciio-jobinyvon-test_map_x2-y2_rotated.xml")
+        a, b = hl.load(path), hl.load(path, file_format="JobinYvon")
+        np.testing.assert_array_equal(a.data, b.data)
+
+
 class TestRealEELS:
     @pytest.mark.parametrize("lazy", [False, True])
     @pytest.mark.parametrize("name", sorted(EELS_FILES))
@@ -134,6 +164,19 @@ class TestNpy:
         with pytest.raises(ValueError, match="must give 5 channel positions, it gives 3"):
             hl.load(tmp_path / "c.npy", axis=[1, 2, 3])
 
+    @pytest.mark.parametrize("shape", [(4, 4, 0), (0, 4, 5), (3, 0, 5)])
+    def test_empty_axis(self, tmp_path, shape):
+        np.save(tmp_path / "c.npy", np.zeros(shape))
+        msg = rf"c\.npy holds an empty array \(shape {re.escape(str(shape))}\), no spectra"
+        with pytest.raises(ValueError, match=msg):
+            hl.load(tmp_path / "c.npy", axis=np.arange(shape[-1]))
+
+    def test_complex(self, tmp_path):
+        np.save(tmp_path / "c.npy", np.ones((2, 5), dtype=np.complex64))
+        msg = r"c\.npy holds complex numbers, not real numbers; hyperlum fits real spectra"
+        with pytest.raises(ValueError, match=msg):
+            hl.load(tmp_path / "c.npy", axis=np.arange(5))
+
     def test_unknown_hint(self, tmp_path):
         np.save(tmp_path / "c.npy", np.zeros((2, 5)))
         with pytest.raises(TypeError, match="unknown reader hint"):
@@ -180,6 +223,116 @@ class TestUnits:
         np.testing.assert_allclose(ax.axis, x * 1e3)
 
 
+def _saved(tmp_path, name, **axis):
+    """A 3 x 4 x 20 CL cube saved as ``name``, its spectral axis set from ``axis``."""
+    s = hs.signals.Signal1D(np.ones((3, 4, 20), dtype=np.float32))
+    s.set_signal_type("CL")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # HyperSpy warns when it computes an axis of inf scale
+        for key, value in axis.items():
+            setattr(s.axes_manager[-1], key, value)
+        s.save(tmp_path / name)
+    return tmp_path / name
+
+
+class TestBadAxes:
+    @pytest.mark.parametrize("lazy", [False, True])
+    @pytest.mark.parametrize(
+        ("key", "value"),
+        [("scale", 0.0), ("scale", np.nan), ("scale", np.inf), ("offset", -np.inf)],
+    )
+    def test_uniform_axis_refused(self, tmp_path, key, value, lazy):
+        path = _saved(tmp_path, "c.hspy", **{key: value})
+        msg = (
+            rf"c\.hspy: the signal axis 2 has {key} {value:g}; an axis needs a finite offset and "
+            "a finite, non-zero scale"
+        )
+        with pytest.raises(ValueError, match=msg):
+            hl.load(path, lazy=lazy)
+
+    def test_navigation_scale_0_refused(self, tmp_path):
+        s = hs.signals.Signal1D(np.ones((3, 4, 20)))
+        s.axes_manager[0].name, s.axes_manager[0].scale = "x", 0.0
+        s.save(tmp_path / "c.hspy")
+        with pytest.raises(ValueError, match=r"c\.hspy: the navigation axis 'x' has scale 0; "):
+            hl.load(tmp_path / "c.hspy")
+
+    def test_reversed_axis_loads(self, tmp_path):
+        s = hl.load(_saved(tmp_path, "c.hspy", scale=-2.0, offset=800.0))
+        assert s.axes_manager[-1].axis[-1] == pytest.approx(762.0)
+
+    def test_fit_refuses_a_signal_with_scale_0(self):
+        s = hs.signals.Signal1D(np.ones((3, 20)))
+        s.axes_manager[-1].scale = 0.0
+        with pytest.raises(ValueError, match="data: the signal axis 1 has scale 0; "):
+            hl.fit(s, device="cpu")
+
+    def test_fit_refuses_a_complex_signal(self):
+        s = hs.signals.ComplexSignal1D(np.ones((3, 20), dtype=np.complex128))
+        with pytest.raises(TypeError, match="data must hold real numbers, got dtype complex128"):
+            hl.fit(s, device="cpu")
+
+    def test_fit_refuses_an_empty_array(self):
+        with pytest.raises(
+            ValueError, match=r"data must not have an empty axis, got shape \(0, 20\)"
+        ):
+            hl.fit(np.ones((0, 20)), device="cpu")
+
+    def test_complex_file(self, tmp_path):
+        hs.signals.ComplexSignal1D(np.ones((3, 20), dtype=np.complex64)).save(tmp_path / "c.hspy")
+        with pytest.raises(ValueError, match=r"c\.hspy holds complex numbers, not real numbers"):
+            hl.load(tmp_path / "c.hspy")
+
+
+def _damage_first_chunk(zspy):
+    """Overwrite 20 bytes inside the first stored data chunk of a .zspy file."""
+    chunk = zspy / "Experiments" / "__unnamed__" / "data" / "0" / "0" / "0"
+    raw = bytearray(chunk.read_bytes())
+    raw[20:40] = b"\xff" * 20
+    chunk.write_bytes(bytes(raw))
+
+
+class TestDamagedChunk:
+    MSG = (
+        r"\S*c\.zspy: the data chunk \[0:3, 0:4, 0:20\] could not be read \(RuntimeError: error "
+        r"during blosc decompression: -1\); the file is damaged"
+    )
+
+    def test_eager_load_names_the_chunk(self, tmp_path):
+        path = _saved(tmp_path, "c.zspy", scale=1.0)
+        _damage_first_chunk(path)
+        with pytest.raises(ValueError, match=self.MSG):
+            hl.load(path)
+
+    def test_lazy_fit_names_the_chunk(self, tmp_path):
+        path = _saved(tmp_path, "c.zspy", scale=1.0)
+        _damage_first_chunk(path)
+        s = hl.load(path, lazy=True)  # nothing is read yet
+        with pytest.raises(ValueError, match=self.MSG):
+            hl.fit(s, device="cpu").compute()
+
+
+class TestRange:
+    def test_partly_outside_says_what_is_used(self):
+        x = np.linspace(600.0, 800.0, 51)  # 4 nm channels
+        cube = 100 * np.exp(-0.5 * ((x - 700.0) / 10.0) ** 2) + 5 + np.zeros((2, 1))
+        msg = (
+            r"signal_range=\(550, 710\) reaches outside the signal axis \(600 to 800\); using "
+            r"600 to 708 \(28 channels\)"
+        )
+        with pytest.warns(UserWarning, match=msg) as record:
+            res = hl.fit(cube, axis=x, signal_range=(550, 710), device="cpu")
+        assert record[0].filename == __file__  # points at the caller
+        assert res.options["signal_range"] == [550.0, 710.0]
+        assert np.allclose(res.maps["centre"], 700.0, atol=1e-3)
+
+    def test_inside_is_silent(self):
+        x = np.linspace(600.0, 800.0, 51)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            hl.fit(np.ones((2, 51)), axis=x, signal_range=(620, 780), device="cpu")
+
+
 class TestBadFiles:
     def test_missing(self, tmp_path):
         with pytest.raises(FileNotFoundError, match=r"no such file: .*nothere\.dm4"):
@@ -210,14 +363,16 @@ class TestBadFiles:
         ):
             hl.load(tmp_path / "img.hspy")
 
-    def test_ambiguous_hdf5_needs_a_reader(self, tmp_path):
+    def test_hdf5_no_reader_can_read(self, tmp_path):
         import h5py
 
         with h5py.File(tmp_path / "x.h5", "w") as f:
             f["a"] = np.zeros(3)
         msg = (
-            r"x\.h5 could not be read as a Delmic file \(readers that claim it: Tofwerk, Delmic, "
-            r"Arina, USID; name another with file_format=, --format on the command line\): \w+"
+            r"\S*x\.h5 could not be read by any of the readers that claim it \(Delmic: \w+: .*; "
+            r"Tofwerk: .*; Arina: .*; USID: .*\); name one with file_format= \(--format on the "
+            r"command line\)"
         )
-        with pytest.raises(ValueError, match=msg):
+        with pytest.raises(ValueError, match=msg) as info:
             hl.load(tmp_path / "x.h5")
+        assert "\n" not in str(info.value)

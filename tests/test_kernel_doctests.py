@@ -9,7 +9,7 @@ import importlib
 
 import pytest
 
-MODULES = ["compile", "powerlaw", "cuda"]
+MODULES = ["compile", "powerlaw", "cuda", "detect", "despike"]
 
 
 @pytest.mark.parametrize("name", MODULES)

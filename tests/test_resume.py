@@ -1,6 +1,7 @@
 """Resumable fits: chunk grid, partial store, interrupted runs (Ctrl-C and SIGKILL)."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -85,12 +86,34 @@ class TestPartialStore:
     def test_foreign_folder_is_not_taken(self, tmp_path):
         out = tmp_path / "m.zspy"
         (tmp_path / "m.zspy.partial").mkdir()
+        (tmp_path / "m.zspy.partial" / "notes.txt").write_text("mine")
         with pytest.raises(
             ValueError,
-            match=r"m\.zspy\.partial exists but is not a hyperlum "
-            r"partial store \(FileNotFoundError\)",
+            match=r"m\.zspy\.partial exists but is not a hyperlum partial store; move it away",
         ):
             resume.PartialStore.open(out)
+
+    def test_manifest_is_sealed(self, tmp_path):
+        out = tmp_path / "m.zspy"
+        resume.PartialStore.create(out, {"fit": {"peaks": 1}}, ((2,), (3,)), n_outputs=4)
+        path = resume.partial_path(out) / "manifest.json"
+        path.write_text(path.read_text().replace('"peaks": 1', '"peaks": 2'))
+        with pytest.raises(resume.DamagedStore, match=r"m\.zspy\.partial is damaged"):
+            resume.PartialStore.open(out)
+
+    def test_write_then_verify(self, tmp_path, rng):
+        store = resume.PartialStore.create(tmp_path / "m.zspy", {}, ((2, 2), (3,)), n_outputs=4)
+        rows = rng.normal(size=(2, 3, 4))
+        store.write((0, 0), rows)
+        store.write((1, 0), rows + 1)
+        assert store.verify() == []
+        store.array[0, 0, 0] = 7.0  # one value changed behind the store's back
+        assert store.verify() == [(0, 0)] and store.missing() == [(0, 0)]
+        got, bad = store.stacked()
+        assert got is None and bad == [(0, 0)]
+        store.write((0, 0), rows)
+        got, bad = store.stacked()
+        assert bad == [] and np.array_equal(got, np.concatenate([rows, rows + 1]))
 
     def test_identity_follows_the_file(self, tmp_path):
         f = tmp_path / "a.npy"
@@ -130,7 +153,7 @@ class TestInterrupted:
         monkeypatch.undo()
         rc, _, err = cli(capsys, "fit", cube_file, "-o", out, *args)
         assert rc == 0
-        assert "resuming" in err and "1 of 3 chunks already done" in err
+        assert err == f"hyperlum fit: resumed {out}: 1 of 3 chunks were already done\n"
         assert_same_maps(hl.load_result(out), hl.load_result(ref_out))
         assert not resume.partial_path(out).exists()
 
@@ -167,17 +190,206 @@ class TestInterrupted:
 
     def test_stale_temporary_output_is_cleared(self, tmp_path, capsys, cube_file):
         out = tmp_path / "maps.zspy"
-        stale = resume.temporary_output(out).with_name(".maps.tmp-999999.zspy")
+        stale = tmp_path / ".maps.tmp-999999.zspy"  # a killed run's temporary output
         stale.mkdir()
         (stale / "junk").write_text("half-written")
         assert cli(capsys, "fit", cube_file, "-o", out, "-q")[0] == 0
         assert not stale.exists() and out.is_dir()
 
 
-def _sigkill_cube(tmp_path):
+CHUNK3 = ["--chunk-mb", 3 * 8 * 100 * 8 / 2**20, "-q"]  # 3 rows per chunk: 3 chunks
+
+
+def _flip(path, n=64):
+    data = bytearray(path.read_bytes())
+    mid = len(data) // 2
+    data[mid : mid + n] = bytes(b ^ 0xFF for b in data[mid : mid + n])
+    path.write_bytes(bytes(data))
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _delete(path):
+    path.unlink()
+
+
+class TestDamagedStore:
+    """A store damaged after two chunks were done: the rerun refits what does not verify."""
+
+    @pytest.fixture
+    def interrupted(self, tmp_path, capsys, cube_file, monkeypatch):
+        ref = tmp_path / "ref.zspy"
+        assert cli(capsys, "fit", cube_file, "-o", ref, *CHUNK3)[0] == 0
+        out = tmp_path / "maps.zspy"
+        interrupt_after(monkeypatch, 2)
+        assert cli(capsys, "fit", cube_file, "-o", out, *CHUNK3)[0] == 130
+        monkeypatch.undo()
+        return out, ref
+
+    @pytest.mark.parametrize("damage", [_flip, _truncate, _delete])
+    def test_damaged_chunk_is_fitted_again(self, capsys, cube_file, interrupted, damage):
+        out, ref = interrupted
+        damage(resume.partial_path(out) / "stacked.zarr" / "1.0.0")
+        rc, stdout, err = cli(capsys, "fit", cube_file, "-o", out, *CHUNK3)
+        assert rc == 0, err
+        assert err == (
+            f"hyperlum fit: resumed {out}: 1 of 3 chunks were already done "
+            "(1 damaged, fitted again)\n"
+        )
+        assert "72 pixels (24 resumed) (1 damaged chunks fitted again), 100.0% converged" in (
+            stdout
+        )
+        assert_same_maps(hl.load_result(out), hl.load_result(ref))
+
+    def test_damaged_marker_is_fitted_again(self, capsys, cube_file, interrupted):
+        out, ref = interrupted
+        (resume.partial_path(out) / "done" / "c0_0").write_text("{not json")
+        rc, _, err = cli(capsys, "fit", cube_file, "-o", out, *CHUNK3)
+        assert rc == 0 and "1 of 3 chunks were already done (1 damaged" in err
+        assert_same_maps(hl.load_result(out), hl.load_result(ref))
+
+    def test_damaged_after_the_check_is_caught_before_the_output(
+        self, capsys, cube_file, interrupted, monkeypatch
+    ):
+        out, ref = interrupted
+        real = resume.PartialStore.write
+
+        def write(self, idx, rows):  # the last chunk lands, then a done chunk goes bad on disk
+            real(self, idx, rows)
+            if idx == (2, 0) and not hasattr(write, "done"):
+                write.done = True
+                _flip(self.root / "stacked.zarr" / "0.0.0")
+
+        monkeypatch.setattr(resume.PartialStore, "write", write)
+        rc, stdout, err = cli(capsys, "fit", cube_file, "-o", out, *CHUNK3)
+        assert rc == 0, err
+        assert "(1 damaged chunks fitted again)" in stdout
+        assert_same_maps(hl.load_result(out), hl.load_result(ref))
+
+    def test_damaged_manifest_starts_anew(self, capsys, cube_file, interrupted):
+        out, ref = interrupted
+        manifest = resume.partial_path(out) / "manifest.json"
+        manifest.write_bytes(manifest.read_bytes()[:-40])
+        rc, stdout, err = cli(capsys, "fit", cube_file, "-o", out, *CHUNK3)
+        assert rc == 0
+        assert err == (
+            f"hyperlum fit: {out}.partial is damaged (JSONDecodeError); it was removed and the "
+            "fit starts anew\n"
+        )
+        assert "72 pixels, 100.0% converged" in stdout
+        assert_same_maps(hl.load_result(out), hl.load_result(ref))
+
+    def test_half_made_stores_are_cleaned(self, tmp_path, capsys, cube_file):
+        """What a run killed while starting, or a store removed under a running fit, leaves."""
+        out = tmp_path / "maps.zspy"
+        half = resume.partial_path(out)
+        (half / "done").mkdir(parents=True)
+        (half / "done" / "c2_0").write_text("{}")
+        starting = tmp_path / "maps.zspy.partial.tmp-99999999"
+        (starting / "done").mkdir(parents=True)
+        rc, _, err = cli(capsys, "fit", cube_file, "-o", out, *CHUNK3)
+        assert rc == 0, err
+        assert "is damaged (FileNotFoundError); it was removed" in err
+        assert not half.exists() and not starting.exists()
+        assert_same_maps(hl.load_result(out), hl.fit(np.load(cube_file), axis=X, device="cpu"))
+
+    def test_store_without_its_done_folder_starts_anew(self, capsys, cube_file, interrupted):
+        import shutil
+
+        out, ref = interrupted
+        shutil.rmtree(resume.partial_path(out) / "done")
+        rc, _, err = cli(capsys, "fit", cube_file, "-o", out, *CHUNK3)
+        assert rc == 0
+        assert err == (
+            f"hyperlum fit: {out}.partial is damaged (FileNotFoundError); it was removed and the "
+            "fit starts anew\n"
+        )
+        assert_same_maps(hl.load_result(out), hl.load_result(ref))
+
+    def test_folder_of_the_user_is_kept(self, tmp_path, capsys, cube_file):
+        out = tmp_path / "maps.zspy"
+        mine = resume.partial_path(out)
+        mine.mkdir()
+        (mine / "notes.txt").write_text("mine")
+        rc, _, err = cli(capsys, "fit", cube_file, "-o", out, *CHUNK3, "--overwrite")
+        assert rc == 2
+        assert err == (
+            f"hyperlum fit: error: {mine} exists but is not a hyperlum partial store; "
+            "move it away and run again\n"
+        )
+        assert (mine / "notes.txt").read_text() == "mine"
+
+
+class TestOneWriter:
+    def test_second_run_is_refused(self, tmp_path, capsys, cube_file):
+        from hyperlum.outputs import writer_lock
+
+        out = tmp_path / "maps.zspy"
+        with writer_lock(out):
+            rc, _, err = cli(capsys, "fit", cube_file, "-o", out, *CHUNK3)
+        assert rc == 2
+        assert err == (
+            f"hyperlum fit: error: another hyperlum run (pid {os.getpid()}) is writing {out}\n"
+        )
+        assert not out.exists() and not resume.partial_path(out).exists()
+
+    def test_lock_of_a_killed_run_is_taken_over(self, tmp_path, capsys, cube_file):
+        out = tmp_path / "maps.zspy"
+        holder = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import sys, time; from hyperlum.outputs import writer_lock\n"
+                f"with writer_lock({str(out)!r}):\n print('held', flush=True); time.sleep(60)",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert holder.stdout.readline() == "held\n"
+            rc, _, err = cli(capsys, "fit", cube_file, "-o", out, *CHUNK3)
+            assert rc == 2 and f"(pid {holder.pid}) is writing" in err
+        finally:
+            holder.send_signal(signal.SIGKILL)
+            holder.wait(timeout=30)
+        rc, _, err = cli(capsys, "fit", cube_file, "-o", out, *CHUNK3)
+        assert rc == 0, err
+
+    def test_two_identical_runs_at_once(self, tmp_path, capsys):
+        src = _sigkill_cube(tmp_path, shape=(40, 160))
+        out = tmp_path / "maps.zspy"
+        chunk = ["--chunk-mb", str(2 * 160 * 1024 * 8 / 2**20)]
+        cmd = [sys.executable, "-m", "hyperlum.cli", "fit", str(src), "-o", str(out), *chunk, "-q"]
+        env = dict(os.environ, PYTHONWARNINGS="ignore")
+        procs = [
+            subprocess.Popen(
+                cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+            for _ in range(2)
+        ]
+        ends = [p.communicate(timeout=300) + (p.returncode,) for p in procs]
+        for _, err, rc in ends:
+            assert "Traceback" not in err
+            if rc != 0:
+                assert rc == 2
+                assert re.fullmatch(
+                    rf"hyperlum fit: error: another hyperlum run \(pid \d+\) is writing {re.escape(str(out))}\n",
+                    err,
+                ), err
+        assert 0 in [rc for *_, rc in ends]
+        again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert again.returncode == 0, again.stderr
+        ref = tmp_path / "ref.zspy"
+        assert cli(capsys, "fit", src, "-o", ref, *chunk, "-q")[0] == 0
+        assert_same_maps(hl.load_result(out), hl.load_result(ref))
+
+
+def _sigkill_cube(tmp_path, shape=(120, 160)):
     rng = np.random.default_rng(7)
     x = np.linspace(600.0, 800.0, 1024)
-    _, mu = gaussian_cube(rng, (120, 160), x)
+    _, mu = gaussian_cube(rng, shape, x)
     path = tmp_path / "big.npy"
     np.save(path, rng.poisson(mu).astype(np.float32))
     np.save(tmp_path / "big.axis.npy", x)
@@ -211,10 +423,12 @@ def test_sigkill_then_rerun_gives_the_maps_of_an_uninterrupted_run(tmp_path, cap
     assert 3 <= n_done < 60
     assert not out.exists()  # an interrupted output never looks complete
     assert not list(tmp_path.glob(".maps*"))
+    # the disk loses bytes of a finished chunk: the rerun must not trust it
+    _flip(resume.partial_path(out) / "stacked.zarr" / "1.0.0")
 
     rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
-    assert f"resuming {out}: " in rerun.stderr
+    assert f"resumed {out}: " in rerun.stderr and "(1 damaged, fitted again)" in rerun.stderr
     assert "19200 pixels" in rerun.stdout
     assert not resume.partial_path(out).exists()
 

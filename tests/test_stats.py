@@ -7,6 +7,8 @@ from scipy import stats as sps
 from hyperlum.segment import segment
 from hyperlum.stats import hist1d, hist2d, quality_mask, region_stats, valid_mask
 
+pytestmark = pytest.mark.filterwarnings("ignore:the result has no .detected. map:UserWarning")
+
 
 def fake_maps(rng, shape=(60, 60)):
     maps = {
@@ -88,14 +90,17 @@ class TestRegionStats:
         seg = segment(two_discs(), interface_width=3.0)
         maps = fake_maps(rng)
         maps["sigma"] = np.where(seg.mask("interface"), maps["sigma"] + 1.0, maps["sigma"])
-        st = region_stats(maps, seg)
+        with pytest.warns(UserWarning, match="no 'detected' map"):
+            st = region_stats(maps, seg)
         t = st.tests.loc["sigma"]
-        assert t["p_value"] < 1e-6 and t["difference"] == pytest.approx(1.0, abs=0.25)
-        assert st.tests.loc["centre", "p_value"] > 0.01  # nothing built in there
+        assert t["difference"] == pytest.approx(1.0, abs=0.25)
+        assert t["p_pixels"] < 1e-6  # descriptive: pixels taken as independent
+        # two particles: no test over particles, no claim
+        assert t["n_particles"] == 2 and np.isnan(t["p_value"]) and np.isnan(t["ci_low"])
         text = st.summary()
-        assert "sigma: median" in text and "larger at the interface than in the core" in text
-        assert "larger in 2 of 2 particles" in text
-        assert "centre: " in text and "not significantly different" in text
+        assert f"sigma: mean interface - core difference {t['difference']:+.3g} over 2" in text
+        assert "no significance claimed: a difference is tested over particles and needs 5" in text
+        assert "significant" not in text.replace("no significance", "")
 
     def test_table_matches_numpy(self, rng):
         seg = segment(two_discs(), interface_width=3.0, shell_width=2.0)
@@ -137,3 +142,98 @@ def test_quality_mask_min_sigma(rng):
     q = quality_mask(maps, min_sigma=0.1)
     assert not q[5].any()
     np.testing.assert_array_equal(q[6:], quality_mask(maps)[6:])
+
+
+def particle_grid(radii=(4.5, 6, 7.5, 9, 10.5, 5, 8, 11, 6.5), pitch=24):
+    """Discs of different sizes on a 3x3 grid (small ones mostly rim), and their segmentation."""
+    yy, xx = np.mgrid[0 : 3 * pitch, 0 : 3 * pitch]
+    img = np.zeros(yy.shape)
+    for k, r in enumerate(radii):
+        c = (pitch * (k // 3 + 0.5), pitch * (k % 3 + 0.5))
+        img += np.hypot(yy - c[0], xx - c[1]) < r
+    return img, segment(img, interface_width=3.0)
+
+
+def particle_maps(rng, seg, rim_effect, *, sd_particle=2.0, sd_pixel=1.0):
+    """Sigma maps: each particle its own sigma (sd ``sd_particle``), blurred pixel noise,
+    ``rim_effect`` added in the interface; peaks detected inside particles only."""
+    from scipy import ndimage as ndi
+
+    own = np.concatenate([[9.0], rng.normal(9.0, sd_particle, seg.n)])[seg.labels]
+    noise = ndi.gaussian_filter(rng.normal(0, sd_pixel, seg.shape), 1.0) * 2.5
+    sigma = own + rim_effect * seg.mask("interface") + noise
+    inside = seg.labels > 0
+    return {
+        "sigma": sigma,
+        "converged": np.ones(seg.shape, bool),
+        "detected": inside & (rng.random(seg.shape) > 0.05),
+    }
+
+
+class TestOverParticles:
+    """The headline test holds when pixels of one particle are alike (null and power)."""
+
+    def test_null_false_positive_rate(self, rng):
+        _, seg = particle_grid()
+        runs = [
+            region_stats(particle_maps(rng, seg, 0.0), seg, tested=("sigma",)).tests.loc["sigma"]
+            for _ in range(150)
+        ]
+        p = np.array([r["p_value"] for r in runs])
+        p_pix = np.array([r["p_pixels"] for r in runs])
+        covered = np.mean([r["ci_low"] <= 0 <= r["ci_high"] for r in runs])
+        assert np.mean(p < 0.05) <= 0.10, np.mean(p < 0.05)
+        assert covered >= 0.90
+        # the pixel test, which takes correlated pixels as independent, cries wolf
+        assert np.mean(p_pix < 0.05) >= 0.4
+
+    def test_power_for_a_3nm_rim(self, rng):
+        _, seg = particle_grid()
+        runs = [
+            region_stats(particle_maps(rng, seg, 3.0), seg, tested=("sigma",)).tests.loc["sigma"]
+            for _ in range(60)
+        ]
+        assert np.mean([r["p_value"] < 0.05 for r in runs]) >= 0.95
+        assert np.mean([r["ci_low"] <= 3.0 <= r["ci_high"] for r in runs]) >= 0.85
+        assert np.median([r["difference"] for r in runs]) == pytest.approx(3.0, abs=0.3)
+
+    def test_summary_states_mean_difference_and_ci(self, rng):
+        _, seg = particle_grid()
+        st = region_stats(particle_maps(rng, seg, 3.0), seg, tested=("sigma",))
+        t = st.tests.loc["sigma"]
+        text = st.summary()
+        assert text.startswith("sigma: larger at the interface than in the core (significant")
+        assert (
+            f"mean over {int(t['n_particles'])} particles of (interface mean - core mean)" in text
+        )
+        assert f"95% CI {t['ci_low']:+.3g} to {t['ci_high']:+.3g}" in text
+        assert "median" not in text
+
+    def test_detected_map_chooses_the_pixels(self, rng):
+        _, seg = particle_grid()
+        maps = particle_maps(rng, seg, 0.0)
+        st = region_stats(maps, seg, tested=("sigma",))
+        n_if = (maps["detected"] & seg.mask("interface")).sum()
+        assert st.tests.loc["sigma", "n_interface"] == n_if
+        old = region_stats(maps, seg, tested=("sigma",), detected=False)
+        assert old.tests.loc["sigma", "n_interface"] == seg.mask("interface").sum()
+
+
+def test_valid_mask_per_peak_verdict():
+    maps = {
+        "sigma_1": np.array([9.0, 9.0, 9.0]),
+        "sigma_2": np.array([5.0, 5.0, 5.0]),
+        "converged": np.array([True, True, False]),
+        "detected_1": np.array([True, False, True]),
+        "detected_2": np.array([False, True, True]),
+        "detected": np.array([True, True, True]),
+    }
+    assert valid_mask(maps, ("sigma_1",)).tolist() == [True, False, False]
+    assert valid_mask(maps, ("sigma_2",)).tolist() == [False, True, False]
+    assert valid_mask(maps).tolist() == [True, True, False]
+
+
+def test_valid_mask_falls_back_to_converged_with_a_warning():
+    maps = {"sigma": np.array([9.0, 9.0]), "converged": np.array([True, False])}
+    with pytest.warns(UserWarning, match="no 'detected' map .* using every converged pixel"):
+        assert valid_mask(maps, ("sigma",)).tolist() == [True, False]

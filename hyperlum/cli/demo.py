@@ -8,6 +8,8 @@ Nothing already in DIR is replaced unless ``--overwrite`` is given.
 import os
 import time
 
+from hyperlum.cli import seed
+
 LINESCAN = "lumispydemos-Test-linescan_InGaAs-NWs.dm4"
 DEMO_FILES = ("demo_cl.zspy", "demo_haadf.zspy", "demo_maps.zspy")
 LINESCAN_FILES = ("linescan_maps.zspy", "linescan.png")
@@ -37,7 +39,7 @@ def register(subparsers):
         metavar="N",
         help="the demo map is N x N pixels, 32 to 256 (default 112)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the demo data (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the demo data (default 0)")
     p.add_argument(
         "--device",
         default="auto",
@@ -65,6 +67,7 @@ def _ious(labels, truth):
 
 
 def run(args):
+    from hyperlum import outputs
     from hyperlum.cli import UsageError
     from hyperlum.report import REPORT_FILES, check_free
 
@@ -74,9 +77,18 @@ def run(args):
     if os.path.exists(out) and not os.path.isdir(out):
         raise UsageError(f"{out} exists and is not a folder")
     check_free(out, DEMO_FILES + REPORT_FILES + LINESCAN_FILES, args.overwrite)
-    summary = demo(
-        out, size=args.size, seed=args.seed, device=args.device, overwrite=args.overwrite
-    )
+    for name in DEMO_FILES + LINESCAN_FILES:  # --overwrite: never a folder of the user's
+        outputs.check_replaceable(os.path.join(out, name), overwrite=args.overwrite)
+    import sys
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        summary = demo(
+            out, size=args.size, seed=args.seed, device=args.device, overwrite=args.overwrite
+        )
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        print(f"hyperlum demo: warning: {message}", file=sys.stderr)
     print(summary)
     return 0
 
@@ -91,7 +103,7 @@ def demo(outdir, *, size=112, seed=0, device="auto", overwrite=False):
     import matplotlib.pyplot as plt
 
     import hyperlum as hl
-    from hyperlum import data
+    from hyperlum import data, outputs
     from hyperlum.demo import make_demo
     from hyperlum.plot import plot_profile
     from hyperlum.report import make_report
@@ -106,7 +118,9 @@ def demo(outdir, *, size=112, seed=0, device="auto", overwrite=False):
     )
     path = lambda name: os.path.join(outdir, name)  # noqa: E731
     signal.save(path("demo_cl.zspy"), overwrite=overwrite)
+    outputs.mark(path("demo_cl.zspy"))
     image.save(path("demo_haadf.zspy"), overwrite=overwrite)
+    outputs.mark(path("demo_haadf.zspy"))
     t_jit = time.perf_counter()  # compile (or load from numba's cache) on two pixels first
     x = signal.axes_manager.signal_axes[0].axis
     hl.fit(signal.data[:1, :2], axis=x, estimator="mle", device=device, progress=False)
@@ -140,12 +154,17 @@ def demo(outdir, *, size=112, seed=0, device="auto", overwrite=False):
 
     states = res.state_counts()
     npx = signal.data.shape[0] * signal.data.shape[1]
+    not_conv = ~np.asarray(res.maps["converged"], dtype=bool)
+    in_matrix = int(np.sum(not_conv & (truth["labels"] == 0)))
+    why = ", ".join(f"{v} {k}" for k, v in states.items() if k != "converged" and v)
     lines = [
         f"hyperlum demo: {size}x{size} pixels x {signal.data.shape[-1]} channels "
         f"(perovskite-like particles in glass, seed {seed}), fitted on "
         f"{res.options['device']} in {t_fit:.1f} s ({npx / t_fit:,.0f} pixels/s, after "
         f"{t_jit:.1f} s of compilation or cache loading): "
-        f"{states['converged']} converged, {npx - states['converged']} flagged.",
+        f"{states['converged']} converged, {npx - states['converged']} not"
+        + (f" ({why}; {in_matrix} of them in the matrix, which has no emission)" if why else "")
+        + ".",
         f"Segmentation: {rep.segmentation.n} particles found ({truth['n_particles']} placed), "
         f"IoU with the truth: min {ious.min():.3f}, mean {ious.mean():.3f}.",
         "",

@@ -3,7 +3,8 @@
 import csv
 from pathlib import Path
 
-from hyperlum.cli import UsageError
+from hyperlum import outputs
+from hyperlum.cli import UsageError, finite_float
 
 OUTPUTS = ("eels_maps.hspy", "profile.csv", "edge_map.png", "profile.png", "spectra.png")
 
@@ -15,7 +16,9 @@ def register(subparsers):
         description=(
             "Align the zero-loss peak (with --low-loss), fit and subtract a power law per "
             "pixel in --fit-range, integrate the edge in --edge, normalise by the total "
-            "core-loss intensity, and write the maps, a line profile and figures to OUT."
+            "core-loss intensity, and write the maps, a line profile and figures to OUT. "
+            "Several edges: repeat --edge (and --fit-range once per edge, in the same order, "
+            "when each edge needs its own pre-edge window)."
         ),
     )
     p.add_argument("input", help="core-loss EELS spectrum image or line scan (any HyperSpy file)")
@@ -23,31 +26,51 @@ def register(subparsers):
     p.add_argument(
         "--fit-range",
         nargs=2,
-        type=float,
+        type=finite_float,
         required=True,
+        action="append",
         metavar=("LO", "HI"),
-        help="power-law window before the edge (eV)",
+        help="power-law window before the edge (eV); once for all edges, or once per --edge",
     )
     p.add_argument(
         "--edge",
         nargs=2,
-        type=float,
+        type=finite_float,
         required=True,
+        action="append",
         metavar=("LO", "HI"),
-        help="edge integration window (eV)",
+        help="edge integration window (eV); repeat for several edges, one map and profile each",
     )
     p.add_argument(
         "--profile",
         nargs=4,
-        type=float,
+        type=finite_float,
         metavar=("X0", "Y0", "X1", "Y1"),
         help="line of the profile on a 2-D map, calibrated units "
         "(default: the middle row, left to right)",
     )
-    p.add_argument("--width", type=float, help="width of the profile band (calibrated units)")
+    p.add_argument(
+        "--width",
+        type=_width,
+        help="width of the profile band on a 2-D map (calibrated units, > 0; default 1 pixel)",
+    )
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs in OUT")
     p.set_defaults(func=run)
+
+
+def _width(text):
+    """``--width``: a finite number above zero (argparse reports the message)."""
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
 
 
 def _load(path, what):
@@ -69,56 +92,128 @@ def _load(path, what):
     return s
 
 
+def _edge_name(edge):
+    """Name of an edge's map: ``edge_636_670`` for ``--edge 636 670``."""
+    return "edge_" + "_".join(f"{v:g}".replace(".", "p").replace("-", "m") for v in edge)
+
+
 def run(args):
     import numpy as np
 
     import hyperlum as hl
+    from hyperlum._validate import value_range
     from hyperlum.result import FitResult
 
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise UsageError(f"-o {out} exists and is not a folder")
-    clash = [n for n in OUTPUTS if (out / n).exists()]
-    if clash and not args.overwrite:
-        raise UsageError(f"{out / clash[0]} exists; pass --overwrite to replace it")
+    outputs.check_not_input([out / n for n in OUTPUTS], [args.input, args.low_loss], option="-o")
+    for n in OUTPUTS:
+        outputs.check_replaceable(out / n, overwrite=args.overwrite)
     core = _load(args.input, "IN")
+    nav = core.data.shape[:-1]
+    if len(nav) not in (1, 2):
+        raise UsageError(f"IN must be a line scan or a map, it has {len(nav)} navigation axes")
+    if len(nav) == 1 and (args.width is not None or args.profile is not None):
+        raise UsageError("--width and --profile apply to 2-D maps; IN is a line scan")
+    sax = core.axes_manager.signal_axes[0]
+    edges = [tuple(edge) for edge in args.edge]
+    for edge in edges:
+        value_range("--edge", edge, sax.axis, sax.units)
+    if len(set(map(_edge_name, edges))) < len(edges):
+        raise UsageError("--edge is given twice with the same window")
+    ranges = [tuple(r) for r in args.fit_range]
+    if len(ranges) not in (1, len(edges)):
+        raise UsageError(
+            f"--fit-range is given {len(ranges)} times for {len(edges)} --edge windows: "
+            "give it once, or once per --edge"
+        )
+    pairs = list(zip(ranges * len(edges) if len(ranges) == 1 else ranges, edges, strict=True))
+    for (lo, hi), edge in pairs:
+        if edge[0] < hi:
+            raise UsageError(
+                f"--edge {edge[0]:g} {edge[1]:g} starts before the end of its --fit-range "
+                f"{lo:g} {hi:g}: the power law is fitted before the edge"
+            )
     notes = []
     if args.low_loss:
         ll = _load(args.low_loss, "--low-loss")
         _, core = hl.eels.align_zlp(ll, core)
-        notes.append(f"ZLP aligned (median shift {core.metadata.Signal.zlp_shift_median:.3f} eV)")
-    sub, bg = hl.eels.subtract_powerlaw(core, fit_range=args.fit_range)
-    edge = hl.eels.edge_intensity(sub, window=args.edge)
+        meta = core.metadata.Signal
+        note = f"ZLP aligned (median shift {meta.zlp_shift_median:.3f} eV"
+        if meta.zlp_unaligned_pixels:
+            note += f"; {meta.zlp_unaligned_pixels} pixels with a bad ZLP only recalibrated"
+        notes.append(note + ")")
+    fits = {}  # fit range -> (subtracted, power-law maps), each range fitted once
+    for fit_range in dict.fromkeys(ranges):
+        fits[fit_range] = hl.eels.subtract_powerlaw(core, fit_range=fit_range)
     total = hl.eels.edge_intensity(core, window=_full_range(core))
     ok = np.isfinite(total.data) & (total.data > 0)
-    norm = np.where(ok, edge.data / np.where(ok, total.data, 1.0), np.nan)
-    maps = dict(bg.maps)
-    maps.update(edge=edge.data, total=total.data, edge_normalised=norm)
-    opts = dict(bg.options, edge=list(args.edge), low_loss=args.low_loss or "")
+    maps = {}
+    for fit_range, (_, bg) in fits.items():
+        prefix = "" if len(fits) == 1 else _edge_name(fit_range).replace("edge", "bg", 1) + "_"
+        maps.update({prefix + k: v for k, v in bg.maps.items()})
+        notes.append(_fit_sentence(fit_range, bg))
+    maps["total"] = total.data
+    names = []
+    for fit_range, edge in pairs:
+        name = _edge_name(edge)
+        names.append(name)
+        m = hl.eels.edge_intensity(fits[fit_range][0], window=edge).data
+        maps[name] = m
+        maps[f"{name}_normalised"] = np.where(ok, m / np.where(ok, total.data, 1.0), np.nan)
+        notes.append(f"{name}: {int(np.isfinite(maps[name]).sum())} pixels with a value")
+    bg = fits[ranges[0]][1]
+    opts = dict(
+        bg.options,
+        fit_range=[list(r) for r, _ in pairs],
+        edges=[list(e) for e in edges],
+        low_loss=args.low_loss or "",
+    )
     result = FitResult(maps, bg.nav_axes, opts, bg.signal_axis, bg.title)
-    out.mkdir(parents=True, exist_ok=True)
-    result.save(out / "eels_maps.hspy", overwrite=True)
-    nav = core.data.shape[:-1]
-    norm_sig = result["edge_normalised"]
     if len(nav) == 1:
         ax = core.axes_manager.navigation_axes[0]
-        prof = hl.eels.line_profile(norm_sig, ax.axis[0], ax.axis[-1])
-    elif len(nav) == 2:
-        prof = hl.eels.line_profile(norm_sig, *_profile_line(core, args.profile), width=args.width)
+        line = (ax.axis[0], ax.axis[-1])
+        profiles = [hl.eels.line_profile(result[f"{n}_normalised"], *line) for n in names]
+        line = None
     else:
-        raise UsageError(f"IN must be a line scan or a map, it has {len(nav)} navigation axes")
-    dist = prof.axes_manager[0].axis
+        line = _profile_line(core, args.profile)
+        try:
+            profiles = [
+                hl.eels.line_profile(result[f"{n}_normalised"], *line, width=args.width)
+                for n in names
+            ]
+        except ValueError as err:
+            raise UsageError(f"--profile: {err}") from None
+    out.mkdir(parents=True, exist_ok=True)
+    result.save(out / "eels_maps.hspy", overwrite=True)
+    dist = profiles[0].axes_manager[0].axis
     with open(out / "profile.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow([f"distance ({prof.axes_manager[0].units})", "edge_normalised"])
-        w.writerows(zip(dist.tolist(), prof.data.tolist(), strict=True))
-    _figures(out, core, sub, bg, result, prof, args)
-    counts = hl.eels.state_counts(bg)
-    print(
-        f"hyperlum eels: {int(np.prod(nav))} pixels, power law {counts['converged']} converged,"
-        f" {counts['bad_input']} bad input; " + "; ".join(notes + [f"wrote {out}"])
-    )
+        w.writerow(
+            [f"distance ({profiles[0].axes_manager[0].units})"] + [f"{n}_normalised" for n in names]
+        )
+        w.writerows(zip(dist.tolist(), *(p.data.tolist() for p in profiles), strict=True))
+    _figures(out, core, fits, pairs, result, names, profiles, line, args)
+    print(f"hyperlum eels: {int(np.prod(nav))} pixels; " + "; ".join(notes + [f"wrote {out}"]))
     return 0
+
+
+def _fit_sentence(fit_range, bg):
+    """``power law 600-635: 10 converged, 0 bad input (0 with a saturated channel, ...)``."""
+    import numpy as np
+
+    import hyperlum as hl
+
+    counts = hl.eels.state_counts(bg)
+    flags = [
+        f"{int(np.sum(np.asarray(bg.maps[k]) > 0))} with a {what} channel"
+        for k, what in (("saturated", "saturated"), ("nonfinite", "NaN or inf"))
+    ]
+    return (
+        f"power law {fit_range[0]:g}-{fit_range[1]:g}: {counts['converged']} converged, "
+        f"{counts['bad_input']} bad input ({', '.join(flags)})"
+    )
 
 
 def _full_range(s):
@@ -134,47 +229,33 @@ def _profile_line(core, line):
     return (xa.axis[0], ymid), (xa.axis[-1], ymid)
 
 
-def _figures(out, core, sub, bg, result, prof, args):
+def _figures(out, core, fits, pairs, result, names, profiles, line, args):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
-    e = core.axes_manager.signal_axes[0].axis
+    from hyperlum.eels_plot import plot_edge_maps, plot_mean_spectra, plot_profiles
+
     units = core.axes_manager.signal_axes[0].units or ""
-    norm = result.maps["edge_normalised"]
-    fig, ax = plt.subplots(figsize=(5, 4))
-    if norm.ndim == 2:
-        im = ax.imshow(norm, cmap="viridis")
-        fig.colorbar(im, ax=ax, label="edge / total")
-    else:
-        ax.plot(norm, "o-")
-        ax.set_xlabel("pixel")
-        ax.set_ylabel("edge / total")
-    ax.set_title(f"edge {args.edge[0]:g}-{args.edge[1]:g} {units}")
-    fig.tight_layout()
-    fig.savefig(out / "edge_map.png", dpi=100)
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot(prof.axes_manager[0].axis, prof.data, "o-")
-    ax.set_xlabel(f"distance ({prof.axes_manager[0].units or 'px'})")
-    ax.set_ylabel("edge / total")
-    fig.tight_layout()
-    fig.savefig(out / "profile.png", dpi=100)
-    plt.close(fig)
-    flat = core.data.reshape(-1, e.size)
-    flat_sub = np.asarray(sub.data).reshape(-1, e.size)
-    mean = np.nanmean(flat, axis=0)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(e, mean, label="mean spectrum")
-    ax.plot(e, mean - np.nanmean(flat_sub, axis=0), label="mean power law")
-    ax.plot(e, np.nanmean(flat_sub, axis=0), label="mean subtracted")
-    for lo, hi, c in ((*args.fit_range, "0.85"), (*args.edge, "C3")):
-        ax.axvspan(lo, hi, color=c, alpha=0.3)
-    ax.set_xlabel(f"energy loss ({units})")
-    ax.set_ylabel("counts")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "spectra.png", dpi=100)
-    plt.close(fig)
+    labels = [f"edge {e[0]:g}-{e[1]:g} {units}".strip() for _, e in pairs]
+    spectra, axes = plt.subplots(
+        len(fits), 1, figsize=(7, 4.2 * len(fits)), layout="constrained", squeeze=False
+    )
+    for ax, (fit_range, (sub, bg)) in zip(axes[:, 0], fits.items(), strict=True):
+        edges = [e for r, e in pairs if r == fit_range]
+        plot_mean_spectra(core, sub, bg, fit_range=fit_range, edges=edges, ax=ax)
+    figures = {
+        "edge_map.png": plot_edge_maps(
+            [result.maps[f"{n}_normalised"] for n in names],
+            result.nav_axes,
+            labels=labels,
+            line=line,
+            width=args.width,
+        ),
+        "profile.png": plot_profiles(profiles, labels=labels),
+        "spectra.png": spectra,
+    }
+    for name, fig in figures.items():
+        fig.savefig(out / name, dpi=110)
+        plt.close(fig)

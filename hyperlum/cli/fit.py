@@ -6,7 +6,10 @@ continues where it stopped when the same command is run again. The maps are writ
 ``OUT`` (``.zspy`` or ``.hspy``) only when every chunk is done.
 """
 
+import argparse
+import contextlib
 import functools
+import io
 import json
 import os
 import sys
@@ -15,10 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from hyperlum.cli import UsageError
+from hyperlum import outputs
+from hyperlum.cli import UsageError, finite_float
 from hyperlum.cube import is_dask
 
 _RESULT_EXTENSIONS = (".zspy", ".hspy")
+SCHEDULER_TIMEOUT = 10.0  # seconds for a scheduler address to answer as a dask scheduler
 
 
 def register(subparsers):
@@ -30,9 +35,34 @@ def register(subparsers):
     p.add_argument("input", metavar="IN", help="spectrum image: .dm3/.dm4, .sur, .h5, .hspy, ...")
     p.add_argument("-o", "--output", metavar="OUT", required=True, help="maps file, .zspy or .hspy")
     p.add_argument(
-        "--range", nargs=2, type=float, metavar=("LO", "HI"), help="fit only this part of the axis"
+        "--range",
+        nargs=2,
+        type=finite_float,
+        metavar=("LO", "HI"),
+        help="fit only this part of the axis",
     )
-    p.add_argument("--peaks", type=int, default=1, metavar="N", help="Gaussians, 1 to 4 (1)")
+    p.add_argument(
+        "--peaks",
+        type=_peaks,
+        default=1,
+        metavar="N",
+        help="Gaussians, 1 to 4, or auto: per pixel as many as the data support (1)",
+    )
+    p.add_argument(
+        "--max-peaks", type=int, default=2, metavar="N", help="most Gaussians for --peaks auto (2)"
+    )
+    p.add_argument(
+        "--no-despike",
+        dest="despike",
+        action="store_false",
+        help="do not replace cosmic-ray spikes before fitting",
+    )
+    p.add_argument(
+        "--resolution",
+        type=finite_float,
+        metavar="FWHM",
+        help="instrument resolution (axis units) for the detection verdict (one channel)",
+    )
     p.add_argument("--background", choices=("none", "constant", "linear"), default="constant")
     p.add_argument("--estimator", choices=("lse", "mle"), default="lse")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -43,10 +73,10 @@ def register(subparsers):
         "worker processes (default: in this process)",
     )
     p.add_argument("--max-iterations", type=int, default=50, metavar="N")
-    p.add_argument("--tolerance", type=float, default=1e-7, metavar="T")
+    p.add_argument("--tolerance", type=finite_float, default=1e-7, metavar="T")
     p.add_argument(
         "--chunk-mb",
-        type=float,
+        type=finite_float,
         default=32.0,
         metavar="MB",
         help="size of a chunk, as float64 spectra (32)",
@@ -60,6 +90,12 @@ def register(subparsers):
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
+
+
+def _peaks(value):
+    if value == "auto" or value.isdigit():
+        return value if value == "auto" else int(value)
+    raise argparse.ArgumentTypeError(f"give 1 to 4 or auto, not {value!r}")
 
 
 def _check_output(out):
@@ -134,6 +170,9 @@ def _plan(args, cube):
         max_iterations=args.max_iterations,
         tolerance=args.tolerance,
         signal_range=args.range,
+        max_peaks=args.max_peaks,
+        despike=args.despike,
+        resolution=args.resolution,
         label=lambda name: "--" + name.replace("_", "-"),
     )
     return spec, options
@@ -189,6 +228,37 @@ def _fit_here(store, todo, cube, spec, bar):
             bar.update(store.pixels(idx))
 
 
+def _probe_scheduler(address, *, timeout):
+    """Raise OSError unless ``address`` answers as a dask scheduler within ``timeout`` s.
+
+    ``Client`` alone may wait for ever on a port that accepts and says nothing.
+    """
+    import asyncio
+
+    from distributed.comm import connect
+
+    async def identity():
+        comm = await connect(address, timeout=2 * timeout)  # the wait_for below decides
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    try:
+        reply = asyncio.run(asyncio.wait_for(identity(), timeout))
+    except asyncio.TimeoutError:
+        raise OSError(
+            f"the dask scheduler {address} does not answer within {timeout:g} s"
+        ) from None
+    except OSError as err:  # refused, unreachable, reset
+        raise OSError(f"cannot reach the dask scheduler {address}: {err}") from None
+    except Exception as err:  # garbage where a dask message should be
+        reply = type(err).__name__
+    if not isinstance(reply, dict) or reply.get("type") != "Scheduler":
+        raise OSError(f"{address} does not answer as a dask scheduler")
+
+
 def _fit_distributed(store, todo, sched, path, hints, channels, cube, spec, bar):
     from dask.distributed import Client, LocalCluster, as_completed
 
@@ -203,7 +273,7 @@ def _fit_distributed(store, todo, sched, path, hints, channels, cube, spec, bar)
             )
             client = Client(cluster)
         else:
-            client = Client(value, timeout="10s")
+            client = Client(value, timeout=f"{SCHEDULER_TIMEOUT}s")
     except Exception as err:
         if cluster is not None:
             cluster.close()
@@ -237,11 +307,19 @@ def _fit_distributed(store, todo, sched, path, hints, channels, cube, spec, bar)
 
 
 def run(args):
+    """Run ``hyperlum fit``; notices are held back so that an error is the only stderr line."""
+    notes = io.StringIO()
+    with contextlib.ExitStack() as held:
+        rc = _run(args, held, notes)
+    sys.stderr.write(notes.getvalue())
+    return rc
+
+
+def _run(args, held, notes):
     from tqdm.auto import tqdm
 
-    from hyperlum import _backend, resume
+    from hyperlum import resume
     from hyperlum.io import _quiet, load
-    from hyperlum.kernels.constants import n_params
     from hyperlum.result import FitResult
 
     t_start = time.perf_counter()
@@ -254,9 +332,16 @@ def run(args):
     if "axis" in hints:
         hints["axis"] = str(Path(hints["axis"]).resolve())
     src = Path(args.input)
+    outputs.check_not_input([out, resume.partial_path(out)], [src, hints.get("axis")], option="-o")
     signal = load(src, lazy=True, **hints)
     cube, channels = _cube(signal, args.range)
-    spec, options = _plan(args, cube)
+    with contextlib.redirect_stderr(notes):  # the device notice waits for the fit to succeed
+        spec, options = _plan(args, cube)
+    if sched is not None and sched[0] == "address":  # before anything is written
+        _probe_scheduler(sched[1], timeout=SCHEDULER_TIMEOUT)
+    held.enter_context(outputs.writer_lock(out))
+    for p in resume.leftovers(out):  # of killed runs: this run holds the lock
+        outputs.remove(p)
 
     hint_id = dict(hints)
     if "axis" in hint_id:
@@ -274,8 +359,7 @@ def run(args):
     if out.exists():
         old = _output_fingerprint(out)
         if old == fp and not args.overwrite:
-            resume.remove_stale(out)
-            store = resume.PartialStore.open(out)
+            store = _open_store(out, io.StringIO())  # a damaged one goes without a word
             if store is not None and store.manifest.get("fingerprint") == fp:
                 store.remove()  # left behind by a run killed just after it wrote OUT
             print(f"hyperlum fit: {out} is already complete for this input and these options")
@@ -283,9 +367,9 @@ def run(args):
         if not args.overwrite:
             what = "the fit of another input or other options" if old else "no hyperlum fit"
             raise UsageError(f"{out} exists and holds {what}; pass --overwrite to replace it")
+        outputs.check_replaceable(out, overwrite=True)
 
-    resume.remove_stale(out)
-    store = resume.PartialStore.open(out)
+    store = _open_store(out, notes)
     if store is not None and store.manifest.get("fingerprint") != fp:
         if not args.overwrite:
             raise UsageError(
@@ -309,16 +393,16 @@ def run(args):
         except OSError as err:
             raise OSError(f"cannot write {out}: {err.strerror or err}") from None
 
+    damaged = len(store.verify()) if resumed else 0  # reused chunks must match their checksum
     todo = store.missing()
     npix = int(np.prod(cube.nav_shape, dtype=np.int64))
     done_before = store.done_pixels()
     if resumed:
-        print(
-            f"hyperlum fit: resuming {out}: {store.n_chunks() - len(todo)} of "
-            f"{store.n_chunks()} chunks already done",
-            file=sys.stderr,
+        refit = f" ({damaged} damaged, fitted again)" if damaged else ""
+        notes.write(
+            f"hyperlum fit: resumed {out}: {store.n_chunks() - len(todo)} of "
+            f"{store.n_chunks()} chunks were already done{refit}\n"
         )
-    _backend.resolve_device(args.device)  # says once, on stderr, when "auto" falls back
     t_fit = time.perf_counter()
     with tqdm(
         total=npix,
@@ -329,36 +413,57 @@ def run(args):
         disable=args.quiet,
         dynamic_ncols=True,
     ) as bar:
-        if sched is None:
-            _fit_here(store, todo, cube, spec, bar)
+        for _ in range(3):  # the output is made of verified chunks only
+            if sched is None:
+                _fit_here(store, todo, cube, spec, bar)
+            else:
+                _fit_distributed(
+                    store, todo, sched, str(src.resolve()), hints, channels, cube, spec, bar
+                )
+            stacked, todo = store.stacked()
+            if not todo:
+                break
+            damaged += len(todo)
+            bar.update(-sum(store.pixels(i) for i in todo))
         else:
-            _fit_distributed(
-                store, todo, sched, str(src.resolve()), hints, channels, cube, spec, bar
-            )
+            raise OSError(f"cannot write {store.root}: chunks read back differ from those written")
     t_fit = time.perf_counter() - t_fit
 
-    stacked = store.stacked()
     saved_options = dict(options, input=str(src.resolve()), fingerprint=fp)
     result = FitResult.from_stacked(stacked, spec.peaks, spec.background, cube, saved_options)
-    tmp = resume.temporary_output(out)
     with _quiet():
-        result.save(tmp, overwrite=True)
-    resume.publish(tmp, out)
+        result.save(out, overwrite=True)  # under a temporary name, then renamed into place
     store.remove()
 
-    m = n_params(spec.peaks, spec.background)
-    state = stacked[..., 2 * m + spec.peaks + 1]
-    converged = int(np.sum(state == 0))
+    converged = int(np.sum(result.maps["converged"]))
+    detected = int(np.sum(result.maps["detected"]))
+    spikes = int(np.sum(result.maps["spikes"]))
     fitted = npix - done_before
     rate = fitted / t_fit if t_fit > 0 else float("nan")
     share = 100.0 * converged / npix if npix else 0.0
+    found = 100.0 * detected / npix if npix else 0.0
     resumed_txt = f" ({done_before} resumed)" if done_before else ""
+    if damaged:
+        resumed_txt += f" ({damaged} damaged chunks fitted again)"
     print(
-        f"hyperlum fit: {npix} pixels{resumed_txt}, {share:.1f}% converged; "
+        f"hyperlum fit: {npix} pixels{resumed_txt}, {share:.1f}% converged, "
+        f"{found:.1f}% with a detected peak, {spikes} spike channels replaced; "
         f"{fitted} fitted in {t_fit:.1f} s ({rate:,.0f} pixels/s), "
         f"{time.perf_counter() - t_start:.1f} s in all; maps written to {out}"
     )
     return 0
+
+
+def _open_store(out, notes):
+    """The partial store of ``out``; a damaged one (ours, by its files) is removed: None."""
+    from hyperlum import resume
+
+    try:
+        return resume.PartialStore.open(out)
+    except resume.DamagedStore as err:
+        notes.write(f"hyperlum fit: {err}; it was removed and the fit starts anew\n")
+        outputs.remove(resume.partial_path(out))
+        return None
 
 
 def _stored_chunks(data):

@@ -1,17 +1,22 @@
-"""``hyperlum report MAPS -o DIR``: interface-vs-core figures and tables from fitted maps.
+"""``hyperlum report MAPS -o DIR``: figures, tables and findings from fitted maps.
 
-MAPS is a result file written by ``hyperlum fit`` (or ``FitResult.save``). The particles are
-found on the HAADF image given with ``--image`` (same scan), else on the fitted intensity.
+MAPS is a result file written by ``hyperlum fit`` (or ``FitResult.save``), a map or a line
+scan. On a map the particles are found on the HAADF image given with ``--image`` (same scan),
+else on the fitted intensity, and interface and core are compared over particles.
 """
+
+from hyperlum.cli import finite_float
 
 
 def register(subparsers):
     p = subparsers.add_parser(
         "report",
-        help="figures (PNG) and tables (CSV) comparing particle interface and core",
+        help="figures (PNG), tables (CSV) and findings from fitted maps or line scans",
         description=(
-            "Interface-vs-core figures (PNG) and tables (CSV) from fitted maps. The particles are "
-            "found on the HAADF image (--image), else on the fitted intensity."
+            "Figures (PNG), tables (CSV) and findings from fitted maps or line scans, over the "
+            "pixels with a detected peak. On a map, the particles are found on the HAADF image "
+            "(--image), else on the fitted intensity, and interface and core are compared over "
+            "particles (no claim with fewer than 5)."
         ),
     )
     p.add_argument("maps", metavar="MAPS", help="fitted maps (.zspy or .hspy)")
@@ -22,25 +27,30 @@ def register(subparsers):
     p.add_argument(
         "--spectra",
         metavar="FILE",
-        help="the fitted spectrum image, to draw spectra with their fits",
+        help="the fitted spectrum image, to draw spectra with their fits (same scan)",
+    )
+    p.add_argument(
+        "--all-converged",
+        action="store_true",
+        help="use every converged pixel, not only those where a peak was detected",
     )
     p.add_argument(
         "--interface-width",
-        type=float,
+        type=finite_float,
         default=None,
         metavar="W",
         help="interface (rim) thickness in the maps' units (default: 3 pixels)",
     )
     p.add_argument(
         "--shell-width",
-        type=float,
+        type=finite_float,
         default=None,
         metavar="W",
         help="shell (matrix band) thickness in the maps' units (default: 3 pixels)",
     )
     p.add_argument(
         "--min-snr",
-        type=float,
+        type=finite_float,
         default=3.0,
         metavar="S",
         help="keep pixels whose amplitude is at least S standard errors (default 3)",
@@ -65,9 +75,15 @@ def _load_signal(path, what):
 def run(args):
     import os
 
-    from hyperlum.report import make_report
+    from hyperlum import outputs
+    from hyperlum.report import REPORT_FILES, make_report
     from hyperlum.result_io import load_result
 
+    outputs.check_not_input(
+        [os.path.join(args.output, n) for n in REPORT_FILES],
+        [args.maps, args.image, args.spectra],
+        option="-o",
+    )
     res = load_result(args.maps)
     image = _load_signal(args.image, "HAADF image") if args.image else None
     if image is not None and image.axes_manager.signal_dimension != 2:
@@ -77,16 +93,24 @@ def run(args):
         import hyperlum as hl
 
         signal = hl.load(args.spectra)
-    rep = make_report(
-        res,
-        image,
-        args.output,
-        signal=signal,
-        interface_width=args.interface_width,
-        shell_width=args.shell_width,
-        min_snr=args.min_snr,
-        overwrite=args.overwrite,
-    )
+    import sys
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rep = make_report(
+            res,
+            image,
+            args.output,
+            signal=signal,
+            interface_width=args.interface_width,
+            shell_width=args.shell_width,
+            min_snr=args.min_snr,
+            detected=not args.all_converged,
+            overwrite=args.overwrite,
+        )
+    for w in caught:
+        print(f"hyperlum report: warning: {w.message}", file=sys.stderr)
     print(rep.findings.strip())
     print(
         f"\nWrote {len(rep.paths)} files to {os.path.abspath(args.output)}: "

@@ -1,0 +1,83 @@
+"""What the detection verdict and the default despiking cost, next to the fit itself (CPU).
+
+A Poisson cube of one Gaussian + constant (as ``bench_cpu.py``: 1024 channels, 600-820 nm)
+is fitted chunk by chunk as :func:`hyperlum.fit` does; the parts of the per-chunk work are
+timed separately: the kernel fit, the detection post-pass (residual sums of squares and
+verdict: one numba pass) and the spike filter. Detection should cost at most 10% of the fit.
+
+Run: ``python benchmarks/bench_detect.py [--size 96] [--estimator lse]``
+"""
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+from hyperlum.cl import despike_spectra
+from hyperlum.cube import as_cube
+from hyperlum.detect import smooth_rss, verdict
+from hyperlum.fit import fit_block, kernel_dtype, plan
+from hyperlum.kernels import cpu
+
+X = np.linspace(600.0, 820.0, 1024)
+
+
+def make_cube(n, seed=0):
+    rng = np.random.default_rng(seed)
+    shape = (n * n, 1)
+    mu = rng.uniform(40, 400, shape) * np.exp(
+        -0.5 * ((X - rng.uniform(680, 740, shape)) / rng.uniform(6, 20, shape)) ** 2
+    ) + rng.uniform(2, 20, shape)
+    return rng.poisson(mu).astype(np.uint16)
+
+
+def cpu_rows(data, spec):
+    """The kernel fit alone, as :func:`hyperlum.fit.fit_block` runs it on the CPU."""
+    flat = np.ascontiguousarray(data, dtype=kernel_dtype(data))
+    out = np.empty((spec.kernel_outputs, flat.shape[0]))
+    args = (spec.peaks, spec.background, spec.estimator, spec.max_iterations, spec.tolerance)
+    return cpu.fit_chunk(flat, X, *args, spec.saturation, out)
+
+
+def best_of(fn, repeat=3):
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return min(times), out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=96, help="map side (pixels)")
+    ap.add_argument("--estimator", choices=("lse", "mle"), default="lse")
+    args = ap.parse_args()
+    data = make_cube(args.size)
+    spec, _ = plan(as_cube(data, X), estimator=args.estimator, device="cpu")
+    fit_block(data[:64], X, spec)  # compile outside the timing
+    t_fit, rows = best_of(lambda: cpu_rows(data, spec))
+
+    def detection():
+        rss0, rss1 = smooth_rss(data, X, rows[:3])
+        return verdict(rows, rss0, rss1, X, peaks=1, background=spec.background)
+
+    t_detect, det = best_of(detection)
+    t_despike, _ = best_of(lambda: despike_spectra(data))
+    out = {
+        "pixels": int(data.shape[0]),
+        "channels": int(data.shape[1]),
+        "estimator": args.estimator,
+        "fit_s": round(t_fit, 3),
+        "detect_s": round(t_detect, 4),
+        "despike_s": round(t_despike, 3),
+        "detect_share_of_fit": round(t_detect / t_fit, 4),
+        "despike_share_of_fit": round(t_despike / t_fit, 3),
+        "detected": float(det.mean()),
+    }
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
