@@ -142,14 +142,16 @@ def ns_per_channel_pass(flat, params, estimator, repeats):
     from hyperlum.kernels import cpu
 
     shared = kcompile.SHARED[: [f.__name__ for f in kcompile.SHARED].index("accumulate") + 1]
-    jit = numba.njit(nogil=True, fastmath={"contract", "arcp", "reassoc"})
-    acc = kcompile.jit_functions(shared, jit)["accumulate"]
+    options = getattr(cpu, "JIT_OPTIONS", {"fastmath": {"contract", "arcp", "reassoc"}})
+    acc = kcompile.jit_functions(shared, numba.njit(nogil=True, **options))["accumulate"]
     est = kc.ESTIMATORS[estimator]
 
     if "middle" in inspect.signature(shared[-1]).parameters:  # this kernels
+        # least squares sums the sandwich middle in every pass (as the fit does on a CPU)
+        middle = 2 if est == kc.LSE else 0
 
         def call(y, x, xref, p, M, V, h):
-            return acc(y, x, xref, p, 1, 1, est, M[0], V[0], V[6], h, M[3], V[7:10], M[4], False)
+            return acc(y, x, xref, p, 1, 1, est, M[0], V[0], V[6], h, M[3], V[7:10], M[4], middle)
     else:
 
         def call(y, x, xref, p, M, V, h):

@@ -19,7 +19,12 @@ from hyperlum.kernels import constants
 from hyperlum.kernels.compile import jit_all
 from hyperlum.kernels.constants import MAX_PARAMS, N_MATRICES, N_VECTORS
 
-_fns = jit_all(numba.njit(cache=True, nogil=True, fastmath={"contract", "arcp", "reassoc"}))
+#: Compiler options of the shared maths. ``error_model="numpy"``: a division by zero gives
+#: inf/nan as on a GPU, instead of a check and a branch per division, which kept loops with a
+#: division (the Poisson terms, the logarithm) from vectorising.
+JIT_OPTIONS = {"error_model": "numpy", "fastmath": {"contract", "arcp", "reassoc"}}
+
+_fns = jit_all(numba.njit(cache=True, nogil=True, **JIT_OPTIONS))
 _fit_pixel = _fns["fit_pixel"]
 _uniform_step = _fns["uniform_step"]
 

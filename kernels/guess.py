@@ -23,26 +23,55 @@ def residual(y, x, xref, p, k, nbg, i):
     return r
 
 
-def smoothed(y, x, xref, p, k, nbg, i, h):
-    """Mean of :func:`residual` over channels ``i - h .. i + h`` (clipped at the ends)."""
+def half_edge(y, x, xref, p, k, nbg, i, h, half, step):
+    """Walk from channel ``i`` by ``step`` (+1 or -1) while the smoothed residual exceeds ``half``.
+
+    The smoothed residual is the mean of :func:`residual` over channels ``i - h .. i + h``
+    (clipped at the ends); its window sum slides along with ``i``. Returns the first channel
+    at which it is ``<= half``, or the end of the spectrum.
+    """
     n = y.shape[0]
     lo = max(0, i - h)
     hi = min(n - 1, i + h)
     s = 0.0
     for j in range(lo, hi + 1):
         s += residual(y, x, xref, p, k, nbg, j)
-    return s / (hi - lo + 1)
+    while (i > 0 if step < 0 else i < n - 1) and s > half * (hi - lo + 1):
+        i += step
+        while lo < max(0, i - h):
+            s -= residual(y, x, xref, p, k, nbg, lo)
+            lo += 1
+        while lo > max(0, i - h):
+            lo -= 1
+            s += residual(y, x, xref, p, k, nbg, lo)
+        while hi < min(n - 1, i + h):
+            hi += 1
+            s += residual(y, x, xref, p, k, nbg, hi)
+        while hi > min(n - 1, i + h):
+            s -= residual(y, x, xref, p, k, nbg, hi)
+            hi -= 1
+    return i
 
 
 def guess(y, x, xref, npk, nbg, est, smin, saturation, p):
     """Starting values into ``p`` (layout of :mod:`~hyperlum.kernels.models`), or a bad pixel.
 
     Returns True, leaving ``p`` undefined, for a spectrum with a NaN / inf, a channel at or
-    above ``saturation``, or nothing but zeros: the sweep of the first peak reads every channel
-    once and checks it on the way. The background is stored right after the peaks found so far
-    while they are being found, and moved to its final place at the end.
+    above ``saturation``, or nothing but zeros (one branch-free, vectorised sweep checks every
+    channel). The background is stored right after the peaks found so far while they are being
+    found, and moved to its final place at the end.
     """
     n = y.shape[0]
+    total = 0.0
+    size = 0.0
+    top = -math.inf
+    for i in range(n):
+        v = float(y[i])
+        total += v
+        size += abs(v)
+        top = max(top, v)
+    if not (math.isfinite(total) and top < saturation and size > 0.0):
+        return True
     m = max(3, n // 20)
     left = 0.0
     right = 0.0
@@ -78,37 +107,23 @@ def guess(y, x, xref, npk, nbg, est, smin, saturation, p):
         imax = 0
         rmax = -math.inf
         total = 0.0
-        # Every channel enters the window once: checked there while the first peak is sought.
-        ok = True
-        nonzero = False
+        full = 2 * h + 1
+        inv_full = 1.0 / full
         for j in range(min(h, n - 1) + 1):
-            if k == 0:
-                v = float(y[j])
-                ok = ok and abs(v) < math.inf and v < saturation
-                nonzero = nonzero or v != 0.0
             total += residual(y, x, xref, p, k, nbg, j)
         for i in range(n):
-            r = total / (min(i + h, n - 1) - max(i - h, 0) + 1)
+            count = min(i + h, n - 1) - max(i - h, 0) + 1
+            r = total * inv_full if count == full else total / count
             if r > rmax:
                 rmax = r
                 imax = i
             if i + h + 1 < n:
-                if k == 0:
-                    v = float(y[i + h + 1])
-                    ok = ok and abs(v) < math.inf and v < saturation
-                    nonzero = nonzero or v != 0.0
                 total += residual(y, x, xref, p, k, nbg, i + h + 1)
             if i - h >= 0:
                 total -= residual(y, x, xref, p, k, nbg, i - h)
-        if k == 0 and not (ok and nonzero):
-            return True
         half = 0.5 * rmax
-        il = imax
-        while il > 0 and smoothed(y, x, xref, p, k, nbg, il, h) > half:
-            il -= 1
-        ir = imax
-        while ir < n - 1 and smoothed(y, x, xref, p, k, nbg, ir, h) > half:
-            ir += 1
+        il = half_edge(y, x, xref, p, k, nbg, imax, h, half, -1)
+        ir = half_edge(y, x, xref, p, k, nbg, imax, h, half, 1)
         width = abs(x[ir] - x[il])
         sigma = max(width / FWHM_PER_SIGMA, smin)
         amp = rmax

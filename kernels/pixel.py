@@ -69,7 +69,9 @@ def fit_pixel(out, pix, y, x, h, npk, nbg, est, max_iter, tol, saturation, M, V)
         out[rows - 2, pix] = BAD_INPUT
         out[rows - 1, pix] = 0
         return
-    chi2 = accumulate(y, x, xref, p, npk, nbg, est, H, g, R, h, D, W, C, False)
+    # Least squares on wide blocks (a CPU) sums the sandwich middle in every pass, beside H.
+    middle = 2 if est == LSE and H.shape[1] >= 2 * m else 0
+    chi2 = accumulate(y, x, xref, p, npk, nbg, est, H, g, R, h, D, W, C, middle)
     state = MAX_ITERATIONS
     lam = 1e-3
     it = 0
@@ -99,13 +101,13 @@ def fit_pixel(out, pix, y, x, h, npk, nbg, est, max_iter, tol, saturation, M, V)
                 p[j] = pt[j]
             state = CONVERGED
             break
-        chi2n = accumulate(y, x, xref, pt, npk, nbg, est, Hn, gn, R, h, D, W, C, False)
+        chi2n = accumulate(y, x, xref, pt, npk, nbg, est, Hn, gn, R, h, D, W, C, middle)
         if chi2n <= chi2:
             small = step_is_small(delta, p, npk, nbg, tol, xspan)
             for a in range(m):
                 p[a] = pt[a]
                 g[a] = gn[a]
-                for b in range(m):
+                for b in range(2 * m if middle else m):
                     H[a, b] = Hn[a, b]
             done = small or chi2 - chi2n <= tol * chi2n
             chi2 = chi2n
@@ -124,8 +126,9 @@ def fit_pixel(out, pix, y, x, h, npk, nbg, est, max_iter, tol, saturation, M, V)
     # delta as a unit vector). For the Poisson MLE that is the inverse Fisher information. For
     # least squares, the noise need not be uniform (counts are not), so the sandwich
     # H^-1 (J^T diag(r^2) J) H^-1, scaled by n / (n - m), is used: right for any noise, equal to
-    # chi2/dof H^-1 for uniform noise. Its middle takes one pass over the channels, here, at
-    # the solution only (it also gives chi2 there). The covariance ends in Hn.
+    # chi2/dof H^-1 for uniform noise. Its middle comes from the last accepted pass (columns
+    # m .. 2m - 1 of H), or, on narrow blocks, from one more pass at the solution (which also
+    # gives chi2 there). The covariance ends in Hn.
     if state != SINGULAR and not cholesky(H, 0.0, m, L):
         state = SINGULAR
     if state != SINGULAR:
@@ -137,7 +140,12 @@ def fit_pixel(out, pix, y, x, h, npk, nbg, est, max_iter, tol, saturation, M, V)
             for a in range(m):
                 H[a, j] = delta[a]
         if est == LSE:
-            chi2 = accumulate(y, x, xref, p, npk, nbg, est, Hn, gn, R, h, D, W, C, True)
+            if middle:
+                for a in range(m):
+                    for b in range(m):
+                        Hn[a, b] = H[a, m + b]
+            else:
+                chi2 = accumulate(y, x, xref, p, npk, nbg, est, Hn, gn, R, h, D, W, C, 1)
             for a in range(m):
                 for b in range(m):
                     s = 0.0

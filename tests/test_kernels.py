@@ -32,6 +32,16 @@ class TestCholesky:
         assert not py["cholesky"](H, 0.0, 2, np.zeros((2, 2)))
 
 
+def test_log_positive_matches_numpy(rng):
+    z = np.concatenate(
+        [10.0 ** rng.uniform(-300, 300, 2000), rng.uniform(0.5, 2.0, 2000), [1.0, 2.0, 0.5]]
+    )
+    z = np.concatenate([z, np.nextafter(np.sqrt(2.0), [0.0, 3.0])])
+    got = np.array([py["log_positive"](v) for v in z])
+    np.testing.assert_allclose(got, np.log(z), rtol=4e-16, atol=4e-16)
+    assert py["log_positive"](1.0) == 0.0
+
+
 def _accumulate(y, x, p, npk, nbg, est, h, block=16, scratch=None):
     """Objective, normal matrix, gradient and (least squares) sandwich middle at ``p``."""
     m = 3 * npk + nbg
@@ -41,9 +51,17 @@ def _accumulate(y, x, p, npk, nbg, est, h, block=16, scratch=None):
     W = np.zeros((3, block))
     R = np.zeros(MAX_PARAMS)
     C = np.zeros((MAX_PARAMS, block)) if scratch is None else scratch
-    chi2 = py["accumulate"](y, x, x.mean(), p, npk, nbg, est, H, g, R, h, D, W, C, False)
+    chi2 = py["accumulate"](y, x, x.mean(), p, npk, nbg, est, H, g, R, h, D, W, C, 0)
     Q = np.zeros((MAX_PARAMS, MAX_PARAMS))
-    py["accumulate"](y, x, x.mean(), p, npk, nbg, est, Q, g.copy(), R, h, D, W, C, True)
+    py["accumulate"](y, x, x.mean(), p, npk, nbg, est, Q, g.copy(), R, h, D, W, C, 1)
+    if est == LSE:
+        # middle 2: the same normal matrix, and the sandwich middle beside it in columns m..2m-1
+        wide = np.zeros((MAX_PARAMS, 2 * MAX_PARAMS))
+        R[:] = 0.0
+        chi2w = py["accumulate"](y, x, x.mean(), p, npk, nbg, est, wide, g.copy(), R, h, D, W, C, 2)
+        assert chi2w == chi2
+        np.testing.assert_allclose(wide[:m, :m], H[:m, :m], rtol=1e-13)
+        np.testing.assert_allclose(wide[:m, m : 2 * m], Q[:m, :m], rtol=1e-13)
     return chi2, H[:m, :m], g[:m], Q[:m, :m]
 
 
