@@ -33,23 +33,24 @@ def half_edge(y, x, xref, p, k, nbg, i, h, half, step):
     n = y.shape[0]
     lo = max(0, i - h)
     hi = min(n - 1, i + h)
+    count = hi - lo + 1
     s = 0.0
     for j in range(lo, hi + 1):
         s += residual(y, x, xref, p, k, nbg, j)
-    while (i > 0 if step < 0 else i < n - 1) and s > half * (hi - lo + 1):
+    steps = i if step < 0 else n - 1 - i
+    for _ in range(steps):
+        if not s > half * count:
+            break
         i += step
-        while lo < max(0, i - h):
-            s -= residual(y, x, xref, p, k, nbg, lo)
-            lo += 1
-        while lo > max(0, i - h):
-            lo -= 1
-            s += residual(y, x, xref, p, k, nbg, lo)
-        while hi < min(n - 1, i + h):
-            hi += 1
-            s += residual(y, x, xref, p, k, nbg, hi)
-        while hi > min(n - 1, i + h):
-            s -= residual(y, x, xref, p, k, nbg, hi)
-            hi -= 1
+        # the window [i - h, i + h] (clipped) gains a channel ahead and loses one behind
+        ahead = i + step * h
+        behind = i - step * (h + 1)
+        if 0 <= ahead <= n - 1:
+            s += residual(y, x, xref, p, k, nbg, ahead)
+            count += 1
+        if 0 <= behind <= n - 1:
+            s -= residual(y, x, xref, p, k, nbg, behind)
+            count -= 1
     return i
 
 
@@ -64,13 +65,13 @@ def guess(y, x, xref, npk, nbg, est, smin, saturation, p):
     n = y.shape[0]
     total = 0.0
     size = 0.0
-    top = -math.inf
+    over = 0.0
     for i in range(n):
         v = float(y[i])
-        total += v
+        total += v  # NaN or inf anywhere makes it NaN or inf
         size += abs(v)
-        top = max(top, v)
-    if not (math.isfinite(total) and top < saturation and size > 0.0):
+        over += 1.0 if v >= saturation else 0.0
+    if not (math.isfinite(total) and over == 0.0 and size > 0.0):
         return True
     m = max(3, n // 20)
     left = 0.0
