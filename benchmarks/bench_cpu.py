@@ -1,26 +1,43 @@
-"""CPU fit throughput and precision against HyperSpy ``multifit`` and a SciPy ``curve_fit`` loop.
+"""CPU fit throughput and precision against HyperSpy, SciPy, lumafit and a JAX batched LM.
 
 A 128 x 128 x 1024 Poisson cube of one Gaussian + constant (centres 680-740 nm, sigma 6-20 nm,
 amplitudes 40-400 counts, background 2-20 counts, axis 600-820 nm). hyperlum fits the whole
-cube; HyperSpy and SciPy, much slower, fit a random subset of pixels in the same run, and the
-throughput ratios use pixels per second. Precision is measured against the Poisson Cramer-Rao
-bound computed at the true parameters of each pixel.
+cube; HyperSpy, SciPy, lumafit and JAX fit a random subset of pixels in the same run (every
+figure the best of ``--repeats``), and the throughput ratios use pixels per second. Precision
+is measured against the Poisson Cramer-Rao bound computed at the true parameters of each pixel.
 
-Run: ``python benchmarks/bench_cpu.py [--size 128] [--hyperspy 150] [--scipy 600]``
-(``pip install numexpr`` first: HyperSpy evaluates its components faster with it).
+For hyperlum the table also gives the passes over the channels per pixel (counted by running
+the very same kernel source as plain Python on ``--count`` pixels) and the time of one pass
+per channel (the compiled pass alone, at the true parameters, in CPU time of its thread), and
+the pixels per second of the kernel alone (``fit_chunk`` over the whole cube: ``hl.fit`` also
+replaces spikes and gives a detection verdict, work that differs between commits).
+``--baseline REF`` also measures the kernels of git commit ``REF`` of this repository in the
+same run (in a subprocess importing that commit's ``hyperlum``): before / after rows.
+
+Run: ``python benchmarks/bench_cpu.py [--size 128] [--baseline 0856930]`` (``pip install
+-e ".[bench]"`` first: numexpr for HyperSpy, lumafit, JAX; a missing tool's row says so).
 """
 
 import argparse
+import inspect
 import json
 import os
 import resource
+import subprocess
 import sys
+import tempfile
 import time
 import warnings
+from pathlib import Path
 
+import numba
 import numpy as np
 
 import hyperlum as hl
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import jax_lm  # noqa: E402  (the benchmark's own JAX batched LM, next to this file)
 
 X = np.linspace(600.0, 820.0, 1024)
 FIELDS = ("amplitude", "centre", "sigma", "background")
@@ -69,56 +86,293 @@ def precision(est, truth, crb, idx=None):
     return out
 
 
-def run_hyperlum(cube, estimator):
+def best_rate(fn, npix, repeats):
+    """Best pixels per second of ``repeats`` calls of ``fn`` (returns its last result)."""
+    best = 0.0
+    for _ in range(repeats):
+        t = time.perf_counter()
+        res = fn()
+        best = max(best, npix / (time.perf_counter() - t))
+    return res, best
+
+
+def run_hyperlum(cube, estimator, repeats):
     hl.fit(cube[:2, :2], axis=X, estimator=estimator, device="cpu")  # compile / load cache
-    t = time.perf_counter()
-    res = hl.fit(cube, axis=X, estimator=estimator, device="cpu", progress=False)
-    dt = time.perf_counter() - t
-    return res, cube.shape[0] * cube.shape[1] / dt
+    return best_rate(
+        lambda: hl.fit(cube, axis=X, estimator=estimator, device="cpu", progress=False),
+        cube.shape[0] * cube.shape[1],
+        repeats,
+    )
 
 
-def run_hyperspy(cube, idx):
+def kernel_rate(flat, estimator, repeats):
+    """Pixels per second of the CPU kernel alone (``fit_chunk`` over the whole cube).
+
+    ``hl.fit`` does more than the kernel (spikes replaced, the detection verdict, dask), and
+    that work differs between commits; this figure compares the kernels alone.
+    """
+    from hyperlum.kernels import constants as kc
+    from hyperlum.kernels import cpu
+
+    est = kc.ESTIMATORS[estimator]
+    out = np.empty((kc.n_outputs(1, 1), flat.shape[0]))
+    cpu.fit_chunk(flat[:4], X, 1, 1, est, 50, 1e-7, np.inf, out[:, :4])  # compile / cache
+    return best_rate(
+        lambda: cpu.fit_chunk(flat, X, 1, 1, est, 50, 1e-7, np.inf, out), flat.shape[0], repeats
+    )[1]
+
+
+def passes_per_pixel(flat, estimator, count):
+    """Passes over the channels per pixel: the kernel source run as plain Python, counted."""
+    from hyperlum.kernels import compile as kcompile
+    from hyperlum.kernels import constants as kc
+    from hyperlum.kernels import cpu
+
+    calls = [0]
+
+    def counting(fn):
+        if fn.__name__ != "accumulate":
+            return fn
+
+        def counted(*args):
+            calls[0] += 1
+            return fn(*args)
+
+        return counted
+
+    fit_pixel = kcompile.jit_functions(kcompile.SHARED, counting)["fit_pixel"]
+    M = np.zeros((kc.N_MATRICES, kc.MAX_PARAMS, cpu.CHANNEL_BLOCK))
+    V = np.zeros((kc.N_VECTORS, cpu.CHANNEL_BLOCK))
+    out = np.zeros((kc.n_outputs(1, 1), count))
+    est = kc.ESTIMATORS[estimator]
+    # this issue's kernels take the axis step from the driver
+    step = (X[-1] - X[0]) / (X.size - 1)
+    lead = (step,) if "h" in inspect.signature(fit_pixel).parameters else ()
+    for i in range(count):
+        y = flat[i].astype(np.float64)
+        fit_pixel(out, i, y, X, *lead, 1, 1, est, 50, 1e-7, np.inf, M, V)
+    return calls[0] / count
+
+
+def ns_per_channel_pass(flat, params, estimator, repeats):
+    """CPU time of one compiled pass (objective, gradient, normal matrix) per channel."""
+    from hyperlum.kernels import compile as kcompile
+    from hyperlum.kernels import constants as kc
+    from hyperlum.kernels import cpu
+
+    shared = kcompile.SHARED[: [f.__name__ for f in kcompile.SHARED].index("accumulate") + 1]
+    options = getattr(cpu, "JIT_OPTIONS", {"fastmath": {"contract", "arcp", "reassoc"}})
+    acc = kcompile.jit_functions(shared, numba.njit(nogil=True, **options))["accumulate"]
+    est = kc.ESTIMATORS[estimator]
+
+    if "middle" in inspect.signature(shared[-1]).parameters:  # this issue's kernels
+        # least squares sums the sandwich middle in every pass (as the fit does on a CPU)
+        middle = 2 if est == kc.LSE else 0
+
+        def call(y, x, xref, p, M, V, h):
+            return acc(y, x, xref, p, 1, 1, est, M[0], V[0], V[6], h, M[3], V[7:10], M[4], middle)
+    else:
+
+        def call(y, x, xref, p, M, V, h):
+            return acc(y, x, xref, p, 1, 1, est, M[0], V[0], V[6], h, M[3], V[7:10], M[4])
+
+    call = numba.njit(call)
+
+    block = cpu.CHANNEL_BLOCK
+
+    @numba.njit(nogil=True)
+    def one_pass(data, x, P):
+        M = np.zeros((6, 14, block))
+        V = np.zeros((10, block))
+        n = x.shape[0]
+        xref = 0.5 * (x[0] + x[n - 1])
+        h = (x[n - 1] - x[0]) / (n - 1)
+        total = 0.0
+        for i in range(data.shape[0]):
+            p = V[5]
+            for a in range(4):
+                p[a] = P[i, a]
+            total += call(data[i], x, xref, p, M, V, h)
+        return total
+
+    one_pass(flat[:2], X, params[:2])
+    best = np.inf
+    for _ in range(repeats):  # CPU time of this thread: the machine's other load does not count
+        t = time.thread_time()
+        one_pass(flat, X, params)
+        best = min(best, time.thread_time() - t)
+    return 1e9 * best / flat.shape[0] / X.size
+
+
+def kernel_figures(n, repeats, count):
+    """hyperlum's rows: throughput, precision, passes per pixel and ns per channel per pass."""
+    truth, cube, _ = make_cube(n)
+    flat = cube.reshape(-1, X.size)
+    params = np.stack([truth[k].ravel() for k in FIELDS], -1)
+    crb = cramer_rao(truth)
+    from hyperlum.kernels import pixel
+
+    figures = {"hyperlum_source": pixel.__file__}
+    for est in ("lse", "mle"):
+        res, rate = run_hyperlum(cube, est, repeats)
+        figures[f"hyperlum_{est}"] = {
+            "px_per_s": rate,
+            "kernel_px_per_s": kernel_rate(flat, est, repeats),
+            "converged": float(res.maps["converged"].mean()),
+            "passes_per_px": passes_per_pixel(flat, est, count),
+            "ns_per_channel_pass": ns_per_channel_pass(flat, params, est, repeats),
+            **precision(res.maps, truth, crb),
+        }
+    # Peak memory of the process up to here: the cube, its fits and the imports.
+    figures["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return figures
+
+
+def baseline_figures(ref, n, repeats, count):
+    """:func:`kernel_figures` of git commit ``ref``, in a subprocess importing that commit."""
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(
+            ["git", "-C", str(HERE.parent), "archive", ref, "hyperlum", "kernels"],
+            check=True,
+            capture_output=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        os.rename(os.path.join(tmp, "kernels"), os.path.join(tmp, "hyperlum", "kernels"))
+        out = os.path.join(tmp, "figures.json")
+        argv = [str(Path(__file__).resolve()), "--kernel-only", out, "--size", str(n)]
+        argv += ["--repeats", str(repeats), "--count", str(count)]
+        # An editable install of this tree maps hyperlum.kernels here: drop its finder.
+        boot = (
+            "import runpy, sys; "
+            "sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f)]; "
+            f"sys.argv = {argv!r}; runpy.run_path(sys.argv[0], run_name='__main__')"
+        )
+        cmd = [sys.executable, "-c", boot]
+        env = dict(os.environ, PYTHONPATH=tmp)
+        subprocess.run(cmd, check=True, env=env, cwd=tmp)
+        with open(out) as fh:
+            figures = json.load(fh)
+    if not figures["hyperlum_source"].startswith(tmp):
+        raise RuntimeError(f"the baseline imported {figures['hyperlum_source']}, not {ref}")
+    return figures
+
+
+def starting_values(flat):
+    """The same simple starting values for SciPy, lumafit and JAX (A, c, s, b per pixel)."""
+    b0 = np.median(flat[:, :50], axis=1)
+    k = np.argmax(flat, axis=1)
+    return np.stack([flat[np.arange(len(k)), k] - b0, X[k], np.full(len(k), 10.0), b0], -1)
+
+
+def run_hyperspy(cube, idx, repeats):
     import hyperspy.api as hs
 
     s = hs.signals.Signal1D(cube.reshape(-1, X.size)[idx])
     ax = s.axes_manager.signal_axes[0]
     ax.scale, ax.offset, ax.units = X[1] - X[0], X[0], "nm"
-    m = s.create_model()
-    g = hs.model.components1D.Gaussian()
-    o = hs.model.components1D.Offset()
-    m.extend([g, o])
-    t = time.perf_counter()
-    o.estimate_parameters(s, 600, 630, only_current=False)
-    g.estimate_parameters(s, 600, 820, only_current=False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        m.multifit(optimizer="lm", show_progressbar=False, iterpath="flyback")
-    dt = time.perf_counter() - t
+
+    def fit():
+        m = s.create_model()
+        g = hs.model.components1D.Gaussian()
+        o = hs.model.components1D.Offset()
+        m.extend([g, o])
+        o.estimate_parameters(s, 600, 630, only_current=False)
+        g.estimate_parameters(s, 600, 820, only_current=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            m.multifit(optimizer="lm", show_progressbar=False, iterpath="flyback")
+        return g
+
+    g, rate = best_rate(fit, len(idx), repeats)
     sigma = g.sigma.map["values"]
     amp = g.A.map["values"] / (sigma * np.sqrt(2 * np.pi))
-    est = {"centre": g.centre.map["values"], "sigma": sigma, "amplitude": amp}
-    return est, len(idx) / dt
+    return {"centre": g.centre.map["values"], "sigma": sigma, "amplitude": amp}, rate
 
 
-def run_scipy(cube, idx):
+def run_scipy(cube, idx, repeats):
     from scipy.optimize import curve_fit
 
     def f(x, a, c, s, b):
         return a * np.exp(-0.5 * ((x - c) / s) ** 2) + b
 
     flat = cube.reshape(-1, X.size)[idx].astype(np.float64)
-    out = np.full((len(idx), 4), np.nan)
-    t = time.perf_counter()
-    for i, y in enumerate(flat):
-        b0 = np.median(y[:50])
-        k = np.argmax(y)
-        p0 = (y[k] - b0, X[k], 10.0, b0)
-        try:
-            out[i] = curve_fit(f, X, y, p0=p0)[0]
-        except RuntimeError:
-            pass
-    dt = time.perf_counter() - t
-    return {"amplitude": out[:, 0], "centre": out[:, 1], "sigma": np.abs(out[:, 2])}, len(idx) / dt
+
+    def fit():
+        out = np.full((len(idx), 4), np.nan)
+        for i, (y, p0) in enumerate(zip(flat, starting_values(flat), strict=True)):
+            try:
+                out[i] = curve_fit(f, X, y, p0=p0)[0]
+            except RuntimeError:
+                pass
+        return out
+
+    out, rate = best_rate(fit, len(idx), repeats)
+    return {"amplitude": out[:, 0], "centre": out[:, 1], "sigma": np.abs(out[:, 2])}, rate
+
+
+def run_lumafit(cube, idx, repeats):
+    """lumafit's numba LM per pixel (analytic Jacobian), over pixels with ``prange``."""
+    try:
+        import lumafit
+    except ImportError:
+        return None, None
+
+    @numba.njit(fastmath=True)
+    def model(p, x):
+        return p[0] * np.exp(-0.5 * ((x - p[1]) / p[2]) ** 2) + p[3]
+
+    @numba.njit(fastmath=True)
+    def jac(p, x):
+        J = np.empty((x.size, 4))
+        u = (x - p[1]) / p[2]
+        e = np.exp(-0.5 * u * u)
+        J[:, 0] = e
+        J[:, 1] = p[0] * e * u / p[2]
+        J[:, 2] = p[0] * e * u * u / p[2]
+        J[:, 3] = 1.0
+        return J
+
+    core = lumafit.levenberg_marquardt_core
+
+    @numba.njit(parallel=True)
+    def fit_all(flat, p0, x):
+        out = np.full((flat.shape[0], 4), np.nan)
+        for i in numba.prange(flat.shape[0]):
+            p = core(model, p0[i], flat[i], None, 100, jac_func=jac, args=(x,))[0]
+            out[i] = p
+        return out
+
+    flat = cube.reshape(-1, X.size)[idx].astype(np.float64)
+    p0 = starting_values(flat)
+    fit_all(flat[:2], p0[:2], X)  # compile
+    out, rate = best_rate(lambda: fit_all(flat, p0, X), len(idx), repeats)
+    return {"amplitude": out[:, 0], "centre": out[:, 1], "sigma": np.abs(out[:, 2])}, rate
+
+
+def run_jax(cube, idx, repeats):
+    """The hand-written JAX batched LM of :mod:`jax_lm` (float32, vmapped over pixels)."""
+    if not jax_lm.available():
+        return None, None
+    flat = cube.reshape(-1, X.size)[idx].astype(np.float32)
+    p0 = starting_values(flat).astype(np.float32)
+    jax_lm.fit(flat[:8], p0[:8], X)  # compile for a small batch, then the measured one
+    jax_lm.fit(flat, p0, X)
+    out, rate = best_rate(lambda: jax_lm.fit(flat, p0, X), len(idx), repeats)
+    return {"amplitude": out[:, 0], "centre": out[:, 1], "sigma": np.abs(out[:, 2])}, rate
+
+
+def hyperlum_rows(figures, rate_h, rate_s, label=""):
+    rows = []
+    for est in ("lse", "mle"):
+        f = figures[f"hyperlum_{est}"]
+        rows.append(
+            f"| hyperlum {est}{label} | {f['px_per_s']:,.0f} | {f['kernel_px_per_s']:,.0f} | "
+            f"{f['px_per_s'] / rate_h:,.0f}x | "
+            f"{f['px_per_s'] / rate_s:,.1f}x | {f['passes_per_px']:.2f} | "
+            f"{f['ns_per_channel_pass']:.2f} | {f['centre']['rms_over_crb']:.3f} | "
+            f"{f['sigma']['rms_over_crb']:.3f} | {f['converged']:.4f} |"
+        )
+    return rows
 
 
 def main(argv=None):
@@ -126,60 +380,77 @@ def main(argv=None):
     ap.add_argument("--size", type=int, default=128, help="cube is size x size x 1024")
     ap.add_argument("--hyperspy", type=int, default=150, help="pixels fitted by HyperSpy")
     ap.add_argument("--scipy", type=int, default=600, help="pixels fitted by SciPy")
+    ap.add_argument("--peers", type=int, default=4096, help="pixels fitted by lumafit, JAX")
+    ap.add_argument("--repeats", type=int, default=3, help="every figure is the best of these")
+    ap.add_argument("--count", type=int, default=32, help="pixels whose passes are counted")
+    ap.add_argument("--baseline", help="git commit whose kernels are measured too (before)")
     ap.add_argument("--json", help="also write the figures to this JSON file")
+    ap.add_argument("--kernel-only", metavar="JSON", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
+    if args.kernel_only:  # the baseline's subprocess
+        with open(args.kernel_only, "w") as fh:
+            json.dump(kernel_figures(args.size, args.repeats, args.count), fh)
+        return 0
+    figures = kernel_figures(args.size, args.repeats, args.count)
+    figures["cpus"] = len(os.sched_getaffinity(0))
+    if args.baseline:
+        figures["baseline"] = baseline_figures(args.baseline, args.size, args.repeats, args.count)
     truth, cube, rng = make_cube(args.size)
     npix = cube.shape[0] * cube.shape[1]
-    rows, figures = [], {"pixels": npix, "channels": X.size, "cpus": len(os.sched_getaffinity(0))}
-    results = {}
-    for est in ("lse", "mle"):
-        results[est] = run_hyperlum(cube, est)
-    # Peak memory of the process up to here: the cube, its fits and the imports.
-    figures["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     crb = cramer_rao(truth)
-    for est, (res, rate) in results.items():
-        conv = float(res.maps["converged"].mean())
-        figures[f"hyperlum_{est}"] = {
-            "px_per_s": rate,
-            "converged": conv,
-            **precision(res.maps, truth, crb),
-        }
-    idx_h = rng.choice(npix, args.hyperspy, replace=False)
-    est_h, rate_h = run_hyperspy(cube, idx_h)
-    figures["hyperspy_multifit"] = {"px_per_s": rate_h, **precision(est_h, truth, crb, idx_h)}
-    idx_s = rng.choice(npix, args.scipy, replace=False)
-    est_s, rate_s = run_scipy(cube, idx_s)
-    figures["scipy_curve_fit"] = {"px_per_s": rate_s, **precision(est_s, truth, crb, idx_s)}
-    # hyperlum LSE on the HyperSpy subset, for a like-for-like precision comparison
-    res_l = hl.fit(cube.reshape(-1, X.size)[idx_h], axis=X, device="cpu")
-    figures["hyperlum_lse_on_hyperspy_subset"] = precision(res_l.maps, truth, crb, idx_h)
+    peers = {}
+    subsets = {
+        "HyperSpy multifit": (run_hyperspy, args.hyperspy),
+        "SciPy curve_fit loop": (run_scipy, args.scipy),
+        "lumafit (numba LM, analytic Jacobian)": (run_lumafit, min(args.peers, npix)),
+        "JAX batched LM (float32)": (run_jax, min(args.peers, npix)),
+    }
+    for name, (run, count) in subsets.items():
+        idx = rng.choice(npix, count, replace=False)
+        est, rate = run(cube, idx, args.repeats)
+        if rate is not None:
+            rate = {"px_per_s": rate, **precision(est, truth, crb, idx)}
+        peers[name] = rate
+    figures["peers"] = peers
+    rate_h = peers["HyperSpy multifit"]["px_per_s"]
+    rate_s = peers["SciPy curve_fit loop"]["px_per_s"]
 
     print(
         f"# CPU fit benchmark: {args.size}x{args.size}x{X.size} Poisson cube, "
-        f"{figures['cpus']} CPUs, 1 Gaussian + constant"
+        f"{figures['cpus']} CPUs, 1 Gaussian + constant, best of {args.repeats}"
     )
-    print("| method | px/s | vs HyperSpy | vs SciPy | centre RMS/CRB | sigma RMS/CRB | converged |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for name in ("hyperlum_lse", "hyperlum_mle", "hyperspy_multifit", "scipy_curve_fit"):
-        f = figures[name]
+    print(
+        "| method | px/s | kernel px/s | vs HyperSpy | vs SciPy | passes/px | ns/channel/pass "
+        "| centre RMS/CRB | sigma RMS/CRB | converged |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    rows = []
+    if args.baseline:
+        rows += hyperlum_rows(figures["baseline"], rate_h, rate_s, f" (before, {args.baseline})")
+    rows += hyperlum_rows(figures, rate_h, rate_s, " (this tree)" if args.baseline else "")
+    for name, f in peers.items():
+        if f is None:
+            rows.append(f"| {name} | not installed | | | | | | | | |")
+            continue
         rows.append(
-            f"| {name} | {f['px_per_s']:,.0f} | {f['px_per_s'] / rate_h:,.0f}x | "
-            f"{f['px_per_s'] / rate_s:,.1f}x | {f['centre']['rms_over_crb']:.3f} | "
-            f"{f['sigma']['rms_over_crb']:.3f} | {f.get('converged', float('nan')):.4f} |"
+            f"| {name} | {f['px_per_s']:,.0f} | | {f['px_per_s'] / rate_h:,.1f}x | "
+            f"{f['px_per_s'] / rate_s:,.2f}x | | | {f['centre']['rms_over_crb']:.3f} | "
+            f"{f['sigma']['rms_over_crb']:.3f} | |"
         )
     print("\n".join(rows))
-    sub = figures["hyperlum_lse_on_hyperspy_subset"]
-    hsp = figures["hyperspy_multifit"]
-    print(
-        f"\nOn HyperSpy's {args.hyperspy} pixels, RMS error hyperlum-lse vs HyperSpy: centre "
-        f"{sub['centre']['rms_error']:.4f} vs {hsp['centre']['rms_error']:.4f} nm, "
-        f"sigma {sub['sigma']['rms_error']:.4f} vs {hsp['sigma']['rms_error']:.4f} nm"
-    )
+    if args.baseline:
+        for est in ("lse", "mle"):
+            now, then = figures[f"hyperlum_{est}"], figures["baseline"][f"hyperlum_{est}"]
+            print(
+                f"hyperlum {est}: {now['px_per_s'] / then['px_per_s']:.2f}x the pixels per second "
+                f"of {args.baseline} (hl.fit), "
+                f"{now['kernel_px_per_s'] / then['kernel_px_per_s']:.2f}x (kernel alone)"
+            )
     for est in ("lse", "mle"):
         f = figures[f"hyperlum_{est}"]
         print(
-            f"hyperlum-{est}: max |error| / CRB centre {f['centre']['max_over_crb']:.2f}, "
+            f"hyperlum {est}: max |error| / CRB centre {f['centre']['max_over_crb']:.2f}, "
             f"sigma {f['sigma']['max_over_crb']:.2f}"
         )
     print(

@@ -5,7 +5,8 @@ to PTX for each compute capability with :func:`hyperlum.kernels.cuda.compile_ptx
 ptxas of pip's ``nvidia-cuda-nvcc`` on each, and prints a Markdown table.
 
 Run: ``python benchmarks/ptxas_report.py [--cc 8.0 9.0] [--dtypes float32 uint16]
-[--json out.json]`` (a few minutes: one NVVM compile per distinct kernel and capability).
+[--peaks 1 2] [--backgrounds constant] [--estimators lse mle] [--json out.json]``
+(a few minutes: one NVVM compile per distinct kernel and capability).
 """
 
 import argparse
@@ -14,11 +15,11 @@ import json
 from hyperlum.kernels import cuda as kc
 
 
-def report(ccs, dtypes):
+def report(ccs, dtypes, **selection):
     rows = {}
     for cc in ccs:
         arch = f"sm_{cc[0]}{cc[1]}"
-        for name, ptx in kc.compile_ptx(cc, dtypes=dtypes).items():
+        for name, ptx in kc.compile_ptx(cc, dtypes=dtypes, **selection).items():
             info = kc.ptxas_info(ptx, cc)
             rows.setdefault(name, {})[arch] = {k: v for k, v in info.items() if k != "log"}
     return rows
@@ -42,11 +43,15 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cc", nargs="+", default=["8.0", "9.0"], help="compute capabilities")
     ap.add_argument("--dtypes", nargs="+", default=["float32", "uint16"])
+    ap.add_argument("--peaks", nargs="+", type=int, help="peak counts (default: 1-4)")
+    ap.add_argument("--backgrounds", nargs="+", help="backgrounds (default: all)")
+    ap.add_argument("--estimators", nargs="+", help="estimators (default: lse mle)")
     ap.add_argument("--json", help="also write the figures to this JSON file")
     args = ap.parse_args(argv)
     ccs = [tuple(int(v) for v in c.split(".")) for c in args.cc]
     print(f"ptxas: {kc.find_ptxas()}")
-    rows = report(ccs, args.dtypes)
+    selection = {"peaks": args.peaks, "backgrounds": args.backgrounds}
+    rows = report(ccs, args.dtypes, estimators=args.estimators, **selection)
     print(markdown(rows, ccs))
     if args.json:
         with open(args.json, "w") as fh:

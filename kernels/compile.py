@@ -17,15 +17,15 @@ MODULES = (models, lm, guess, pixel)
 SHARED = (
     models.model_value,
     models.gaussians_block,
+    lm.log_positive,
     lm.accumulate,
     lm.cholesky,
     lm.cho_solve,
     lm.constrain,
     lm.step_is_small,
     guess.residual,
-    guess.smoothed,
+    guess.half_edge,
     guess.guess,
-    pixel.pixel_is_bad,
     pixel.uniform_step,
     pixel.fit_pixel,
 )

@@ -6,8 +6,8 @@ MAX_PARAMS = 3 * MAX_PEAKS + MAX_BACKGROUND
 # scratch vectors of MAX_PARAMS per pixel: g, g_new, p_trial, delta, order, p, R, W (3 rows)
 N_VECTORS = 10
 # scratch MAX_PARAMS x B matrices per pixel (B >= MAX_PARAMS channels per block): H, H_new,
-# L, D (derivatives of a block of channels), Q, Q_new (middle of the LSE sandwich covariance)
-N_MATRICES = 6
+# L, D (derivatives of a block of channels), C (the Gaussians' recurrence chains, one per column)
+N_MATRICES = 5
 
 BACKGROUNDS = {"none": 0, "constant": 1, "linear": 2}
 ESTIMATORS = {"lse": 0, "mle": 1}

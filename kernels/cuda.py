@@ -108,6 +108,7 @@ def _fit_source(npk, nbg, est):
     ``npk == 0`` makes the peak count the kernel's ``n_peaks`` argument instead.
     """
     fit_pixel = _device_functions()["fit_pixel"]
+    uniform_step = _device_functions()["uniform_step"]
     block = channel_block(npk, nbg)
 
     def fit_kernel(data, x, n_peaks, max_iter, tol, saturation, out):
@@ -117,7 +118,8 @@ def _fit_source(npk, nbg, est):
             V = cuda.local.array((N_VECTORS, block), _float64)
             y = data[:, pix]
             k = npk if npk else n_peaks  # a constant once numba prunes the dead branch
-            fit_pixel(out, pix, y, x, k, nbg, est, max_iter, tol, saturation, M, V)
+            h = uniform_step(x)
+            fit_pixel(out, pix, y, x, h, k, nbg, est, max_iter, tol, saturation, M, V)
 
     return fit_kernel
 

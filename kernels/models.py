@@ -26,52 +26,88 @@ def model_value(x, xref, p, npk, nbg):
     return f
 
 
-def gaussians_block(x, i0, nb, p, npk, D, F, R, h):
+def gaussians_block(x, i0, nb, p, npk, D, F, R, h, C):
     """Gaussians and their derivatives on channels ``i0 .. i0 + nb - 1``.
 
     Derivatives go into rows ``0 .. 3 npk - 1`` of ``D`` (one column per channel of the block),
-    the sum of the Gaussians into ``F``. Peak after peak, the inner loop runs over channels, so
-    that on a uniform axis of step ``h`` each Gaussian follows the recurrence
-    ``e[i+1] = e[i] * r[i]``, ``r[i+1] = r[i] * q`` with ``q = exp(-h^2 / s^2)``: two products
-    per channel instead of an exponential, with ``e``, ``r`` in registers. ``R`` keeps
-    ``(e, r, q)`` per peak from one block to the next and must be zero before the first block;
-    a Gaussian is (re)started with exponentials where it enters its window. With ``h == 0``
-    (non-uniform axis) every value is an exponential. Returns False when no channel of the
-    block lies inside any Gaussian's window (all their derivatives are zero there).
+    the sum of the Gaussians into ``F``. Only channels with ``((x - c) / s)^2 <`` ``EXP_CUTOFF``
+    (a Gaussian's window) get non-zero values.
+
+    On a uniform axis of step ``h`` each Gaussian follows, on every column ``j`` of the blocks,
+    the recurrence ``e[i + B] = e[i] r[i]``, ``r[i + B] = r[i] q`` with ``B = D.shape[1]`` and
+    ``q = exp(-(B h)^2 / s^2)``: ``B`` independent chains of two products per channel, kept in
+    rows ``2k`` (``e``) and ``2k + 1`` (``r``) of ``C``, which vectorise (a CPU) or run as
+    independent instructions (a GPU thread). ``R[3k]`` says whether peak ``k``'s chains are
+    running, ``R[3k + 1]`` holds its ``q``; ``R`` must be zero before the first block. The chains
+    start, from exponentials and one scalar recurrence over the block, in the first block that
+    meets the window, and stop after the last; they never leave a range where every value is a
+    normal number (``(B h)^2 / s^2 <= EXP_CUTOFF``). A narrower Gaussian, or any Gaussian on a
+    non-uniform axis (``h == 0``), is evaluated with an exponential per channel of its window.
+    Returns False when no channel of the block lies inside any Gaussian's window.
     """
     for j in range(nb):
         F[j] = 0.0
+    nblock = D.shape[1]
+    xa = x[i0]
+    xb = x[i0 + nb - 1]
     active = False
     for k in range(npk):
         a = p[3 * k]
         c = p[3 * k + 1]
         inv_s = 1.0 / p[3 * k + 2]
-        e = R[3 * k]
-        r = R[3 * k + 1]
-        q = R[3 * k + 2]
-        for j in range(nb):
-            xc = x[i0 + j] - c
-            u = xc * inv_s
-            u2 = u * u
-            if u2 < EXP_CUTOFF:
-                active = True
-                if h == 0.0 or e == 0.0:
+        half = math.sqrt(EXP_CUTOFF) * p[3 * k + 2]
+        if max(xa, xb) <= c - half or min(xa, xb) >= c + half:
+            # The block misses the window: zero derivatives (chains, if started, are done).
+            for j in range(nb):
+                D[3 * k, j] = 0.0
+                D[3 * k + 1, j] = 0.0
+                D[3 * k + 2, j] = 0.0
+            continue
+        active = True
+        hb = nblock * h * inv_s
+        if h == 0.0 or hb * hb > EXP_CUTOFF:
+            for j in range(nb):
+                u = (x[i0 + j] - c) * inv_s
+                u2 = u * u
+                e = 0.0
+                if u2 < EXP_CUTOFF:
                     e = math.exp(-0.5 * u2)
-                    r = math.exp(-(h * xc + 0.5 * h * h) * inv_s * inv_s)
-                    q = math.exp(-(h * h) * inv_s * inv_s)
                 ae = a * e
                 F[j] += ae
                 D[3 * k, j] = e
                 D[3 * k + 1, j] = ae * u * inv_s
                 D[3 * k + 2, j] = ae * u2 * inv_s
-                e *= r
-                r *= q
-            else:
+            continue
+        if R[3 * k] == 0.0:
+            # Start the chains: channel i0 + j holds e(x) and r(x) = e(x + B h) / e(x).
+            R[3 * k] = 1.0
+            R[3 * k + 1] = math.exp(-hb * hb)
+            u = (xa - c) * inv_s
+            hs = h * inv_s
+            e = math.exp(-0.5 * u * u)
+            r1 = math.exp(-(u + 0.5 * hs) * hs)
+            q1 = math.exp(-hs * hs)
+            rb = math.exp(-(u + 0.5 * hb) * hb)
+            qb = math.exp(-nblock * hs * hs)
+            for j in range(nb):
+                C[2 * k, j] = e
+                C[2 * k + 1, j] = rb
+                e *= r1
+                r1 *= q1
+                rb *= qb
+        q = R[3 * k + 1]
+        for j in range(nb):
+            u = (x[i0 + j] - c) * inv_s
+            u2 = u * u
+            e = C[2 * k, j]
+            r = C[2 * k + 1, j]
+            C[2 * k, j] = e * r
+            C[2 * k + 1, j] = r * q
+            if not u2 < EXP_CUTOFF:
                 e = 0.0
-                D[3 * k, j] = 0.0
-                D[3 * k + 1, j] = 0.0
-                D[3 * k + 2, j] = 0.0
-        R[3 * k] = e
-        R[3 * k + 1] = r
-        R[3 * k + 2] = q
+            ae = a * e
+            F[j] += ae
+            D[3 * k, j] = e
+            D[3 * k + 1, j] = ae * u * inv_s
+            D[3 * k + 2, j] = ae * u2 * inv_s
     return active

@@ -18,18 +18,6 @@ from hyperlum.kernels.guess import guess
 from hyperlum.kernels.lm import accumulate, cho_solve, cholesky, constrain, step_is_small
 
 
-def pixel_is_bad(y, saturation):
-    """True for a spectrum with a NaN / inf, a saturated channel, or nothing but zeros."""
-    nonzero = False
-    for i in range(y.shape[0]):
-        v = float(y[i])
-        if not math.isfinite(v) or v >= saturation:
-            return True
-        if v != 0.0:
-            nonzero = True
-    return not nonzero
-
-
 def uniform_step(x):
     """The step of ``x`` if it is uniform (to 1e-9 of a step), else 0."""
     n = x.shape[0]
@@ -40,12 +28,14 @@ def uniform_step(x):
     return h
 
 
-def fit_pixel(out, pix, y, x, npk, nbg, est, max_iter, tol, saturation, M, V):
+def fit_pixel(out, pix, y, x, h, npk, nbg, est, max_iter, tol, saturation, M, V):
     """Fit one spectrum ``y`` over positions ``x``; write column ``pix`` of ``out``.
+
+    ``h`` is :func:`uniform_step` of ``x``, computed once by the driver, not per pixel.
 
     ``out`` rows: the ``m`` parameters (peaks sorted by centre), their standard deviations, the
     peaks' area standard deviations, the reduced chi-square, the state and the iterations.
-    ``M`` (6 x P x B) and ``V`` (10 x B) are scratch space, ``P`` the largest parameter count
+    ``M`` (5 x P x B) and ``V`` (10 x B) are scratch space, ``P`` the largest parameter count
     and ``B >= P`` the number of channels handled as one block (see
     :func:`~hyperlum.kernels.lm.accumulate`: 64 is good on a CPU).
     """
@@ -55,8 +45,7 @@ def fit_pixel(out, pix, y, x, npk, nbg, est, max_iter, tol, saturation, M, V):
     Hn = M[1]
     L = M[2]
     D = M[3]
-    Q = M[4]
-    Qn = M[5]
+    C = M[4]
     g = V[0]
     gn = V[1]
     pt = V[2]
@@ -66,12 +55,6 @@ def fit_pixel(out, pix, y, x, npk, nbg, est, max_iter, tol, saturation, M, V):
     R = V[6]
     W = V[7:10]
     rows = 2 * m + npk + 3
-    if pixel_is_bad(y, saturation):
-        for r in range(rows - 2):
-            out[r, pix] = math.nan
-        out[rows - 2, pix] = BAD_INPUT
-        out[rows - 1, pix] = 0
-        return
     x0 = x[0]
     x1 = x[n - 1]
     xlo = min(x0, x1)
@@ -80,9 +63,15 @@ def fit_pixel(out, pix, y, x, npk, nbg, est, max_iter, tol, saturation, M, V):
     xspan = xhi - xlo
     smin = 0.25 * xspan / n
     smax = xspan
-    h = uniform_step(x)
-    guess(y, x, xref, npk, nbg, est, smin, p)
-    chi2 = accumulate(y, x, xref, p, npk, nbg, est, H, g, R, h, D, W, Q)
+    if guess(y, x, xref, npk, nbg, est, smin, saturation, p):
+        for r in range(rows - 2):
+            out[r, pix] = math.nan
+        out[rows - 2, pix] = BAD_INPUT
+        out[rows - 1, pix] = 0
+        return
+    # Least squares on wide blocks (a CPU) sums the sandwich middle in every pass, beside H.
+    middle = 2 if est == LSE and H.shape[1] >= 2 * m else 0
+    chi2 = accumulate(y, x, xref, p, npk, nbg, est, H, g, R, h, D, W, C, middle)
     state = MAX_ITERATIONS
     lam = 1e-3
     it = 0
@@ -112,15 +101,14 @@ def fit_pixel(out, pix, y, x, npk, nbg, est, max_iter, tol, saturation, M, V):
                 p[j] = pt[j]
             state = CONVERGED
             break
-        chi2n = accumulate(y, x, xref, pt, npk, nbg, est, Hn, gn, R, h, D, W, Qn)
+        chi2n = accumulate(y, x, xref, pt, npk, nbg, est, Hn, gn, R, h, D, W, C, middle)
         if chi2n <= chi2:
             small = step_is_small(delta, p, npk, nbg, tol, xspan)
             for a in range(m):
                 p[a] = pt[a]
                 g[a] = gn[a]
-                for b in range(m):
+                for b in range(2 * m if middle else m):
                     H[a, b] = Hn[a, b]
-                    Q[a, b] = Qn[a, b]
             done = small or chi2 - chi2n <= tol * chi2n
             chi2 = chi2n
             lam = max(0.1 * lam, 1e-9)
@@ -134,10 +122,13 @@ def fit_pixel(out, pix, y, x, npk, nbg, est, max_iter, tol, saturation, M, V):
                 state = CONVERGED
                 break
     dof = max(n - m, 1)
-    # Covariance: the inverse normal matrix C at the solution (columns into Hn, delta as a unit
-    # vector). For the Poisson MLE that is the inverse Fisher information. For least squares,
-    # the noise need not be uniform (counts are not), so the sandwich C (J^T diag(r^2) J) C,
-    # scaled by n / (n - m), is used: right for any noise, equal to chi2/dof C for uniform noise.
+    # Covariance: the inverse normal matrix at the solution (columns into H once factored,
+    # delta as a unit vector). For the Poisson MLE that is the inverse Fisher information. For
+    # least squares, the noise need not be uniform (counts are not), so the sandwich
+    # H^-1 (J^T diag(r^2) J) H^-1, scaled by n / (n - m), is used: right for any noise, equal to
+    # chi2/dof H^-1 for uniform noise. Its middle comes from the last accepted pass (columns
+    # m .. 2m - 1 of H), or, on narrow blocks, from one more pass at the solution (which also
+    # gives chi2 there). The covariance ends in Hn.
     if state != SINGULAR and not cholesky(H, 0.0, m, L):
         state = SINGULAR
     if state != SINGULAR:
@@ -147,20 +138,27 @@ def fit_pixel(out, pix, y, x, npk, nbg, est, max_iter, tol, saturation, M, V):
             gn[j] = 1.0
             cho_solve(L, gn, m, delta)
             for a in range(m):
-                Hn[a, j] = delta[a]
+                H[a, j] = delta[a]
         if est == LSE:
+            if middle:
+                for a in range(m):
+                    for b in range(m):
+                        Hn[a, b] = H[a, m + b]
+            else:
+                chi2 = accumulate(y, x, xref, p, npk, nbg, est, Hn, gn, R, h, D, W, C, 1)
             for a in range(m):
                 for b in range(m):
                     s = 0.0
                     for c in range(m):
-                        s += Q[a, c] * Hn[c, b]
+                        s += Hn[a, c] * H[c, b]
                     L[a, b] = s
             for a in range(m):
                 for b in range(m):
                     s = 0.0
                     for c in range(m):
-                        s += Hn[a, c] * L[c, b]
-                    H[a, b] = s * n / dof
+                        s += H[a, c] * L[c, b]
+                    Hn[a, b] = s * n / dof
+        else:
             for a in range(m):
                 for b in range(m):
                     Hn[a, b] = H[a, b]

@@ -67,6 +67,9 @@ def test_cuda_simulator_matches_cpu(simulated, index):
             continue
         if name in ("state", "converged", "spikes") or name.startswith("detected"):
             np.testing.assert_array_equal(got, want, err_msg=name)
+        elif est == "lse" and name.endswith("_std"):
+            # the sandwich middle: see assert_rows_close
+            np.testing.assert_allclose(got, want, rtol=2e-4, atol=1e-9, err_msg=name)
         else:
             # both stop within the convergence tolerance (1e-7) of the same minimum; rounding
             # (fused multiply-adds, reassociated sums on the CPU) moves the last digits
@@ -95,13 +98,28 @@ def cpu_chunk(index):
     return want
 
 
+def assert_rows_close(got, want, case):
+    """Kernel output rows equal to rounding; least-squares standard deviations to 2e-4.
+
+    The CPU takes the sandwich middle from its last pass, the GPU (narrow blocks) from one
+    more pass at the solution: a step below the convergence tolerance apart.
+    """
+    est, _, peaks, _ = case
+    m = kernel_args(case)[1] * 3 + kernel_args(case)[2]
+    stds = np.zeros(got.shape[0], bool)
+    if est == "lse":
+        stds[m : 2 * m + peaks] = True
+    np.testing.assert_allclose(got[stds], want[stds], rtol=2e-4, atol=1e-9)
+    np.testing.assert_allclose(got[~stds], want[~stds], rtol=1e-6, atol=1e-9)
+
+
 @pytest.mark.parametrize("index", THREADED)
 def test_cuda_launcher_from_several_threads(simulated, index):
     """Chunks fitted from several threads at once (more than the lane sets) stay apart."""
     want = cpu_chunk(index)
     got = simulated[f"threaded/{index}"]
     np.testing.assert_array_equal(got[-2], want[-2])  # state
-    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
+    assert_rows_close(got, want, CASES[index])
 
 
 @pytest.mark.parametrize("run", LAUNCHES, ids=[r[0] for r in LAUNCHES])
@@ -116,7 +134,7 @@ def test_cuda_launcher_slabs_and_device_input(simulated, run):
     got = simulated[f"launch/{name}"]
     assert got.shape == want.shape
     np.testing.assert_array_equal(got[-2:], want[-2:])  # state, iterations
-    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
+    assert_rows_close(got, want, case)
 
 
 def test_cuda_lazy_fit_matches_cpu(simulated):
@@ -126,5 +144,7 @@ def test_cuda_lazy_fit_matches_cpu(simulated):
         got = simulated[f"lazy/{name}"]
         if name in ("state", "converged", "iterations", "spikes") or name.startswith("detected"):
             np.testing.assert_array_equal(got, w, err_msg=name)
+        elif CASES[LAZY_CASE][0] == "lse" and name.endswith("_std"):
+            np.testing.assert_allclose(got, w, rtol=2e-4, atol=1e-9, err_msg=name)
         else:
             np.testing.assert_allclose(got, w, rtol=1e-6, atol=1e-9, err_msg=name)

@@ -32,15 +32,36 @@ class TestCholesky:
         assert not py["cholesky"](H, 0.0, 2, np.zeros((2, 2)))
 
 
-def _accumulate(y, x, p, npk, nbg, est, h, block=16):
+def test_log_positive_matches_numpy(rng):
+    z = np.concatenate(
+        [10.0 ** rng.uniform(-300, 300, 2000), rng.uniform(0.5, 2.0, 2000), [1.0, 2.0, 0.5]]
+    )
+    z = np.concatenate([z, np.nextafter(np.sqrt(2.0), [0.0, 3.0])])
+    got = np.array([py["log_positive"](v) for v in z])
+    np.testing.assert_allclose(got, np.log(z), rtol=4e-16, atol=4e-16)
+    assert py["log_positive"](1.0) == 0.0
+
+
+def _accumulate(y, x, p, npk, nbg, est, h, block=16, scratch=None):
+    """Objective, normal matrix, gradient and (least squares) sandwich middle at ``p``."""
     m = 3 * npk + nbg
     H = np.zeros((MAX_PARAMS, MAX_PARAMS))
     g = np.zeros(MAX_PARAMS)
     D = np.zeros((MAX_PARAMS, block))
     W = np.zeros((3, block))
     R = np.zeros(MAX_PARAMS)
+    C = np.zeros((MAX_PARAMS, block)) if scratch is None else scratch
+    chi2 = py["accumulate"](y, x, x.mean(), p, npk, nbg, est, H, g, R, h, D, W, C, 0)
     Q = np.zeros((MAX_PARAMS, MAX_PARAMS))
-    chi2 = py["accumulate"](y, x, x.mean(), p, npk, nbg, est, H, g, R, h, D, W, Q)
+    py["accumulate"](y, x, x.mean(), p, npk, nbg, est, Q, g.copy(), R, h, D, W, C, 1)
+    if est == LSE:
+        # middle 2: the same normal matrix, and the sandwich middle beside it in columns m..2m-1
+        wide = np.zeros((MAX_PARAMS, 2 * MAX_PARAMS))
+        R[:] = 0.0
+        chi2w = py["accumulate"](y, x, x.mean(), p, npk, nbg, est, wide, g.copy(), R, h, D, W, C, 2)
+        assert chi2w == chi2
+        np.testing.assert_allclose(wide[:m, :m], H[:m, :m], rtol=1e-13)
+        np.testing.assert_allclose(wide[:m, m : 2 * m], Q[:m, :m], rtol=1e-13)
     return chi2, H[:m, :m], g[:m], Q[:m, :m]
 
 
@@ -104,13 +125,28 @@ class TestAccumulate:
         chi2, _, _, _ = _accumulate(np.ones_like(self.x), self.x, p, 1, 1, MLE, 2.0)
         assert chi2 == np.inf
 
-    def test_recurrence_matches_exponentials(self):
-        p = self.p.copy()
-        y = _model(self.x, p[:8], 2, 2)
-        exact = _accumulate(y * 1.01, self.x, p, 2, 2, LSE, 0.0)
-        rec = _accumulate(y * 1.01, self.x, p, 2, 2, LSE, self.x[1] - self.x[0])
+    @pytest.mark.parametrize("block", [4, 16, 64])
+    @pytest.mark.parametrize("descending", [False, True])
+    def test_recurrence_matches_exponentials(self, block, descending):
+        x = np.linspace(600.0, 800.0, 1001)
+        x = x[::-1].copy() if descending else x
+        # a wide peak, one starting inside a block, a narrow one (exponentials per channel)
+        p = np.array([100.0, 690.0, 40.0, 60.0, 741.3, 3.0, 30.0, 650.0, 0.05, 5.0, 0.02])
+        y = _model(x, p, 3, 2) * 1.01
+        exact = _accumulate(y, x, p, 3, 2, LSE, 0.0, block)
+        rec = _accumulate(y, x, p, 3, 2, LSE, x[1] - x[0], block)
         for a, b in zip(exact, rec, strict=True):
-            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12 * np.abs(a).max())
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-10 * np.abs(a).max())
+
+    @pytest.mark.parametrize("sigma", [0.06, 0.5, 3.0, 30.0])
+    def test_chains_stay_normal_numbers(self, sigma):
+        """No subnormal value (slow on CPUs) in the recurrence chains, however narrow the peak."""
+        x = np.linspace(600.0, 800.0, 1001)
+        p = np.array([100.0, 700.0, sigma, 5.0])
+        C = np.zeros((MAX_PARAMS, 64))
+        _accumulate(_model(x, p, 1, 1), x, p, 1, 1, LSE, x[1] - x[0], 64, C)
+        tiny = np.finfo(np.float64).tiny
+        assert np.all((C == 0) | (np.abs(C) >= tiny))
 
 
 class TestGuess:
@@ -118,7 +154,7 @@ class TestGuess:
         x = np.linspace(600.0, 800.0, 801)
         y = 200 * np.exp(-0.5 * ((x - 712.0) / 10.0) ** 2) + 7.0
         p = np.zeros(MAX_PARAMS)
-        py["guess"](y, x, x.mean(), 1, 1, LSE, 0.01, p)
+        assert not py["guess"](y, x, x.mean(), 1, 1, LSE, 0.01, np.inf, p)
         amp, centre, sigma, bg = p[:4]
         assert abs(centre - 712.0) < 0.5
         assert abs(sigma - 10.0) < 0.5
@@ -130,5 +166,19 @@ class TestGuess:
         y = 200 * np.exp(-0.5 * ((x - 650.0) / 8.0) ** 2)
         y += 120 * np.exp(-0.5 * ((x - 740.0) / 12.0) ** 2)
         p = np.zeros(MAX_PARAMS)
-        py["guess"](y, x, x.mean(), 2, 0, LSE, 0.01, p)
+        assert not py["guess"](y, x, x.mean(), 2, 0, LSE, 0.01, np.inf, p)
         assert sorted([round(p[1]), round(p[4])]) == [650, 740]
+
+    @pytest.mark.parametrize("channel", [0, 3, 400, 797, 800])
+    @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf, 1000.0])
+    def test_bad_channel_anywhere_flags_the_pixel(self, channel, value):
+        """The sweep checks every channel once: first, last, inside the first window, middle."""
+        x = np.linspace(600.0, 800.0, 801)
+        y = 200 * np.exp(-0.5 * ((x - 712.0) / 10.0) ** 2) + 7.0
+        y[channel] = value
+        p = np.zeros(MAX_PARAMS)
+        assert py["guess"](y, x, x.mean(), 1, 1, LSE, 0.01, 1000.0, p)
+
+    def test_all_zero_spectrum_is_bad(self):
+        x = np.linspace(600.0, 800.0, 801)
+        assert py["guess"](np.zeros_like(x), x, x.mean(), 1, 1, LSE, 0.01, np.inf, np.zeros(14))
