@@ -52,7 +52,7 @@ def _subtract(z, x, h, a, c, s):
             z[i] -= a * math.exp(-0.5 * u)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"}, error_model="numpy")
 def smooth_rss(data, x, h, q, peaks, rss0, rss1, start, stop):
     """Pixels ``start`` to ``stop`` of ``data`` (pixels x channels); ``h`` the step of a
     uniform axis (else 0); ``q`` channels x 3 (orthonormal columns, or zeros); ``peaks``
