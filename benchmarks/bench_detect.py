@@ -14,11 +14,11 @@ import time
 
 import numpy as np
 
-from hyperlum.cl import despike_spectra
-from hyperlum.cube import as_cube
-from hyperlum.detect import smooth_rss, verdict
-from hyperlum.fit import fit_block, kernel_dtype, plan
+from hyperlum.fitting.detect import smooth_rss, verdict
+from hyperlum.fitting.fit import fit_block, kernel_dtype, plan
+from hyperlum.io.cube import as_cube
 from hyperlum.kernels import cpu
+from hyperlum.preprocess.cl import despike_spectra
 
 X = np.linspace(600.0, 820.0, 1024)
 
@@ -33,7 +33,7 @@ def make_cube(n, seed=0):
 
 
 def cpu_rows(data, spec):
-    """The kernel fit alone, as :func:`hyperlum.fit.fit_block` runs it on the CPU."""
+    """The kernel fit alone, as :func:`hyperlum.fitting.fit.fit_block` runs it on the CPU."""
     flat = np.ascontiguousarray(data, dtype=kernel_dtype(data))
     out = np.empty((spec.kernel_outputs, flat.shape[0]))
     args = (spec.peaks, spec.background, spec.estimator, spec.max_iterations, spec.tolerance)

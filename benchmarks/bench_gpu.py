@@ -37,7 +37,7 @@ def gpu_or_exit(allow_simulator):
     """The reason string of a usable GPU; print why not and exit 0 otherwise."""
     import numba
 
-    from hyperlum import _backend
+    from hyperlum.fitting import _backend
 
     ok, reason = _backend.cuda_status()
     if numba.config.ENABLE_CUDASIM and not allow_simulator:

@@ -7,13 +7,14 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from hyperlum import cl, eels, stats
-from hyperlum.explore import explore
-from hyperlum.fit import fit
-from hyperlum.io import load
-from hyperlum.result import FitResult, load_result
-from hyperlum.segment import segment
-from hyperlum.stats import hist1d, hist2d, region_stats
+from hyperlum.analysis import stats
+from hyperlum.analysis.segment import segment
+from hyperlum.analysis.stats import hist1d, hist2d, region_stats
+from hyperlum.fitting.fit import fit
+from hyperlum.fitting.result import FitResult, load_result
+from hyperlum.io.loader import load
+from hyperlum.preprocess import cl, eels
+from hyperlum.viz.explore import explore
 
 try:
     __version__ = version("hyperlum")

@@ -167,7 +167,7 @@ def test_figures_are_calibrated(edge_map):
     from matplotlib.lines import Line2D
     from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 
-    from hyperlum import eels_plot
+    from hyperlum.viz import eels_plot
 
     s = hs.load(edge_map)
     sub, bg = hl.eels.subtract_powerlaw(s, fit_range=(580, 635))

@@ -11,8 +11,8 @@ import pytest
 from conftest import gaussian_cube
 
 import hyperlum as hl
-from hyperlum import _backend
 from hyperlum.cli import main
+from hyperlum.fitting import _backend
 
 X = np.linspace(600.0, 800.0, 120)
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import hyperlum as hl
-from hyperlum import _backend
+from hyperlum.fitting import _backend
 from hyperlum.kernels import cuda as kcuda
 
 HAS_GPU, REASON = _backend.cuda_status()

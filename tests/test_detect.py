@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import hyperlum as hl
-from hyperlum import detect
-from hyperlum.result import load_result
+from hyperlum.fitting import detect
+from hyperlum.fitting.result import load_result
 
 X = np.linspace(600.0, 700.0, 200)  # 0.5 units per channel
 

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import hyperlum as hl
-from hyperlum.cube import as_cube
+from hyperlum.fitting.result import FitResult
+from hyperlum.io.cube import as_cube
 from hyperlum.kernels.constants import BACKGROUNDS, n_outputs
-from hyperlum.result import FitResult
 
 X = 650.0 + 0.5 * np.arange(241)
 XN = 650.0 + 120.0 * np.linspace(0, 1, 241) ** 1.3  # non-uniform

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import hyperlum as hl
-from hyperlum.io import normalise_units
+from hyperlum.io.loader import normalise_units
 
 # name -> (signal type, nav shape (array order), nav units, wavelength range in nm, uniform)
 CL_FILES = {

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import hyperlum as hl
-from hyperlum.result import FitResult
+from hyperlum.fitting.result import FitResult
 
 X = np.linspace(650.0, 770.0, 241)  # uniform, 0.5 nm
 

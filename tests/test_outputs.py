@@ -10,8 +10,8 @@ import pytest
 from conftest import gaussian_cube
 
 import hyperlum as hl
-from hyperlum import outputs
 from hyperlum.cli import main
+from hyperlum.io import outputs
 
 X = np.linspace(600.0, 800.0, 60)
 

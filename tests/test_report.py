@@ -7,8 +7,8 @@ import pytest
 
 import hyperlum as hl
 from hyperlum.demo import make_demo
-from hyperlum.report import PIXEL_REPORT_FILES, REPORT_FILES, make_report
-from hyperlum.result import FitResult
+from hyperlum.fitting.result import FitResult
+from hyperlum.viz.report import PIXEL_REPORT_FILES, REPORT_FILES, make_report
 
 pytestmark = pytest.mark.filterwarnings("ignore:the result has no .detected. map:UserWarning")
 
@@ -176,7 +176,7 @@ def test_plot_spectra_single_spectrum_and_line_scan(rng):
     import matplotlib
 
     matplotlib.use("Agg")
-    from hyperlum.plot import plot_spectra
+    from hyperlum.viz.plot import plot_spectra
 
     x = np.linspace(600, 800, 200)
     axis = {"name": "Wavelength", "units": "nm", "scale": x[1] - x[0], "offset": 600, "size": 200}

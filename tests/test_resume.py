@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import hyperlum as hl
-from hyperlum import resume
 from hyperlum.cli import main
+from hyperlum.fitting import resume
 
 X = np.linspace(600.0, 800.0, 100)
 
@@ -324,7 +324,7 @@ class TestDamagedStore:
 
 class TestOneWriter:
     def test_second_run_is_refused(self, tmp_path, capsys, cube_file):
-        from hyperlum.outputs import writer_lock
+        from hyperlum.io.outputs import writer_lock
 
         out = tmp_path / "maps.zspy"
         with writer_lock(out):
@@ -341,7 +341,7 @@ class TestOneWriter:
             [
                 sys.executable,
                 "-c",
-                "import sys, time; from hyperlum.outputs import writer_lock\n"
+                "import sys, time; from hyperlum.io.outputs import writer_lock\n"
                 f"with writer_lock({str(out)!r}):\n print('held', flush=True); time.sleep(60)",
             ],
             stdout=subprocess.PIPE,

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
+from hyperlum.analysis.segment import segment
 from hyperlum.demo import make_demo
-from hyperlum.segment import segment
 
 
 def particle_ious(labels, truth):

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from hyperlum.segment import segment
-from hyperlum.stats import hist1d, hist2d, quality_mask, region_stats, valid_mask
+from hyperlum.analysis.segment import segment
+from hyperlum.analysis.stats import hist1d, hist2d, quality_mask, region_stats, valid_mask
 
 pytestmark = pytest.mark.filterwarnings("ignore:the result has no .detected. map:UserWarning")
 

@@ -67,9 +67,9 @@ def _ious(labels, truth):
 
 
 def run(args):
-    from hyperlum import outputs
     from hyperlum.cli import UsageError
-    from hyperlum.report import REPORT_FILES, check_free
+    from hyperlum.io import outputs
+    from hyperlum.viz.report import REPORT_FILES, check_free
 
     if not 32 <= args.size <= 256:
         raise UsageError(f"--size must be from 32 to 256 pixels, got {args.size}")
@@ -103,10 +103,11 @@ def demo(outdir, *, size=112, seed=0, device="auto", overwrite=False):
     import matplotlib.pyplot as plt
 
     import hyperlum as hl
-    from hyperlum import data, outputs
+    from hyperlum import data
     from hyperlum.demo import make_demo
-    from hyperlum.plot import plot_profile
-    from hyperlum.report import make_report
+    from hyperlum.io import outputs
+    from hyperlum.viz.plot import plot_profile
+    from hyperlum.viz.report import make_report
 
     warnings.filterwarnings("ignore", category=FutureWarning, module="rsciio")
     warnings.filterwarnings("ignore", category=FutureWarning, module="zarr")
@@ -144,7 +145,7 @@ def demo(outdir, *, size=112, seed=0, device="auto", overwrite=False):
     lc = line.state_counts()
     import numpy as np
 
-    from hyperlum.stats import valid_mask
+    from hyperlum.analysis.stats import valid_mask
 
     ok = valid_mask(line, ("centre", "sigma"))
     centre = np.asarray(line.maps["centre"])[ok]

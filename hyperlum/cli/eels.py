@@ -3,8 +3,8 @@
 import csv
 from pathlib import Path
 
-from hyperlum import outputs
 from hyperlum.cli import UsageError, finite_float
+from hyperlum.io import outputs
 
 OUTPUTS = ("eels_maps.hspy", "profile.csv", "edge_map.png", "profile.png", "spectra.png")
 
@@ -79,7 +79,7 @@ def _load(path, what):
     import warnings
 
     try:
-        from hyperlum.io import load
+        from hyperlum.io.loader import load
     except ImportError:
         import hyperspy.api as hs
 
@@ -102,7 +102,7 @@ def run(args):
 
     import hyperlum as hl
     from hyperlum._validate import value_range
-    from hyperlum.result import FitResult
+    from hyperlum.fitting.result import FitResult
 
     out = Path(args.output)
     if out.exists() and not out.is_dir():
@@ -235,7 +235,7 @@ def _figures(out, core, fits, pairs, result, names, profiles, line, args):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hyperlum.eels_plot import plot_edge_maps, plot_mean_spectra, plot_profiles
+    from hyperlum.viz.eels_plot import plot_edge_maps, plot_mean_spectra, plot_profiles
 
     units = core.axes_manager.signal_axes[0].units or ""
     labels = [f"edge {e[0]:g}-{e[1]:g} {units}".strip() for _, e in pairs]

@@ -1,7 +1,7 @@
 """``hyperlum fit IN -o OUT``: fit every pixel of a spectrum-image file, resumably.
 
 The cube is read lazily and fitted chunk by chunk over its navigation axes; each finished
-chunk is stored in ``OUT.partial/`` (see :mod:`hyperlum.resume`), so a run that is killed
+chunk is stored in ``OUT.partial/`` (see :mod:`hyperlum.fitting.resume`), so a run that is killed
 continues where it stopped when the same command is run again. The maps are written to
 ``OUT`` (``.zspy`` or ``.hspy``) only when every chunk is done.
 """
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hyperlum import outputs
 from hyperlum.cli import UsageError, finite_float
-from hyperlum.cube import is_dask
+from hyperlum.io import outputs
+from hyperlum.io.cube import is_dask
 
 _RESULT_EXTENSIONS = (".zspy", ".hspy")
 SCHEDULER_TIMEOUT = 10.0  # seconds for a scheduler address to answer as a dask scheduler
@@ -142,7 +142,7 @@ def _output_fingerprint(out):
     """The fingerprint stored in an existing result file, or None when it is not a result."""
     import hyperspy.api as hs
 
-    from hyperlum.io import quiet
+    from hyperlum.io.loader import quiet
 
     try:
         with quiet():
@@ -154,8 +154,8 @@ def _output_fingerprint(out):
 
 def _plan(args, cube):
     """Check the fit options against the cube; return (FitSpec, options as hl.fit has them)."""
-    from hyperlum import _backend
-    from hyperlum.fit import plan
+    from hyperlum.fitting import _backend
+    from hyperlum.fitting.fit import plan
 
     if args.device == "cuda":
         ok, reason = _backend.cuda_status()
@@ -179,7 +179,7 @@ def _plan(args, cube):
 
 
 def _cube(signal, rng):
-    from hyperlum.cube import as_cube
+    from hyperlum.io.cube import as_cube
 
     cube = as_cube(signal)
     channels = cube.channels(rng, name="--range")
@@ -194,15 +194,15 @@ def _compute(a):
 
 @functools.lru_cache(maxsize=4)
 def _open_lazy(path, hints_json):
-    from hyperlum.cube import as_cube
-    from hyperlum.io import load
+    from hyperlum.io.cube import as_cube
+    from hyperlum.io.loader import load
 
     return as_cube(load(path, lazy=True, **json.loads(hints_json))).data
 
 
 def fit_file_chunk(path, hints_json, channels, x, spec, nav):
     """Read one chunk of a file and fit it: what a dask.distributed worker runs."""
-    from hyperlum.fit import fit_block
+    from hyperlum.fitting.fit import fit_block
 
     data = _open_lazy(path, hints_json)
     block = _compute(data[(*nav, channels)])
@@ -212,8 +212,8 @@ def fit_file_chunk(path, hints_json, channels, x, spec, nav):
 def _fit_here(store, todo, cube, spec, bar):
     from concurrent.futures import ThreadPoolExecutor
 
-    from hyperlum.fit import fit_block
-    from hyperlum.resume import block_slices
+    from hyperlum.fitting.fit import fit_block
+    from hyperlum.fitting.resume import block_slices
 
     def read(idx):
         return _compute(cube.data[block_slices(store.grid, idx)])
@@ -262,7 +262,7 @@ def _probe_scheduler(address, *, timeout):
 def _fit_distributed(store, todo, sched, path, hints, channels, cube, spec, bar):
     from dask.distributed import Client, LocalCluster, as_completed
 
-    from hyperlum.resume import block_slices
+    from hyperlum.fitting.resume import block_slices
 
     kind, value = sched
     cluster = None
@@ -318,9 +318,9 @@ def run(args):
 def _run(args, held, notes):
     from tqdm.auto import tqdm
 
-    from hyperlum import resume
-    from hyperlum.io import load, quiet
-    from hyperlum.result import FitResult
+    from hyperlum.fitting import resume
+    from hyperlum.fitting.result import FitResult
+    from hyperlum.io.loader import load, quiet
 
     t_start = time.perf_counter()
     out = Path(args.output)
@@ -456,7 +456,7 @@ def _run(args, held, notes):
 
 def _open_store(out, notes):
     """The partial store of ``out``; a damaged one (ours, by its files) is removed: None."""
-    from hyperlum import resume
+    from hyperlum.fitting import resume
 
     try:
         return resume.PartialStore.open(out)

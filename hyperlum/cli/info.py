@@ -68,7 +68,7 @@ def report():
     """The lines ``hyperlum info`` prints, as (label, value) pairs."""
     import numba
 
-    from hyperlum import _backend
+    from hyperlum.fitting import _backend
 
     rows = [("python", f"{platform.python_version()} ({sys.executable})")]
     rows += [(n, v) for n in _PACKAGES if (v := _version(n)) is not None]

@@ -75,9 +75,9 @@ def _load_signal(path, what):
 def run(args):
     import os
 
-    from hyperlum import outputs
-    from hyperlum.report import REPORT_FILES, make_report
-    from hyperlum.result import load_result
+    from hyperlum.fitting.result import load_result
+    from hyperlum.io import outputs
+    from hyperlum.viz.report import REPORT_FILES, make_report
 
     outputs.check_not_input(
         [os.path.join(args.output, n) for n in REPORT_FILES],

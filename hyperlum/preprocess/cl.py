@@ -14,9 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from hyperlum._signals import new_like, spectra_out
 from hyperlum._validate import choice, integer, positive
-from hyperlum.cube import as_cube, is_dask, is_signal
+from hyperlum.io.cube import as_cube, is_dask, is_signal
+from hyperlum.preprocess._signals import new_like, spectra_out
 
 __all__ = ["despike_spectra", "refractive_index_air", "remove_spikes", "to_energy"]
 

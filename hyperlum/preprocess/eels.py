@@ -6,7 +6,7 @@
 * :func:`subtract_powerlaw` fits ``A * E**-r`` per pixel in a window before an edge (numba
   kernel :mod:`hyperlum.kernels.powerlaw`) and subtracts it from the whole spectrum.
 * :func:`edge_intensity` integrates a window; :func:`normalise` divides each spectrum by its
-  total core-loss intensity; :func:`~hyperlum.eels_profile.line_profile` profiles a map across
+  total core-loss intensity; :func:`~hyperlum.analysis.profile.line_profile` profiles a map across
   an interface in calibrated distance.
 
 Every function takes a HyperSpy Signal1D (lazy or not) or a numpy / dask array with the
@@ -21,12 +21,12 @@ import math
 
 import numpy as np
 
-from hyperlum._signals import map_out, spectra_out
 from hyperlum._validate import choice, integer, positive, value_range
-from hyperlum.cube import as_cube, is_dask, is_signal
-from hyperlum.eels_profile import line_profile
+from hyperlum.analysis.profile import line_profile
+from hyperlum.fitting.result import FitResult
+from hyperlum.io.cube import as_cube, is_dask, is_signal
 from hyperlum.kernels.constants import STATES
-from hyperlum.result import FitResult
+from hyperlum.preprocess._signals import map_out, spectra_out
 
 __all__ = [
     "align_zlp",
@@ -166,7 +166,7 @@ def zlp_centre(data, *, axis=None, window=None, background="none", device="auto"
     array([[ 0.13, -0.31],
            [ 0.72, -1.05]])
     """
-    from hyperlum.fit import fit
+    from hyperlum.fitting.fit import fit
 
     choice("background", background, ("none", "constant"))
     cube = _checked_cube(data, axis)

@@ -11,10 +11,10 @@ backend the figure shows the selection made with :meth:`Explorer.select`.
 
 import numpy as np
 
-from hyperlum.cube import as_cube
-from hyperlum.model_cubes import PeakModel, fitted_channels
-from hyperlum.plot import add_scalebar
-from hyperlum.stats import units_of
+from hyperlum.analysis.stats import units_of
+from hyperlum.fitting.model_cubes import PeakModel, fitted_channels
+from hyperlum.io.cube import as_cube
+from hyperlum.viz.plot import add_scalebar
 
 _MOVES = {"up": (-1, 0), "down": (1, 0), "left": (0, -1), "right": (0, 1)}
 _CMAPS = {"centre": "Spectral_r", "sigma": "viridis", "fwhm": "viridis"}

@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from hyperlum._validate import positive
-from hyperlum.cube import is_dask, is_signal
+from hyperlum.io.cube import is_dask, is_signal
 
 
 def _map_axes(m):

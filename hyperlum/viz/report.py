@@ -200,8 +200,8 @@ def _make_report(
 
     matplotlib.use("Agg")
 
-    from hyperlum.segment import segment
-    from hyperlum.stats import maps_of, quality_mask
+    from hyperlum.analysis.segment import segment
+    from hyperlum.analysis.stats import maps_of, quality_mask
 
     if not hasattr(result, "maps"):
         raise TypeError(f"result must be a FitResult, got {type(result).__name__}")
@@ -309,8 +309,8 @@ def _pixel_report(res, signal, outdir, valid, dpi, lines, seg):
     """Figures and a table of the valid pixels, without regions (line scans, no particles)."""
     import matplotlib.pyplot as plt
 
-    from hyperlum import plot
-    from hyperlum.stats import maps_of, parameter_names, pixel_table
+    from hyperlum.analysis.stats import maps_of, parameter_names, pixel_table
+    from hyperlum.viz import plot
 
     maps = maps_of(res)
     written = []
@@ -348,8 +348,8 @@ def _pixel_report(res, signal, outdir, valid, dpi, lines, seg):
 def _region_report(res, seg, image, signal, outdir, valid, dpi, source, used):
     import matplotlib.pyplot as plt
 
-    from hyperlum import plot
-    from hyperlum.stats import MIN_PARTICLES, maps_of, region_stats
+    from hyperlum.analysis.stats import MIN_PARTICLES, maps_of, region_stats
+    from hyperlum.viz import plot
 
     maps = maps_of(res)
     units = seg.units

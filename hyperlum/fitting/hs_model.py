@@ -22,8 +22,8 @@ Conventions (hyperlum's parameters -> HyperSpy components):
 
 import numpy as np
 
-from hyperlum.cube import as_cube
-from hyperlum.model_cubes import PeakModel
+from hyperlum.fitting.model_cubes import PeakModel
+from hyperlum.io.cube import as_cube
 
 
 def _components(pm):
@@ -70,7 +70,7 @@ def _values(pm, maps, scale):
 def to_hyperspy_model(res, signal):
     """A HyperSpy ``Model1D`` of ``signal`` holding the fit ``res`` in its parameter maps.
 
-    See :meth:`hyperlum.result.FitResult.to_hyperspy_model`.
+    See :meth:`hyperlum.fitting.result.FitResult.to_hyperspy_model`.
     """
     from hyperspy.models.model1d import Model1D
 

@@ -2,12 +2,12 @@
 
 A HyperSpy signal in gives a signal of the same class out (same metadata and navigation axes);
 an array in gives an array out. Maps (one value per pixel) become calibrated HyperSpy signals
-through :class:`~hyperlum.result.FitResult`'s conversion.
+through :class:`~hyperlum.fitting.result.FitResult`'s conversion.
 """
 
 import numpy as np
 
-from hyperlum.cube import is_dask, is_signal
+from hyperlum.io.cube import is_dask, is_signal
 
 
 def new_like(signal, data, signal_axis=None):

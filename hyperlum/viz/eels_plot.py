@@ -7,7 +7,7 @@ function returns a matplotlib Figure and leaves the backend alone.
 
 import numpy as np
 
-from hyperlum.plot import add_scalebar, map_extent
+from hyperlum.viz.plot import add_scalebar, map_extent
 
 
 def _units(value, default):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from hyperlum.cube import is_dask
+from hyperlum.io.cube import is_dask
 from hyperlum.kernels.constants import FWHM_PER_SIGMA, SQRT_2PI, STATES, n_outputs, n_params
 
 _PEAK = ("amplitude", "centre", "sigma")
@@ -32,8 +32,9 @@ class FitResult:
     # -- construction -------------------------------------------------------------------
     @classmethod
     def from_stacked(cls, stacked, npk, nbg, cube, options):
-        """Build the named maps from the rows of :func:`hyperlum.fit.fit_block` stacked on the
-        last axis of ``stacked``: the kernel rows, then ``detected`` per peak, the spikes
+        """Build the named maps from the rows of
+        :func:`hyperlum.fitting.fit.fit_block` stacked on the last axis of ``stacked``: the kernel
+        rows, then ``detected`` per peak, the spikes
         replaced per pixel and, when ``options["peaks"] == "auto"``, the peaks kept."""
         m = n_params(npk, nbg)
         rows = lambda r: stacked[..., r]  # noqa: E731
@@ -172,14 +173,14 @@ class FitResult:
             Maps to show (for a map, after the fitted intensity, which comes first unless an
             ``image`` is given).
         **kwargs
-            Passed to :func:`hyperlum.plot.plot_maps` (a map) or
-            :func:`hyperlum.plot.plot_profile` (a line scan).
+            Passed to :func:`hyperlum.viz.plot.plot_maps` (a map) or
+            :func:`hyperlum.viz.plot.plot_profile` (a line scan).
 
         Returns
         -------
         matplotlib.figure.Figure
         """
-        from hyperlum import plot
+        from hyperlum.viz import plot
 
         res = self.compute()
         if len(res.shape) == 2:
@@ -209,7 +210,7 @@ class FitResult:
         The maps are stacked along a first navigation axis; ``load_result`` splits them again.
         An existing file is kept unless ``overwrite=True``.
         """
-        from hyperlum.result_io import save_result
+        from hyperlum.io.result_files import save_result
 
         save_result(self, path, overwrite=overwrite)
 
@@ -244,7 +245,7 @@ class FitResult:
         >>> float(res.model(component="background").data[0, 0])
         5.0
         """
-        from hyperlum.model_cubes import model_cube
+        from hyperlum.fitting.model_cubes import model_cube
 
         return model_cube(self, component=component)
 
@@ -273,7 +274,7 @@ class FitResult:
         >>> bool(np.abs(res.residuals(cube, axis=x).data).max() < 1e-6)
         True
         """
-        from hyperlum.model_cubes import residual_cube
+        from hyperlum.fitting.model_cubes import residual_cube
 
         return residual_cube(self, signal, axis=axis)
 
@@ -314,7 +315,7 @@ class FitResult:
         >>> [c.name for c in m], round(float(m["peak_1"].centre.value), 6)
         (['peak_1', 'background'], 700.0)
         """
-        from hyperlum.hs_model import to_hyperspy_model
+        from hyperlum.fitting.hs_model import to_hyperspy_model
 
         return to_hyperspy_model(self, signal)
 
@@ -344,7 +345,7 @@ def load_result(path):
     >>> bool(np.array_equal(back.maps["centre"], res.maps["centre"]))
     True
     """
-    from hyperlum.result_io import read_result
+    from hyperlum.io.result_files import read_result
 
     return FitResult(**read_result(path))
 

@@ -3,7 +3,7 @@
 Three tiers, as in kikuchipy: the one-pixel fit (:mod:`hyperlum.kernels.pixel`), one chunk of
 pixels (:func:`fit_block`, what ``dask.array.map_blocks`` runs), and :func:`fit`, which checks
 the arguments, chunks the cube over its navigation axes (the spectral axis is never split) and
-assembles a :class:`~hyperlum.result.FitResult`.
+assembles a :class:`~hyperlum.fitting.result.FitResult`.
 """
 
 import functools
@@ -13,12 +13,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from hyperlum import _backend, detect
 from hyperlum._validate import choice, integer, positive
-from hyperlum.cl import despike_spectra
-from hyperlum.cube import as_cube
+from hyperlum.fitting import _backend, detect
+from hyperlum.fitting.result import FitResult
+from hyperlum.io.cube import as_cube
 from hyperlum.kernels.constants import BACKGROUNDS, ESTIMATORS, MAX_PEAKS, n_outputs, n_params
-from hyperlum.result import FitResult
+from hyperlum.preprocess.cl import despike_spectra
 
 #: Default size of the chunks the cube is cut into (input bytes per chunk).
 CHUNK_BYTES = 32 * 2**20
@@ -72,7 +72,7 @@ def fit_block(block, x, spec):
     then the kernel rows (on the CPU path the block is read as float32 or float64,
     :func:`kernel_dtype`; on the CUDA path it goes to the GPU in its own dtype, e.g. uint16,
     and the kernel converts it there; a CuPy block is fitted where it lies), then the
-    detection verdict per peak (:mod:`hyperlum.detect`), the spikes replaced per pixel and,
+    detection verdict per peak (:mod:`hyperlum.fitting.detect`), the spikes replaced per pixel and,
     for ``peaks="auto"``, the number of peaks kept. The maps come back as numpy.
     """
     nav = block.shape[:-1]
@@ -299,7 +299,7 @@ def fit(
         not detected. Default: one channel is the narrowest resolved peak.
     false_alarm : float
         Probability, per pixel, that noise alone is detected as a peak (see
-        :mod:`hyperlum.detect`).
+        :mod:`hyperlum.fitting.detect`).
 
     Returns
     -------
@@ -308,7 +308,7 @@ def fit(
         ``intensity`` (area), ``background`` (and ``background_slope``), each with ``_std``,
         plus ``chisq`` (reduced), ``state``, ``converged`` and ``iterations``, ``spikes``
         (channels replaced per pixel) and ``detected``: a real, resolved peak, significant
-        against the background alone (rule in :mod:`hyperlum.detect`); ``state`` only says
+        against the background alone (rule in :mod:`hyperlum.fitting.detect`); ``state`` only says
         how the optimiser ended. With several peaks the peak maps are numbered:
         ``centre_1``, ``centre_2``, ..., ``detected_1``, ``detected_2``, ... and
         ``detected`` is true where any peak is. With ``peaks="auto"`` the maps of
@@ -376,7 +376,7 @@ def plan(
 
     Parameters
     ----------
-    cube : hyperlum.cube.Cube
+    cube : hyperlum.io.cube.Cube
         The data to fit, already restricted to ``signal_range``.
     peaks, background, estimator, device, max_iterations, tolerance, saturation
         As for :func:`fit`.
@@ -398,7 +398,7 @@ def plan(
     Examples
     --------
     >>> import numpy as np
-    >>> from hyperlum.cube import as_cube
+    >>> from hyperlum.io.cube import as_cube
     >>> spec, options = plan(as_cube(np.zeros((3, 100), np.uint16)), device="cpu")
     >>> spec.n_params, spec.saturation, options["estimator"]
     (4, 65535.0, 'lse')

@@ -7,8 +7,8 @@ files (the report, the command line) selects the Agg backend first.
 
 import numpy as np
 
-from hyperlum.labels import axis_label as _label
-from hyperlum.labels import new_axes as _axes
+from hyperlum.viz.labels import axis_label as _label
+from hyperlum.viz.labels import new_axes as _axes
 
 _PIXEL_COLOURS = ("#000000", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")
 #: Colours of the regions, used in every figure.
@@ -187,7 +187,7 @@ def plot_maps(
     """
     import matplotlib.pyplot as plt
 
-    from hyperlum.stats import maps_of, units_of, valid_mask
+    from hyperlum.analysis.stats import maps_of, units_of, valid_mask
 
     maps = maps_of(res)
     shape = np.shape(maps["converged"])
@@ -278,7 +278,7 @@ def model_spectra(res, x, pixels):
     numpy.ndarray
         ``(n_pixels, len(x))``.
     """
-    from hyperlum.stats import maps_of
+    from hyperlum.analysis.stats import maps_of
 
     maps = maps_of(res)
     x = np.asarray(x, dtype=float)
@@ -372,7 +372,7 @@ def plot_spectra(
     -------
     matplotlib.figure.Figure
     """
-    from hyperlum.stats import maps_of, valid_mask
+    from hyperlum.analysis.stats import maps_of, valid_mask
 
     ax = _axes(ax)
     sax = signal.axes_manager.signal_axes[0]
@@ -454,7 +454,7 @@ def plot_region_histograms(
     """
     import matplotlib.pyplot as plt
 
-    from hyperlum.stats import hist1d, maps_of, units_of, valid_mask
+    from hyperlum.analysis.stats import hist1d, maps_of, units_of, valid_mask
 
     maps = maps_of(res)
     shape = np.shape(maps["converged"])
@@ -513,7 +513,7 @@ def plot_hist2d_regions(
     """
     import matplotlib.pyplot as plt
 
-    from hyperlum.stats import hist2d, maps_of, valid_mask
+    from hyperlum.analysis.stats import hist2d, maps_of, valid_mask
 
     maps = maps_of(res)
     shape = np.shape(maps["converged"])
@@ -574,7 +574,7 @@ def plot_profile(
     """
     import matplotlib.pyplot as plt
 
-    from hyperlum.stats import maps_of, quality_mask, units_of, valid_mask
+    from hyperlum.analysis.stats import maps_of, quality_mask, units_of, valid_mask
 
     maps = maps_of(res)
     if mask is None:

@@ -242,7 +242,7 @@ class _GuardedBlocks:
         self.shape, self.dtype, self.ndim = data.shape, data.dtype, data.ndim
 
     def __dask_tokenize__(self):
-        return ("hyperlum.io.guarded", self.path, self.data.name)
+        return ("hyperlum.io.loader.guarded", self.path, self.data.name)
 
     def __getitem__(self, key):
         try:

@@ -337,7 +337,7 @@ def is_store_like(root):
 
 def leftovers(out):
     """Temporary outputs and half-made stores of ``out`` left by killed runs."""
-    from hyperlum.outputs import leftovers as named
+    from hyperlum.io.outputs import leftovers as named
 
     root = partial_path(out)
     return named(out, extra=[(root.name + ".tmp-", "")])

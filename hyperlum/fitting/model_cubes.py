@@ -1,6 +1,6 @@
 """The fitted model and its residuals as spectrum cubes, rebuilt from a fit's maps.
 
-A :class:`~hyperlum.result.FitResult` keeps the parameters of every pixel; the model is
+A :class:`~hyperlum.fitting.result.FitResult` keeps the parameters of every pixel; the model is
 evaluated from them chunk by chunk on the axis the fit used (``res.signal_axis``): a lazy fit
 gives a lazy cube whose chunks are those of the fit, so that computing it never holds more
 than one chunk of spectra per worker; an eager fit gives a numpy cube filled block by block.
@@ -11,7 +11,7 @@ background ``b0 (+ b1 (x - xref))``, with ``xref`` the middle of the fitted rang
 
 import numpy as np
 
-from hyperlum.cube import as_cube, is_dask
+from hyperlum.io.cube import as_cube, is_dask
 from hyperlum.kernels.constants import BACKGROUNDS
 
 #: Pixels evaluated at once in an eager cube: blocks of this many bytes of float64 spectra.
@@ -239,7 +239,7 @@ def _to_signal(data, pm, res, title):
 def model_cube(res, *, component=None):
     """The fitted model at every pixel as a HyperSpy Signal1D on the fitted axis.
 
-    See :meth:`hyperlum.result.FitResult.model`.
+    See :meth:`hyperlum.fitting.result.FitResult.model`.
     """
     pm = PeakModel(res)
     pm.parts(component)  # check it before any work

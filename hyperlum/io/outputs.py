@@ -1,7 +1,7 @@
 """Safe outputs: an output never replaces an input, nor anything hyperlum did not write.
 
 Every command that writes (``hyperlum fit``, ``eels``, ``report``, ``demo``) and
-:meth:`FitResult.save <hyperlum.result.FitResult.save>` go through these rules:
+:meth:`FitResult.save <hyperlum.fitting.result.FitResult.save>` go through these rules:
 
 - an output that resolves to an input (the same path, the same file through a link, a folder
   holding the input, or a path inside an input folder) is refused, ``--overwrite`` or not;

@@ -153,8 +153,8 @@ class Hist1D:
 
     def plot(self, ax=None, **kwargs):
         """Draw the histogram as steps on ``ax`` (a new figure if none); return the axes."""
-        from hyperlum.labels import axis_label as _label
-        from hyperlum.labels import new_axes as _axes
+        from hyperlum.viz.labels import axis_label as _label
+        from hyperlum.viz.labels import new_axes as _axes
 
         ax = _axes(ax)
         ax.stairs(self.counts, self.edges, **kwargs)
@@ -191,8 +191,8 @@ class Hist2D:
         """Draw the counts as an image on ``ax`` (a new figure if none); return the axes."""
         import matplotlib.colors as mcolors
 
-        from hyperlum.labels import axis_label as _label
-        from hyperlum.labels import new_axes as _axes
+        from hyperlum.viz.labels import axis_label as _label
+        from hyperlum.viz.labels import new_axes as _axes
 
         ax = _axes(ax)
         c = np.ma.masked_equal(self.counts.T, 0)
@@ -546,7 +546,7 @@ def region_stats(res, seg, *, parameters=None, tested=TESTED, mask=None, detecte
     width:
 
     >>> import numpy as np
-    >>> from hyperlum.segment import segment
+    >>> from hyperlum.analysis.segment import segment
     >>> yy, xx = np.mgrid[0:60, 0:90]
     >>> centres = [(15, 15), (15, 45), (15, 75), (45, 15), (45, 45), (45, 75)]
     >>> img = sum(1.0 * (np.hypot(yy - y, xx - x) < 11) for y, x in centres)
@@ -563,7 +563,7 @@ def region_stats(res, seg, *, parameters=None, tested=TESTED, mask=None, detecte
     import pandas as pd
     from scipy import stats
 
-    from hyperlum.segment import REGIONS
+    from hyperlum.analysis.segment import REGIONS
 
     maps = maps_of(res)
     shape = np.shape(maps["converged"])

@@ -1,4 +1,4 @@
-"""Write a :class:`~hyperlum.result.FitResult` to one HyperSpy file and read it back."""
+"""Write a :class:`~hyperlum.fitting.result.FitResult` to one HyperSpy file and read it back."""
 
 import json
 import os
@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from hyperlum import outputs
+from hyperlum.io import outputs
 
 _EXTENSIONS = (".zspy", ".hspy")
 
@@ -64,7 +64,7 @@ def save_result(result, path, *, overwrite=False):
 def read_result(path):
     """Read maps written by :meth:`FitResult.save`: the keyword arguments of ``FitResult``.
 
-    :func:`hyperlum.load_result` turns them into a :class:`~hyperlum.result.FitResult`.
+    :func:`hyperlum.load_result` turns them into a :class:`~hyperlum.fitting.result.FitResult`.
 
     Parameters
     ----------

@@ -1,0 +1,1 @@
+"""Analysis of fitted maps: segmentation, region statistics, histograms, profiles."""

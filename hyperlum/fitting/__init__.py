@@ -1,0 +1,1 @@
+"""The fitting engine: options and chunk planning, the verdict, FitResult, resume, model cubes."""

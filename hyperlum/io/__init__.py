@@ -1,0 +1,1 @@
+"""Reading spectrum images, writing results: load, cubes, result files, safe outputs."""

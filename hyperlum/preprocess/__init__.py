@@ -1,0 +1,1 @@
+"""Before the fit: CL (wavelength to energy, spikes), EELS (ZLP, power law, edges)."""
