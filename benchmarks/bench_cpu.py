@@ -10,7 +10,9 @@ For hyperlum the table also gives the passes over the channels per pixel (counte
 the very same kernel source as plain Python on ``--count`` pixels) and the time of one pass
 per channel (the compiled pass alone, at the true parameters, in CPU time of its thread), and
 the pixels per second of the kernel alone (``fit_chunk`` over the whole cube: ``hl.fit`` also
-replaces spikes and gives a detection verdict, work that differs between commits).
+replaces spikes and gives a detection verdict, work that differs between commits). That work
+is measured too: ``hl.fit`` with ``despike=False``, and the spike filter and the detection
+verdict alone over the whole cube, as shares of the ``hl.fit`` time with its defaults.
 ``--baseline REF`` also measures the kernels of git commit ``REF`` of this repository in the
 same run (in a subprocess importing that commit's ``hyperlum``): before / after rows.
 
@@ -96,13 +98,43 @@ def best_rate(fn, npix, repeats):
     return res, best
 
 
-def run_hyperlum(cube, estimator, repeats):
-    hl.fit(cube[:2, :2], axis=X, estimator=estimator, device="cpu")  # compile / load cache
+def run_hyperlum(cube, estimator, repeats, **options):
+    hl.fit(cube[:2, :2], axis=X, estimator=estimator, device="cpu", **options)  # compile
     return best_rate(
-        lambda: hl.fit(cube, axis=X, estimator=estimator, device="cpu", progress=False),
+        lambda: hl.fit(cube, axis=X, estimator=estimator, device="cpu", progress=False, **options),
         cube.shape[0] * cube.shape[1],
         repeats,
     )
+
+
+def best_seconds(fn, repeats):
+    """Best wall time of ``repeats`` calls of ``fn``."""
+    best = np.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def side_work(flat, rows, repeats):
+    """Seconds of the work ``hl.fit`` does beside the kernel, over the whole cube: the spike
+    filter (:func:`hyperlum.cl.despike_spectra`) and the detection verdict (the residual sums
+    of one pass and the rule). None where this commit has no such step."""
+    try:
+        from hyperlum.fitting import detect
+        from hyperlum.preprocess.cl import despike_spectra
+    except ImportError:
+        return None, None
+    despike_spectra(flat[:4])  # compile / load cache
+    t_despike = best_seconds(lambda: despike_spectra(flat), repeats)
+
+    def verdict():
+        rss0, rss1 = detect.smooth_rss(flat, X, rows[:3])
+        detect.verdict(rows, rss0, rss1, X, peaks=1, background=1)
+
+    verdict()
+    return t_despike, best_seconds(verdict, repeats)
 
 
 def kernel_rate(flat, estimator, repeats):
@@ -117,9 +149,10 @@ def kernel_rate(flat, estimator, repeats):
     est = kc.ESTIMATORS[estimator]
     out = np.empty((kc.n_outputs(1, 1), flat.shape[0]))
     cpu.fit_chunk(flat[:4], X, 1, 1, est, 50, 1e-7, np.inf, out[:, :4])  # compile / cache
-    return best_rate(
+    rate = best_rate(
         lambda: cpu.fit_chunk(flat, X, 1, 1, est, 50, 1e-7, np.inf, out), flat.shape[0], repeats
     )[1]
+    return rate, out
 
 
 def passes_per_pixel(flat, estimator, count):
@@ -213,11 +246,22 @@ def kernel_figures(n, repeats, count):
     from hyperlum.kernels import pixel
 
     figures = {"hyperlum_source": pixel.__file__}
+    has_despike = "despike" in inspect.signature(hl.fit).parameters
     for est in ("lse", "mle"):
         res, rate = run_hyperlum(cube, est, repeats)
+        bare = run_hyperlum(cube, est, repeats, despike=False)[1] if has_despike else None
+        krate, rows = kernel_rate(flat, est, repeats)
+        t_despike, t_verdict = side_work(flat, rows, repeats)
+        npix = flat.shape[0]
         figures[f"hyperlum_{est}"] = {
             "px_per_s": rate,
-            "kernel_px_per_s": kernel_rate(flat, est, repeats),
+            "no_despike_px_per_s": bare,
+            "kernel_px_per_s": krate,
+            # shares of the hl.fit time (defaults) and ns per channel, the whole cube
+            "despike_share": None if t_despike is None else t_despike * rate / npix,
+            "verdict_share": None if t_verdict is None else t_verdict * rate / npix,
+            "despike_ns_per_channel": None if t_despike is None else 1e9 * t_despike / flat.size,
+            "verdict_ns_per_channel": None if t_verdict is None else 1e9 * t_verdict / flat.size,
             "converged": float(res.maps["converged"].mean()),
             "passes_per_px": passes_per_pixel(flat, est, count),
             "ns_per_channel_pass": ns_per_channel_pass(flat, params, est, repeats),
@@ -361,12 +405,19 @@ def run_jax(cube, idx, repeats):
     return {"amplitude": out[:, 0], "centre": out[:, 1], "sigma": np.abs(out[:, 2])}, rate
 
 
+def _fmt(value, spec, none="n/a"):
+    return none if value is None else format(value, spec)
+
+
 def hyperlum_rows(figures, rate_h, rate_s, label=""):
     rows = []
     for est in ("lse", "mle"):
         f = figures[f"hyperlum_{est}"]
         rows.append(
-            f"| hyperlum {est}{label} | {f['px_per_s']:,.0f} | {f['kernel_px_per_s']:,.0f} | "
+            f"| hyperlum {est}{label} | {f['px_per_s']:,.0f} | "
+            f"{_fmt(f.get('no_despike_px_per_s'), ',.0f', 'no filter')} | "
+            f"{f['kernel_px_per_s']:,.0f} | {_fmt(f.get('despike_share'), '.0%', 'none')} | "
+            f"{_fmt(f.get('verdict_share'), '.0%', 'none')} | "
             f"{f['px_per_s'] / rate_h:,.0f}x | "
             f"{f['px_per_s'] / rate_s:,.1f}x | {f['passes_per_px']:.2f} | "
             f"{f['ns_per_channel_pass']:.2f} | {f['centre']['rms_over_crb']:.3f} | "
@@ -421,20 +472,20 @@ def main(argv=None):
         f"{figures['cpus']} CPUs, 1 Gaussian + constant, best of {args.repeats}"
     )
     print(
-        "| method | px/s | kernel px/s | vs HyperSpy | vs SciPy | passes/px | ns/channel/pass "
-        "| centre RMS/CRB | sigma RMS/CRB | converged |"
+        "| method | px/s | px/s despike=False | kernel px/s | despike | verdict | vs HyperSpy "
+        "| vs SciPy | passes/px | ns/channel/pass | centre RMS/CRB | sigma RMS/CRB | converged |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     rows = []
     if args.baseline:
         rows += hyperlum_rows(figures["baseline"], rate_h, rate_s, f" (before, {args.baseline})")
     rows += hyperlum_rows(figures, rate_h, rate_s, " (this tree)" if args.baseline else "")
     for name, f in peers.items():
         if f is None:
-            rows.append(f"| {name} | not installed | | | | | | | | |")
+            rows.append(f"| {name} | not installed | | | | | | | | | | | |")
             continue
         rows.append(
-            f"| {name} | {f['px_per_s']:,.0f} | | {f['px_per_s'] / rate_h:,.1f}x | "
+            f"| {name} | {f['px_per_s']:,.0f} | | | | | {f['px_per_s'] / rate_h:,.1f}x | "
             f"{f['px_per_s'] / rate_s:,.2f}x | | | {f['centre']['rms_over_crb']:.3f} | "
             f"{f['sigma']['rms_over_crb']:.3f} | |"
         )
@@ -447,6 +498,13 @@ def main(argv=None):
                 f"of {args.baseline} (hl.fit), "
                 f"{now['kernel_px_per_s'] / then['kernel_px_per_s']:.2f}x (kernel alone)"
             )
+    f = figures["hyperlum_lse"]
+    if f.get("despike_ns_per_channel") is not None:
+        print(
+            f"Beside the kernel, over the whole cube: spike filter "
+            f"{f['despike_ns_per_channel']:.2f} ns per channel, detection verdict "
+            f"{f['verdict_ns_per_channel']:.2f} ns per channel (shares above: of the hl.fit time)"
+        )
     for est in ("lse", "mle"):
         f = figures[f"hyperlum_{est}"]
         print(
