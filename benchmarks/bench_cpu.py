@@ -13,11 +13,12 @@ the pixels per second of the kernel alone (``fit_chunk`` over the whole cube: ``
 replaces spikes and gives a detection verdict, work that differs between commits). That work
 is measured too: ``hl.fit`` with ``despike=False``, and the spike filter and the detection
 verdict alone over the whole cube, as shares of the ``hl.fit`` time with its defaults.
-``--baseline REF`` also measures the kernels of git commit ``REF`` of this repository in the
+``--baseline REF`` (repeatable) also measures git commit ``REF`` of this repository in the
 same run (in a subprocess importing that commit's ``hyperlum``): before / after rows.
 
-Run: ``python benchmarks/bench_cpu.py [--size 128] [--baseline 0856930]`` (``pip install
--e ".[bench]"`` first: numexpr for HyperSpy, lumafit, JAX; a missing tool's row says so).
+Run: ``python benchmarks/bench_cpu.py [--size 128] [--baseline 0856930 [--baseline REF]]``
+(``pip install -e ".[bench]"`` first: numexpr for HyperSpy, lumafit, JAX; a missing tool's
+row says so).
 """
 
 import argparse
@@ -434,7 +435,12 @@ def main(argv=None):
     ap.add_argument("--peers", type=int, default=4096, help="pixels fitted by lumafit, JAX")
     ap.add_argument("--repeats", type=int, default=3, help="every figure is the best of these")
     ap.add_argument("--count", type=int, default=32, help="pixels whose passes are counted")
-    ap.add_argument("--baseline", help="git commit whose kernels are measured too (before)")
+    ap.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        help="git commit measured too, in the same run (before); may be repeated",
+    )
     ap.add_argument("--json", help="also write the figures to this JSON file")
     ap.add_argument("--kernel-only", metavar="JSON", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -445,8 +451,9 @@ def main(argv=None):
         return 0
     figures = kernel_figures(args.size, args.repeats, args.count)
     figures["cpus"] = len(os.sched_getaffinity(0))
-    if args.baseline:
-        figures["baseline"] = baseline_figures(args.baseline, args.size, args.repeats, args.count)
+    figures["baselines"] = {
+        ref: baseline_figures(ref, args.size, args.repeats, args.count) for ref in args.baseline
+    }
     truth, cube, rng = make_cube(args.size)
     npix = cube.shape[0] * cube.shape[1]
     crb = cramer_rao(truth)
@@ -477,8 +484,8 @@ def main(argv=None):
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     rows = []
-    if args.baseline:
-        rows += hyperlum_rows(figures["baseline"], rate_h, rate_s, f" (before, {args.baseline})")
+    for ref, then in figures["baselines"].items():
+        rows += hyperlum_rows(then, rate_h, rate_s, f" (before, {ref})")
     rows += hyperlum_rows(figures, rate_h, rate_s, " (this tree)" if args.baseline else "")
     for name, f in peers.items():
         if f is None:
@@ -490,12 +497,12 @@ def main(argv=None):
             f"{f['sigma']['rms_over_crb']:.3f} | |"
         )
     print("\n".join(rows))
-    if args.baseline:
+    for ref, then_all in figures["baselines"].items():
         for est in ("lse", "mle"):
-            now, then = figures[f"hyperlum_{est}"], figures["baseline"][f"hyperlum_{est}"]
+            now, then = figures[f"hyperlum_{est}"], then_all[f"hyperlum_{est}"]
             print(
                 f"hyperlum {est}: {now['px_per_s'] / then['px_per_s']:.2f}x the pixels per second "
-                f"of {args.baseline} (hl.fit), "
+                f"of {ref} (hl.fit), "
                 f"{now['kernel_px_per_s'] / then['kernel_px_per_s']:.2f}x (kernel alone)"
             )
     f = figures["hyperlum_lse"]
