@@ -89,44 +89,50 @@ def precision(est, truth, crb, idx=None):
     return out
 
 
+def best_times(fn, repeats):
+    """``fn``'s last result, and the best wall time and the best CPU time of this process
+    (all its threads) of ``repeats`` calls. The CPU time hardly moves with the machine's
+    other load, which the wall time does on a shared machine."""
+    wall = cpu = np.inf
+    for _ in range(repeats):
+        t, c = time.perf_counter(), time.process_time()
+        res = fn()
+        wall = min(wall, time.perf_counter() - t)
+        cpu = min(cpu, time.process_time() - c)
+    return res, wall, cpu
+
+
 def best_rate(fn, npix, repeats):
     """Best pixels per second of ``repeats`` calls of ``fn`` (returns its last result)."""
-    best = 0.0
-    for _ in range(repeats):
-        t = time.perf_counter()
-        res = fn()
-        best = max(best, npix / (time.perf_counter() - t))
-    return res, best
+    res, wall, _ = best_times(fn, repeats)
+    return res, npix / wall
 
 
 def run_hyperlum(cube, estimator, repeats, **options):
+    """``hl.fit``'s result, pixels per second, CPU microseconds per pixel."""
     hl.fit(cube[:2, :2], axis=X, estimator=estimator, device="cpu", **options)  # compile
-    return best_rate(
+    npix = cube.shape[0] * cube.shape[1]
+    res, wall, cpu = best_times(
         lambda: hl.fit(cube, axis=X, estimator=estimator, device="cpu", progress=False, **options),
-        cube.shape[0] * cube.shape[1],
         repeats,
     )
+    return res, npix / wall, 1e6 * cpu / npix
 
 
 def best_seconds(fn, repeats):
-    """Best wall time of ``repeats`` calls of ``fn``."""
-    best = np.inf
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
+    """Best wall time and best CPU time of ``repeats`` calls of ``fn``."""
+    return best_times(fn, repeats)[1:]
 
 
 def side_work(flat, rows, repeats):
-    """Seconds of the work ``hl.fit`` does beside the kernel, over the whole cube: the spike
-    filter (:func:`hyperlum.cl.despike_spectra`) and the detection verdict (the residual sums
-    of one pass and the rule). None where this commit has no such step."""
+    """(wall, CPU) seconds of the work ``hl.fit`` does beside the kernel, over the whole cube:
+    the spike filter (:func:`hyperlum.cl.despike_spectra`) and the detection verdict (the
+    residual sums of one pass and the rule). None where this commit has no such step."""
     try:
         from hyperlum.fitting import detect
         from hyperlum.preprocess.cl import despike_spectra
     except ImportError:
-        return None, None
+        return (None, None), (None, None)
     despike_spectra(flat[:4])  # compile / load cache
     t_despike = best_seconds(lambda: despike_spectra(flat), repeats)
 
@@ -150,10 +156,10 @@ def kernel_rate(flat, estimator, repeats):
     est = kc.ESTIMATORS[estimator]
     out = np.empty((kc.n_outputs(1, 1), flat.shape[0]))
     cpu.fit_chunk(flat[:4], X, 1, 1, est, 50, 1e-7, np.inf, out[:, :4])  # compile / cache
-    rate = best_rate(
-        lambda: cpu.fit_chunk(flat, X, 1, 1, est, 50, 1e-7, np.inf, out), flat.shape[0], repeats
-    )[1]
-    return rate, out
+    _, wall, cpu_s = best_times(
+        lambda: cpu.fit_chunk(flat, X, 1, 1, est, 50, 1e-7, np.inf, out), repeats
+    )
+    return flat.shape[0] / wall, 1e6 * cpu_s / flat.shape[0], out
 
 
 def passes_per_pixel(flat, estimator, count):
@@ -249,15 +255,25 @@ def kernel_figures(n, repeats, count):
     figures = {"hyperlum_source": pixel.__file__}
     has_despike = "despike" in inspect.signature(hl.fit).parameters
     for est in ("lse", "mle"):
-        res, rate = run_hyperlum(cube, est, repeats)
-        bare = run_hyperlum(cube, est, repeats, despike=False)[1] if has_despike else None
-        krate, rows = kernel_rate(flat, est, repeats)
-        t_despike, t_verdict = side_work(flat, rows, repeats)
+        res, rate, cpu_fit = run_hyperlum(cube, est, repeats)
+        bare = (None, None, None)
+        if has_despike:
+            bare = run_hyperlum(cube, est, repeats, despike=False)
+        krate, cpu_kernel, rows = kernel_rate(flat, est, repeats)
+        (t_despike, c_despike), (t_verdict, c_verdict) = side_work(flat, rows, repeats)
         npix = flat.shape[0]
         figures[f"hyperlum_{est}"] = {
             "px_per_s": rate,
-            "no_despike_px_per_s": bare,
+            "no_despike_px_per_s": bare[1],
             "kernel_px_per_s": krate,
+            # CPU time of the process per pixel (all threads), microseconds
+            "cpu_us_per_px": {
+                "fit": cpu_fit,
+                "fit_no_despike": bare[2],
+                "kernel": cpu_kernel,
+                "despike": None if c_despike is None else 1e6 * c_despike / npix,
+                "verdict": None if c_verdict is None else 1e6 * c_verdict / npix,
+            },
             # shares of the hl.fit time (defaults) and ns per channel, the whole cube
             "despike_share": None if t_despike is None else t_despike * rate / npix,
             "verdict_share": None if t_verdict is None else t_verdict * rate / npix,
@@ -497,6 +513,18 @@ def main(argv=None):
             f"{f['sigma']['rms_over_crb']:.3f} | |"
         )
     print("\n".join(rows))
+    print(
+        "\nCPU time per pixel (us, all threads of the process; hardly moved by the machine's "
+        "other load):\n| hyperlum | hl.fit | hl.fit despike=False | kernel | spike filter | "
+        "verdict |\n|---|---:|---:|---:|---:|---:|"
+    )
+    runs = [(f" (before, {ref})", then) for ref, then in figures["baselines"].items()]
+    for label, figs in [*runs, (" (this tree)" if runs else "", figures)]:
+        for est in ("lse", "mle"):
+            c = figs[f"hyperlum_{est}"].get("cpu_us_per_px", {})
+            cells = [_fmt(c.get(k), ".1f") for k in ("fit", "fit_no_despike", "kernel")]
+            cells += [_fmt(c.get(k), ".2f") for k in ("despike", "verdict")]
+            print(f"| {est}{label} | " + " | ".join(cells) + " |")
     for ref, then_all in figures["baselines"].items():
         for est in ("lse", "mle"):
             now, then = figures[f"hyperlum_{est}"], then_all[f"hyperlum_{est}"]
