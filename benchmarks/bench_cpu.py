@@ -10,12 +10,15 @@ For hyperlum the table also gives the passes over the channels per pixel (counte
 the very same kernel source as plain Python on ``--count`` pixels) and the time of one pass
 per channel (the compiled pass alone, at the true parameters, in CPU time of its thread), and
 the pixels per second of the kernel alone (``fit_chunk`` over the whole cube: ``hl.fit`` also
-replaces spikes and gives a detection verdict, work that differs between commits).
-``--baseline REF`` also measures the kernels of git commit ``REF`` of this repository in the
+replaces spikes and gives a detection verdict, work that differs between commits). That work
+is measured too: ``hl.fit`` with ``despike=False``, and the spike filter and the detection
+verdict alone over the whole cube, as shares of the ``hl.fit`` time with its defaults.
+``--baseline REF`` (repeatable) also measures git commit ``REF`` of this repository in the
 same run (in a subprocess importing that commit's ``hyperlum``): before / after rows.
 
-Run: ``python benchmarks/bench_cpu.py [--size 128] [--baseline 0856930]`` (``pip install
--e ".[bench]"`` first: numexpr for HyperSpy, lumafit, JAX; a missing tool's row says so).
+Run: ``python benchmarks/bench_cpu.py [--size 128] [--baseline 0856930 [--baseline REF]]``
+(``pip install -e ".[bench]"`` first: numexpr for HyperSpy, lumafit, JAX; a missing tool's
+row says so).
 """
 
 import argparse
@@ -86,23 +89,59 @@ def precision(est, truth, crb, idx=None):
     return out
 
 
+def best_times(fn, repeats):
+    """``fn``'s last result, and the best wall time and the best CPU time of this process
+    (all its threads) of ``repeats`` calls. The CPU time hardly moves with the machine's
+    other load, which the wall time does on a shared machine."""
+    wall = cpu = np.inf
+    for _ in range(repeats):
+        t, c = time.perf_counter(), time.process_time()
+        res = fn()
+        wall = min(wall, time.perf_counter() - t)
+        cpu = min(cpu, time.process_time() - c)
+    return res, wall, cpu
+
+
 def best_rate(fn, npix, repeats):
     """Best pixels per second of ``repeats`` calls of ``fn`` (returns its last result)."""
-    best = 0.0
-    for _ in range(repeats):
-        t = time.perf_counter()
-        res = fn()
-        best = max(best, npix / (time.perf_counter() - t))
-    return res, best
+    res, wall, _ = best_times(fn, repeats)
+    return res, npix / wall
 
 
-def run_hyperlum(cube, estimator, repeats):
-    hl.fit(cube[:2, :2], axis=X, estimator=estimator, device="cpu")  # compile / load cache
-    return best_rate(
-        lambda: hl.fit(cube, axis=X, estimator=estimator, device="cpu", progress=False),
-        cube.shape[0] * cube.shape[1],
+def run_hyperlum(cube, estimator, repeats, **options):
+    """``hl.fit``'s result, pixels per second, CPU microseconds per pixel."""
+    hl.fit(cube[:2, :2], axis=X, estimator=estimator, device="cpu", **options)  # compile
+    npix = cube.shape[0] * cube.shape[1]
+    res, wall, cpu = best_times(
+        lambda: hl.fit(cube, axis=X, estimator=estimator, device="cpu", progress=False, **options),
         repeats,
     )
+    return res, npix / wall, 1e6 * cpu / npix
+
+
+def best_seconds(fn, repeats):
+    """Best wall time and best CPU time of ``repeats`` calls of ``fn``."""
+    return best_times(fn, repeats)[1:]
+
+
+def side_work(flat, rows, repeats):
+    """(wall, CPU) seconds of the work ``hl.fit`` does beside the kernel, over the whole cube:
+    the spike filter (:func:`hyperlum.cl.despike_spectra`) and the detection verdict (the
+    residual sums of one pass and the rule). None where this commit has no such step."""
+    try:
+        from hyperlum.fitting import detect
+        from hyperlum.preprocess.cl import despike_spectra
+    except ImportError:
+        return (None, None), (None, None)
+    despike_spectra(flat[:4])  # compile / load cache
+    t_despike = best_seconds(lambda: despike_spectra(flat), repeats)
+
+    def verdict():
+        rss0, rss1 = detect.smooth_rss(flat, X, rows[:3])
+        detect.verdict(rows, rss0, rss1, X, peaks=1, background=1)
+
+    verdict()
+    return t_despike, best_seconds(verdict, repeats)
 
 
 def kernel_rate(flat, estimator, repeats):
@@ -117,9 +156,10 @@ def kernel_rate(flat, estimator, repeats):
     est = kc.ESTIMATORS[estimator]
     out = np.empty((kc.n_outputs(1, 1), flat.shape[0]))
     cpu.fit_chunk(flat[:4], X, 1, 1, est, 50, 1e-7, np.inf, out[:, :4])  # compile / cache
-    return best_rate(
-        lambda: cpu.fit_chunk(flat, X, 1, 1, est, 50, 1e-7, np.inf, out), flat.shape[0], repeats
-    )[1]
+    _, wall, cpu_s = best_times(
+        lambda: cpu.fit_chunk(flat, X, 1, 1, est, 50, 1e-7, np.inf, out), repeats
+    )
+    return flat.shape[0] / wall, 1e6 * cpu_s / flat.shape[0], out
 
 
 def passes_per_pixel(flat, estimator, count):
@@ -213,11 +253,32 @@ def kernel_figures(n, repeats, count):
     from hyperlum.kernels import pixel
 
     figures = {"hyperlum_source": pixel.__file__}
+    has_despike = "despike" in inspect.signature(hl.fit).parameters
     for est in ("lse", "mle"):
-        res, rate = run_hyperlum(cube, est, repeats)
+        res, rate, cpu_fit = run_hyperlum(cube, est, repeats)
+        bare = (None, None, None)
+        if has_despike:
+            bare = run_hyperlum(cube, est, repeats, despike=False)
+        krate, cpu_kernel, rows = kernel_rate(flat, est, repeats)
+        (t_despike, c_despike), (t_verdict, c_verdict) = side_work(flat, rows, repeats)
+        npix = flat.shape[0]
         figures[f"hyperlum_{est}"] = {
             "px_per_s": rate,
-            "kernel_px_per_s": kernel_rate(flat, est, repeats),
+            "no_despike_px_per_s": bare[1],
+            "kernel_px_per_s": krate,
+            # CPU time of the process per pixel (all threads), microseconds
+            "cpu_us_per_px": {
+                "fit": cpu_fit,
+                "fit_no_despike": bare[2],
+                "kernel": cpu_kernel,
+                "despike": None if c_despike is None else 1e6 * c_despike / npix,
+                "verdict": None if c_verdict is None else 1e6 * c_verdict / npix,
+            },
+            # shares of the hl.fit time (defaults) and ns per channel, the whole cube
+            "despike_share": None if t_despike is None else t_despike * rate / npix,
+            "verdict_share": None if t_verdict is None else t_verdict * rate / npix,
+            "despike_ns_per_channel": None if t_despike is None else 1e9 * t_despike / flat.size,
+            "verdict_ns_per_channel": None if t_verdict is None else 1e9 * t_verdict / flat.size,
             "converged": float(res.maps["converged"].mean()),
             "passes_per_px": passes_per_pixel(flat, est, count),
             "ns_per_channel_pass": ns_per_channel_pass(flat, params, est, repeats),
@@ -361,12 +422,19 @@ def run_jax(cube, idx, repeats):
     return {"amplitude": out[:, 0], "centre": out[:, 1], "sigma": np.abs(out[:, 2])}, rate
 
 
+def _fmt(value, spec, none="n/a"):
+    return none if value is None else format(value, spec)
+
+
 def hyperlum_rows(figures, rate_h, rate_s, label=""):
     rows = []
     for est in ("lse", "mle"):
         f = figures[f"hyperlum_{est}"]
         rows.append(
-            f"| hyperlum {est}{label} | {f['px_per_s']:,.0f} | {f['kernel_px_per_s']:,.0f} | "
+            f"| hyperlum {est}{label} | {f['px_per_s']:,.0f} | "
+            f"{_fmt(f.get('no_despike_px_per_s'), ',.0f', 'no filter')} | "
+            f"{f['kernel_px_per_s']:,.0f} | {_fmt(f.get('despike_share'), '.0%', 'none')} | "
+            f"{_fmt(f.get('verdict_share'), '.0%', 'none')} | "
             f"{f['px_per_s'] / rate_h:,.0f}x | "
             f"{f['px_per_s'] / rate_s:,.1f}x | {f['passes_per_px']:.2f} | "
             f"{f['ns_per_channel_pass']:.2f} | {f['centre']['rms_over_crb']:.3f} | "
@@ -383,7 +451,12 @@ def main(argv=None):
     ap.add_argument("--peers", type=int, default=4096, help="pixels fitted by lumafit, JAX")
     ap.add_argument("--repeats", type=int, default=3, help="every figure is the best of these")
     ap.add_argument("--count", type=int, default=32, help="pixels whose passes are counted")
-    ap.add_argument("--baseline", help="git commit whose kernels are measured too (before)")
+    ap.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        help="git commit measured too, in the same run (before); may be repeated",
+    )
     ap.add_argument("--json", help="also write the figures to this JSON file")
     ap.add_argument("--kernel-only", metavar="JSON", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -394,8 +467,9 @@ def main(argv=None):
         return 0
     figures = kernel_figures(args.size, args.repeats, args.count)
     figures["cpus"] = len(os.sched_getaffinity(0))
-    if args.baseline:
-        figures["baseline"] = baseline_figures(args.baseline, args.size, args.repeats, args.count)
+    figures["baselines"] = {
+        ref: baseline_figures(ref, args.size, args.repeats, args.count) for ref in args.baseline
+    }
     truth, cube, rng = make_cube(args.size)
     npix = cube.shape[0] * cube.shape[1]
     crb = cramer_rao(truth)
@@ -421,32 +495,51 @@ def main(argv=None):
         f"{figures['cpus']} CPUs, 1 Gaussian + constant, best of {args.repeats}"
     )
     print(
-        "| method | px/s | kernel px/s | vs HyperSpy | vs SciPy | passes/px | ns/channel/pass "
-        "| centre RMS/CRB | sigma RMS/CRB | converged |"
+        "| method | px/s | px/s despike=False | kernel px/s | despike | verdict | vs HyperSpy "
+        "| vs SciPy | passes/px | ns/channel/pass | centre RMS/CRB | sigma RMS/CRB | converged |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     rows = []
-    if args.baseline:
-        rows += hyperlum_rows(figures["baseline"], rate_h, rate_s, f" (before, {args.baseline})")
+    for ref, then in figures["baselines"].items():
+        rows += hyperlum_rows(then, rate_h, rate_s, f" (before, {ref})")
     rows += hyperlum_rows(figures, rate_h, rate_s, " (this tree)" if args.baseline else "")
     for name, f in peers.items():
         if f is None:
-            rows.append(f"| {name} | not installed | | | | | | | | |")
+            rows.append(f"| {name} | not installed | | | | | | | | | | | |")
             continue
         rows.append(
-            f"| {name} | {f['px_per_s']:,.0f} | | {f['px_per_s'] / rate_h:,.1f}x | "
+            f"| {name} | {f['px_per_s']:,.0f} | | | | | {f['px_per_s'] / rate_h:,.1f}x | "
             f"{f['px_per_s'] / rate_s:,.2f}x | | | {f['centre']['rms_over_crb']:.3f} | "
             f"{f['sigma']['rms_over_crb']:.3f} | |"
         )
     print("\n".join(rows))
-    if args.baseline:
+    print(
+        "\nCPU time per pixel (us, all threads of the process; hardly moved by the machine's "
+        "other load):\n| hyperlum | hl.fit | hl.fit despike=False | kernel | spike filter | "
+        "verdict |\n|---|---:|---:|---:|---:|---:|"
+    )
+    runs = [(f" (before, {ref})", then) for ref, then in figures["baselines"].items()]
+    for label, figs in [*runs, (" (this tree)" if runs else "", figures)]:
         for est in ("lse", "mle"):
-            now, then = figures[f"hyperlum_{est}"], figures["baseline"][f"hyperlum_{est}"]
+            c = figs[f"hyperlum_{est}"].get("cpu_us_per_px", {})
+            cells = [_fmt(c.get(k), ".1f") for k in ("fit", "fit_no_despike", "kernel")]
+            cells += [_fmt(c.get(k), ".2f") for k in ("despike", "verdict")]
+            print(f"| {est}{label} | " + " | ".join(cells) + " |")
+    for ref, then_all in figures["baselines"].items():
+        for est in ("lse", "mle"):
+            now, then = figures[f"hyperlum_{est}"], then_all[f"hyperlum_{est}"]
             print(
                 f"hyperlum {est}: {now['px_per_s'] / then['px_per_s']:.2f}x the pixels per second "
-                f"of {args.baseline} (hl.fit), "
+                f"of {ref} (hl.fit), "
                 f"{now['kernel_px_per_s'] / then['kernel_px_per_s']:.2f}x (kernel alone)"
             )
+    f = figures["hyperlum_lse"]
+    if f.get("despike_ns_per_channel") is not None:
+        print(
+            f"Beside the kernel, over the whole cube: spike filter "
+            f"{f['despike_ns_per_channel']:.2f} ns per channel, detection verdict "
+            f"{f['verdict_ns_per_channel']:.2f} ns per channel (shares above: of the hl.fit time)"
+        )
     for est in ("lse", "mle"):
         f = figures[f"hyperlum_{est}"]
         print(

@@ -4,6 +4,8 @@ A Poisson cube of one Gaussian + constant (as ``bench_cpu.py``: 1024 channels, 6
 is fitted chunk by chunk as :func:`hyperlum.fit` does; the parts of the per-chunk work are
 timed separately: the kernel fit, the detection post-pass (residual sums of squares and
 verdict: one numba pass) and the spike filter. Detection should cost at most 10% of the fit.
+Besides the wall times (every CPU), each part is also timed in one thread, in CPU time of
+that thread (``*_ns_per_channel``): figures that the machine's other load hardly moves.
 
 Run: ``python benchmarks/bench_detect.py [--size 96] [--estimator lse]``
 """
@@ -32,12 +34,12 @@ def make_cube(n, seed=0):
     return rng.poisson(mu).astype(np.uint16)
 
 
-def cpu_rows(data, spec):
+def cpu_rows(data, spec, threads=None):
     """The kernel fit alone, as :func:`hyperlum.fitting.fit.fit_block` runs it on the CPU."""
     flat = np.ascontiguousarray(data, dtype=kernel_dtype(data))
     out = np.empty((spec.kernel_outputs, flat.shape[0]))
     args = (spec.peaks, spec.background, spec.estimator, spec.max_iterations, spec.tolerance)
-    return cpu.fit_chunk(flat, X, *args, spec.saturation, out)
+    return cpu.fit_chunk(flat, X, *args, spec.saturation, out, threads=threads)
 
 
 def best_of(fn, repeat=3):
@@ -47,6 +49,16 @@ def best_of(fn, repeat=3):
         out = fn()
         times.append(time.perf_counter() - t)
     return min(times), out
+
+
+def thread_ns(fn, channels, repeat=3):
+    """Best CPU time of this thread per channel (ns) of ``repeat`` calls of ``fn``."""
+    best = np.inf
+    for _ in range(repeat):
+        t = time.thread_time()
+        fn()
+        best = min(best, time.thread_time() - t)
+    return round(1e9 * best / channels, 3)
 
 
 def main():
@@ -65,6 +77,12 @@ def main():
 
     t_detect, det = best_of(detection)
     t_despike, _ = best_of(lambda: despike_spectra(data))
+    size = data.size
+    one = {
+        "fit_ns_per_channel": thread_ns(lambda: cpu_rows(data, spec, threads=1), size),
+        "detect_ns_per_channel": thread_ns(lambda: smooth_rss(data, X, rows[:3], threads=1), size),
+        "despike_ns_per_channel": thread_ns(lambda: despike_spectra(data, threads=1), size),
+    }
     out = {
         "pixels": int(data.shape[0]),
         "channels": int(data.shape[1]),
@@ -75,6 +93,13 @@ def main():
         "detect_share_of_fit": round(t_detect / t_fit, 4),
         "despike_share_of_fit": round(t_despike / t_fit, 3),
         "detected": float(det.mean()),
+        **one,
+        "detect_share_of_fit_one_thread": round(
+            one["detect_ns_per_channel"] / one["fit_ns_per_channel"], 4
+        ),
+        "despike_share_of_fit_one_thread": round(
+            one["despike_ns_per_channel"] / one["fit_ns_per_channel"], 4
+        ),
     }
     print(json.dumps(out, indent=1))
 

@@ -12,8 +12,18 @@ real peak of sigma 2 channels or more, however bright, fails that test (the rati
 two channels passes it (ratio near 1), so a bright line is not clipped (nor noiseless or
 denoised data, where the local noise is near 0). A peak of sigma near one channel centred
 between two channels looks like a two-channel spike and can be cut. Spikes are replaced by
-the neighbour median. A block whose noise cannot hide a spike skips its sort (exact, see the
-code); measured 5x faster than the same rule in numpy, which cost more than the fit itself.
+the neighbour median.
+
+How it is computed (the decisions are those of the rule, bit for bit): one branch-free pass
+over the channels gives the deviations from the neighbour median (for the default window of
+5 the upper median of 4 by a min / max network, which vectorises). A block of
+``NOISE_BLOCK`` channels where more than half the absolute deviations reach the largest
+deviation over ``threshold x 1.4826`` holds no spike (its noise median reaches that value
+too, so no deviation exceeds ``threshold`` times the noise): in most blocks that count is
+all there is to do. Elsewhere the block's deviations are sorted for the noise, and the
+lowest neighbour, the floor and the medians to put back are computed only where needed.
+:func:`spike_counts` only counts, so that a caller copies and cleans only the spectra that
+hold a spike.
 """
 
 import numba
@@ -46,6 +56,138 @@ def _sort(v, k):
 
 
 @numba.njit(cache=True, nogil=True)
+def _median_low(y, i, window, v):
+    """The neighbour median of channel ``i`` and its lowest neighbour."""
+    n = y.shape[0]
+    if window == 5 and 2 <= i < n - 2:  # the default: upper median of 4, no sort
+        a = float(y[i - 2])
+        b = float(y[i - 1])
+        c = float(y[i + 1])
+        d = float(y[i + 2])
+        return max(min(max(a, b), max(c, d)), max(min(a, b), min(c, d))), min(min(a, b), min(c, d))
+    h = window // 2
+    k = 0
+    for j in range(i - h, i + h + 1):
+        if j != i:
+            v[k] = float(y[_mirror(j, n)])
+            k += 1
+    _sort(v, k)
+    return v[k // 2], v[0]
+
+
+@numba.njit(cache=True, nogil=True)
+def _deviations(y, window, dev, v):
+    """``dev[i]``: channel ``i`` minus its neighbour median (the interior of the default
+    window in a loop without branches, which vectorises)."""
+    n = y.shape[0]
+    lo, hi = (2, max(2, n - 2)) if window == 5 else (n, n)
+    for i in range(lo, hi):
+        a = float(y[i - 2])
+        b = float(y[i - 1])
+        c = float(y[i + 1])
+        d = float(y[i + 2])
+        dev[i] = float(y[i]) - max(min(max(a, b), max(c, d)), max(min(a, b), min(c, d)))
+    for i in range(min(lo, n)):
+        dev[i] = float(y[i]) - _median_low(y, i, window, v)[0]
+    for i in range(hi, n):
+        dev[i] = float(y[i]) - _median_low(y, i, window, v)[0]
+
+
+@numba.njit(cache=True, nogil=True)
+def _top(y, window, v):
+    """The largest absolute neighbour median of the spectrum."""
+    top = 0.0
+    for i in range(y.shape[0]):
+        top = max(top, abs(_median_low(y, i, window, v)[0]))
+    return top
+
+
+@numba.njit(cache=True, nogil=True)
+def _spikes(y, threshold, window, dev, v, where):
+    """The spikes of one spectrum ``y``: their channels into ``where[:count]``; returns
+    ``count``. ``dev``: scratch of the spectrum's length; ``v``: of ``max(window,
+    NOISE_BLOCK)``."""
+    n = y.shape[0]
+    _deviations(y, window, dev, v)
+    scale = 1.0 / (threshold * 1.4826)
+    top = -1.0  # not yet computed: most spectra never need it
+    count = 0
+    for b0 in range(0, n, NOISE_BLOCK):
+        b1 = min(b0 + NOISE_BLOCK, n)
+        big = 0.0
+        for i in range(b0, b1):
+            big = max(big, dev[i])
+        cut = big * scale * (1.0 + 1e-12)
+        # Exact shortcut: when 17 of the 32 deviations reach the largest one over
+        # (threshold x 1.4826), the median does too and no channel of the block exceeds.
+        above = 0
+        if b1 - b0 == NOISE_BLOCK:
+            for i in range(b0, b1):
+                above += abs(dev[i]) >= cut
+        else:  # the last block, completed by mirroring
+            for k in range(NOISE_BLOCK):
+                i = min(max(2 * n - 1 - (b0 + k), 0), n - 1) if b0 + k >= n else b0 + k
+                above += abs(dev[i]) >= cut
+        if above > NOISE_BLOCK // 2:
+            continue
+        for k in range(NOISE_BLOCK):
+            i = b0 + k
+            if i >= n:
+                i = min(max(2 * n - 1 - i, 0), n - 1)
+            v[k] = abs(dev[i])
+        _sort(v, NOISE_BLOCK)
+        noise = 1.4826 * 0.5 * (v[NOISE_BLOCK // 2 - 1] + v[NOISE_BLOCK // 2])
+        if top < 0.0:
+            top = _top(y, window, v)
+        limit = threshold * max(noise, 1e-6 * top)
+        for i in range(b0, b1):
+            d = dev[i]
+            if d > limit:
+                x = float(y[i])
+                if np.isfinite(x) and d > SHAPE * (x - _median_low(y, i, window, v)[1]):
+                    where[count] = i
+                    count += 1
+    return count
+
+
+@numba.njit(nogil=True, inline="always")
+def _filter_rows(data, threshold, window, clean, counts, write):
+    n = data.shape[1]
+    dev = np.empty(n)
+    v = np.empty(max(window, NOISE_BLOCK))
+    where = np.empty(n, dtype=np.int64)
+    for p in range(data.shape[0]):
+        y = data[p]
+        c = _spikes(y, threshold, window, dev, v, where)
+        counts[p] = c
+        if write:
+            for i in range(n):
+                clean[p, i] = float(y[i])
+            for k in range(c):
+                clean[p, where[k]] = _median_low(y, where[k], window, v)[0]
+
+
+@numba.njit(cache=True, nogil=True)
+def spike_counts(data, threshold, window, counts):
+    """The spikes of every row of ``data`` (pixels x channels), counted into ``counts``;
+    nothing is copied.
+
+    Examples
+    --------
+    >>> y = np.array([[10.0, 11, 9, 10, 500, 10, 11, 9, 10, 10], [10.0] * 10])
+    >>> counts = np.empty(2)
+    >>> spike_counts(y, 10.0, 5, counts)
+    >>> counts.tolist()
+    [1.0, 0.0]
+    """
+    clean = np.empty((0, 0))
+    if window == 5:  # the default, compiled with the window known (3x faster)
+        _filter_rows(data, threshold, 5, clean, counts, False)
+    else:
+        _filter_rows(data, threshold, window, clean, counts, False)
+
+
+@numba.njit(cache=True, nogil=True)
 def despike_rows(data, threshold, window, clean, counts):
     """Filter every row of ``data`` (pixels x channels) into ``clean`` (float64); spikes
     replaced per row into ``counts``.
@@ -58,65 +200,7 @@ def despike_rows(data, threshold, window, clean, counts):
     >>> clean[0, 4], counts[0]
     (np.float64(10.0), np.float64(1.0))
     """
-    npix, n = data.shape
-    h = window // 2
-    med = np.empty(n)
-    dev = np.empty(n)
-    low = np.empty(n)
-    v = np.empty(max(window, NOISE_BLOCK))
-    for p in range(npix):
-        top = 0.0
-        for i in range(n):
-            if window == 5 and 2 <= i < n - 2:  # the default: upper median of 4, no sort
-                a = float(data[p, i - 2])
-                b = float(data[p, i - 1])
-                c = float(data[p, i + 1])
-                d = float(data[p, i + 2])
-                m = max(min(max(a, b), max(c, d)), max(min(a, b), min(c, d)))
-                low[i] = min(min(a, b), min(c, d))
-            else:
-                k = 0
-                for j in range(i - h, i + h + 1):
-                    if j != i:
-                        v[k] = float(data[p, _mirror(j, n)])
-                        k += 1
-                _sort(v, k)
-                m = v[k // 2]
-                low[i] = v[0]
-            med[i] = m
-            dev[i] = float(data[p, i]) - m
-            top = max(top, abs(m))
-        floor = 1e-6 * top
-        c = 0
-        for b0 in range(0, n, NOISE_BLOCK):
-            for k in range(NOISE_BLOCK):
-                i = b0 + k
-                if i >= n:
-                    i = 2 * n - 1 - i
-                    i = min(max(i, 0), n - 1)
-                v[k] = abs(dev[i])
-            # Exact shortcut: when 17 of the 32 deviations reach the largest one over
-            # (threshold x 1.4826), the median does too and no channel of the block exceeds.
-            big = 0.0
-            for i in range(b0, min(b0 + NOISE_BLOCK, n)):
-                big = max(big, dev[i])
-            cut = big / (threshold * 1.4826) * (1.0 + 1e-12)
-            above = 0
-            for k in range(NOISE_BLOCK):
-                if v[k] >= cut:
-                    above += 1
-            if above > NOISE_BLOCK // 2:
-                for i in range(b0, min(b0 + NOISE_BLOCK, n)):
-                    clean[p, i] = float(data[p, i])
-                continue
-            _sort(v, NOISE_BLOCK)
-            noise = 1.4826 * 0.5 * (v[NOISE_BLOCK // 2 - 1] + v[NOISE_BLOCK // 2])
-            limit = threshold * max(noise, floor)
-            for i in range(b0, min(b0 + NOISE_BLOCK, n)):
-                y = float(data[p, i])
-                if np.isfinite(y) and dev[i] > limit and dev[i] > SHAPE * (y - low[i]):
-                    clean[p, i] = med[i]
-                    c += 1
-                else:
-                    clean[p, i] = y
-        counts[p] = c
+    if window == 5:
+        _filter_rows(data, threshold, 5, clean, counts, True)
+    else:
+        _filter_rows(data, threshold, window, clean, counts, True)

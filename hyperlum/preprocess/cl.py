@@ -131,31 +131,40 @@ def to_energy(signal, *, jacobian=True, medium="air"):
     return out
 
 
+def _numba_rows(block):
+    """``block`` as contiguous pixels x channels that the numba kernels read."""
+    flat = np.ascontiguousarray(np.asarray(block).reshape(-1, block.shape[-1]))
+    if flat.dtype.kind not in "fiu" or flat.dtype.itemsize < 4 and flat.dtype.kind == "f":
+        flat = flat.astype(np.float64)  # numba reads no float16
+    return flat
+
+
+def _over_rows(fn, npix, threads):
+    """``fn(rows)`` over slices of ``npix`` rows, in ``threads`` threads (64 rows at least
+    each; default: every CPU this process may use)."""
+    threads = min(threads or len(os.sched_getaffinity(0)), max(1, npix // 64))
+    bounds = [b * npix // threads for b in range(threads + 1)]
+    if threads == 1:
+        fn(slice(0, npix))
+        return
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda b: fn(slice(bounds[b], bounds[b + 1])), range(threads)))
+
+
 def _despike_block(block, threshold, window, threads=1):
     """Clean one block; return the cleaned spectra with the per-pixel spike count appended."""
     from hyperlum.kernels.despike import despike_rows
 
-    y = np.asarray(block)
-    flat = np.ascontiguousarray(y.reshape(-1, y.shape[-1]))
-    if flat.dtype.kind not in "fiu" or flat.dtype.itemsize < 4 and flat.dtype.kind == "f":
-        flat = flat.astype(np.float64)  # numba reads no float16
+    flat = _numba_rows(block)
     out = np.empty((flat.shape[0], flat.shape[1] + 1))
     counts = np.empty(flat.shape[0])
-    npix = flat.shape[0]
-    threads = min(threads or len(os.sched_getaffinity(0)), max(1, npix // 64))
-    bounds = [b * npix // threads for b in range(threads + 1)]
 
-    def rows(b):
-        sl = slice(bounds[b], bounds[b + 1])
+    def rows(sl):
         despike_rows(flat[sl], float(threshold), int(window), out[sl, :-1], counts[sl])
 
-    if threads == 1:
-        rows(0)
-    else:
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(rows, range(threads)))
+    _over_rows(rows, flat.shape[0], threads)
     out[:, -1] = counts
-    return out.reshape(*y.shape[:-1], flat.shape[1] + 1)
+    return out.reshape(*block.shape[:-1], flat.shape[1] + 1)
 
 
 def remove_spikes(signal, *, threshold=10.0, window=5, axis=None):
@@ -237,8 +246,9 @@ def despike_spectra(spectra, *, threshold=10.0, window=5, threads=None):
     """Replace spikes in a block of spectra (numpy, pixels x channels); count them per pixel.
 
     The rule of :func:`remove_spikes`, for one in-memory block: what :func:`hyperlum.fit`
-    runs on each chunk before fitting. Only the spectra that hold a spike are copied and
-    changed (rounded for integer dtypes); the input is untouched.
+    runs on each chunk before fitting. The spikes are counted first without a copy; only the
+    spectra that hold one are filtered again and changed (rounded for integer dtypes) in a
+    copy; the input is untouched.
 
     Parameters
     ----------
@@ -264,19 +274,22 @@ def despike_spectra(spectra, *, threshold=10.0, window=5, threads=None):
     >>> counts.tolist(), bool(clean[1, 20] < 102), bool(y[1, 20] == 5000)
     ([0, 1], True, True)
     """
-    n = spectra.shape[-1]
-    per = max(1, _BLOCK_BYTES // (8 * max(n, 1)))
-    counts = np.zeros(spectra.shape[0], dtype=np.int32)
-    fixed = []
-    for s in range(0, spectra.shape[0], per):
-        out = _despike_block(spectra[s : s + per], threshold, window, threads)
-        counts[s : s + per] = out[:, n]
-        fixed.append(out[out[:, n] > 0, :n])
-    hit = counts > 0
-    if not hit.any():
+    from hyperlum.kernels.despike import spike_counts
+
+    flat = _numba_rows(spectra)
+    found = np.empty(flat.shape[0])
+
+    def rows(sl):
+        spike_counts(flat[sl], float(threshold), int(window), found[sl])
+
+    _over_rows(rows, flat.shape[0], threads)
+    counts = found.astype(np.int32)
+    hit = np.flatnonzero(counts)
+    if not hit.size:
         return spectra, counts
+    # Only the spectra with a spike are filtered again, to put the medians in.
+    fixed = _despike_block(flat[hit], threshold, window)[:, :-1]
     cleaned = np.array(spectra, copy=True)
-    fixed = np.concatenate(fixed)
     if np.issubdtype(cleaned.dtype, np.integer):
         info = np.iinfo(cleaned.dtype)
         fixed = np.clip(np.rint(fixed), info.min, info.max)
