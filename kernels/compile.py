@@ -109,7 +109,7 @@ def jit_model(decorator, shape="gaussian", background="polynomial"):
     >>> import numpy as np
     >>> fns = jit_model(lambda f: f, "lorentzian")  # plain Python
     >>> p = np.array([2.0, 0.0, 1.0])
-    >>> fns["peaks_value"](1.0, p, 1)  # a Lorentzian of height 2 at one HWHM
+    >>> float(fns["peaks_value"](1.0, p, 1))  # a Lorentzian of height 2 at one HWHM
     1.0
     """
     if shape not in SHAPES:

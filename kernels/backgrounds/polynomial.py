@@ -94,7 +94,7 @@ def evaluate(x, xref, params):
     Examples
     --------
     >>> evaluate(np.array([0.0, 1.0, 2.0]), 1.0, np.array([1.0, 2.0, 0.5]))
-    array([-0.5,  1. ,  2.5])
+    array([-0.5,  1. ,  3.5])
     """
     dx = np.asarray(x, dtype=np.float64) - xref
     out = np.zeros(params.shape[:-1] + dx.shape)

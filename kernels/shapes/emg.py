@@ -142,8 +142,8 @@ def evaluate(x, params, side=SIDE):
     Examples
     --------
     >>> x = np.array([-2.0, 0.0, 2.0])
-    >>> evaluate(x, np.array([1.0, 0.0, 1.0, 1e-3])).round(4)  # tau -> 0: the Gaussian
-    array([0.1355, 1.    , 0.1355])
+    >>> evaluate(x, np.array([1.0, 0.0, 1.0, 1e-3])).round(4)  # tau -> 0: the Gaussian (0.1353)
+    array([0.1351, 1.    , 0.1356])
     >>> y = evaluate(x, np.array([1.0, 0.0, 1.0, 2.0]), side=-1.0)  # tail towards lower x
     >>> bool(y[0] > y[2])
     True
