@@ -190,3 +190,31 @@ def test_the_guide_shows_a_shipped_shape():
     registry = (root / "kernels" / "shapes" / "__init__.py").read_text()
     assert '    "lorentzian": (lorentzian, {}),\n' in registry
     assert '    "lorentzian": (lorentzian, {}),\n' in guide
+
+
+class TestOptions:
+    """One definition of the choices: API messages name the option, the CLI offers the same."""
+
+    def test_bad_shape(self):
+        import hyperlum as hl
+
+        with pytest.raises(ValueError, match=r"shape='voigt' is not one of 'gaussian', 'lorentz"):
+            hl.fit(np.ones((2, 50)), shape="voigt", device="cpu")
+
+    def test_power_law_needs_a_positive_axis(self):
+        import hyperlum as hl
+
+        with pytest.raises(ValueError, match=r"background='powerlaw' needs positive axis posi"):
+            hl.fit(np.ones((2, 50)), axis=np.linspace(-1, 1, 50), background="powerlaw")
+
+    def test_command_line_choices(self, capsys):
+        from hyperlum.cli import main
+
+        for flag, bad in (("--shape", "voigt"), ("--background", "poly4")):
+            with pytest.raises(SystemExit) as stop:
+                main(["fit", "in.npy", "-o", "out.zspy", flag, bad])
+            assert stop.value.code == 2
+            err = capsys.readouterr().err.strip().splitlines()[-1]
+            assert f"argument {flag}: invalid choice: '{bad}'" in err
+            choices = SHAPES if flag == "--shape" else BACKGROUNDS
+            assert all(f"'{c}'" in err for c in choices)
