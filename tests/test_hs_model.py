@@ -122,7 +122,9 @@ def test_lorentzian_agrees_with_hyperspys(rng):
 
 def test_pseudo_voigt_agrees_with_hyperspys_voigt(rng):
     """Poisson pixels of a true Voigt (HyperSpy's): hyperlum's pseudo-Voigt and HyperSpy's
-    Voigt fit find the same centre (to 0.1 standard error) and FWHM and area (to 1%)."""
+    Voigt fit find the same centre (to 0.1 standard error) and FWHM (to 1%); the areas agree
+    to 2% (the pseudo-Voigt's tails, which hold the area beyond the window, are not the
+    Voigt's: 1.3% apart on these pixels)."""
     voigt = hs.model.components1D.Voigt(centre=710.0, area=4000.0, gamma=3.0, sigma=4.0)
     mu = 10 + voigt.function(X) + np.zeros((1, 3, 1))
     s = signal(rng.poisson(mu).astype(float), X, binned=False)
@@ -137,7 +139,7 @@ def test_pseudo_voigt_agrees_with_hyperspys_voigt(rng):
         fl, fg = 2 * t["gamma"], 2 * np.sqrt(2 * np.log(2)) * t["sigma"]
         fwhm = 0.5346 * fl + np.sqrt(0.2166 * fl**2 + fg**2)  # Olivero & Longbothum (0.02%)
         np.testing.assert_allclose(res.maps["fwhm"][i], fwhm, rtol=0.01)
-        np.testing.assert_allclose(res.maps["intensity"][i], t["area"], rtol=0.01)
+        np.testing.assert_allclose(res.maps["intensity"][i], t["area"], rtol=0.02)
 
 
 def test_values_and_stds_are_hyperlums(rng):
