@@ -67,11 +67,7 @@ class PeakModel:
 
     def param_names(self):
         """Names of the maps that hold the parameters, in the kernels' order."""
-        names = []
-        for k in range(self.peaks):
-            sfx = "" if self.peaks == 1 else f"_{k + 1}"
-            names += [f"{n}{sfx}" for n in get_shape(self.shape).param_names]
-        return names + list(map_names(self.background))
+        return param_map_names(self.peaks, self.shape, self.background)
 
     def params(self, res):
         """The parameters of ``res`` stacked on a last axis: numpy, or dask chunked like the fit."""
@@ -118,6 +114,22 @@ class PeakModel:
             shape=self.shape,
             background=self.background,
         )
+
+
+def param_map_names(peaks, shape, background):
+    """Names of the maps holding the parameters of a fit, in the kernels' order.
+
+    Examples
+    --------
+    >>> param_map_names(2, "lorentzian", "linear")
+    ['amplitude_1', 'centre_1', 'gamma_1', 'amplitude_2', 'centre_2', 'gamma_2', \
+'background', 'background_slope']
+    """
+    names = []
+    for k in range(peaks):
+        sfx = "" if peaks == 1 else f"_{k + 1}"
+        names += [f"{n}{sfx}" for n in get_shape(shape).param_names]
+    return names + list(map_names(background))
 
 
 def fitted_axis(res):
