@@ -5,7 +5,8 @@ to PTX for each compute capability with :func:`hyperlum.kernels.cuda.compile_ptx
 ptxas of pip's ``nvidia-cuda-nvcc`` on each, and prints a Markdown table.
 
 Run: ``python benchmarks/ptxas_report.py [--cc 8.0 9.0] [--dtypes float32 uint16]
-[--peaks 1 2] [--backgrounds constant] [--estimators lse mle] [--json out.json]``
+[--peaks 1 2] [--backgrounds constant] [--estimators lse mle] [--shapes gaussian lorentzian]
+[--json out.json]``
 (a few minutes: one NVVM compile per distinct kernel and capability).
 """
 
@@ -46,11 +47,12 @@ def main(argv=None):
     ap.add_argument("--peaks", nargs="+", type=int, help="peak counts (default: 1-4)")
     ap.add_argument("--backgrounds", nargs="+", help="backgrounds (default: all)")
     ap.add_argument("--estimators", nargs="+", help="estimators (default: lse mle)")
+    ap.add_argument("--shapes", nargs="+", default=["gaussian"], help="peak shapes (gaussian)")
     ap.add_argument("--json", help="also write the figures to this JSON file")
     args = ap.parse_args(argv)
     ccs = [tuple(int(v) for v in c.split(".")) for c in args.cc]
     print(f"ptxas: {kc.find_ptxas()}")
-    selection = {"peaks": args.peaks, "backgrounds": args.backgrounds}
+    selection = {"peaks": args.peaks, "backgrounds": args.backgrounds, "shapes": args.shapes}
     rows = report(ccs, args.dtypes, estimators=args.estimators, **selection)
     print(markdown(rows, ccs))
     if args.json:

@@ -1,15 +1,21 @@
 """Codes and sizes shared by the kernels and the Python layer."""
 
+from hyperlum.kernels.backgrounds import BACKGROUNDS as _BACKGROUND_MODELS
+
 MAX_PEAKS = 4
-MAX_BACKGROUND = 2
-MAX_PARAMS = 3 * MAX_PEAKS + MAX_BACKGROUND
+#: Most parameters of one peak (a shape has 3 or 4: :mod:`hyperlum.kernels.shapes`).
+MAX_PEAK_PARAMS = 4
+#: Most background terms (a cubic polynomial).
+MAX_BACKGROUND = 4
+MAX_PARAMS = MAX_PEAK_PARAMS * MAX_PEAKS + MAX_BACKGROUND
 # scratch vectors of MAX_PARAMS per pixel: g, g_new, p_trial, delta, order, p, R, W (3 rows)
 N_VECTORS = 10
 # scratch MAX_PARAMS x B matrices per pixel (B >= MAX_PARAMS channels per block): H, H_new,
 # L, D (derivatives of a block of channels), C (the Gaussians' recurrence chains, one per column)
 N_MATRICES = 5
 
-BACKGROUNDS = {"none": 0, "constant": 1, "linear": 2}
+#: Background name -> number of its parameters (the choices of ``background=``).
+BACKGROUNDS = {name: n for name, (_, n) in _BACKGROUND_MODELS.items()}
 ESTIMATORS = {"lse": 0, "mle": 1}
 LSE = 0
 MLE = 1
@@ -32,11 +38,12 @@ EXP_CUTOFF = 75.0  # (x - c)^2 / sigma^2 beyond which a Gaussian is taken as 0 (
 MLE_FLOOR = 1e-30  # smallest model value used in the Poisson likelihood
 
 
-def n_params(n_peaks, n_background):
-    """Number of fitted parameters: 3 per Gaussian, 0-2 for the background."""
-    return 3 * n_peaks + n_background
+def n_params(n_peaks, n_background, peak_params=3):
+    """Number of fitted parameters: ``peak_params`` per peak (3: the Gaussian), then the
+    background's."""
+    return peak_params * n_peaks + n_background
 
 
-def n_outputs(n_peaks, n_background):
+def n_outputs(n_peaks, n_background, peak_params=3):
     """Rows of the kernels' output: params, their stds, area stds, reduced chi2, state, iters."""
-    return 2 * n_params(n_peaks, n_background) + n_peaks + 3
+    return 2 * n_params(n_peaks, n_background, peak_params) + n_peaks + 3

@@ -9,14 +9,15 @@ import functools
 import hashlib
 import inspect
 import os
+import types
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
 
+from hyperlum.kernels import backgrounds, constants, shapes
 from hyperlum.kernels import compile as _compile
-from hyperlum.kernels import constants
-from hyperlum.kernels.compile import jit_all
+from hyperlum.kernels.compile import jit_model
 from hyperlum.kernels.constants import MAX_PARAMS, N_MATRICES, N_VECTORS
 
 #: Compiler options of the shared maths. ``error_model="numpy"``: a division by zero gives
@@ -24,58 +25,90 @@ from hyperlum.kernels.constants import MAX_PARAMS, N_MATRICES, N_VECTORS
 #: division (the Poisson terms, the logarithm) from vectorising.
 JIT_OPTIONS = {"error_model": "numpy", "fastmath": {"contract", "arcp", "reassoc"}}
 
-_fns = jit_all(numba.njit(cache=True, nogil=True, **JIT_OPTIONS))
-_fit_pixel = _fns["fit_pixel"]
-_uniform_step = _fns["uniform_step"]
+
+@functools.cache
+def _model_functions(shape, background):
+    """The shared maths of one model compiled with ``numba.njit`` (not cached on disk: only
+    the row loops are, with the digest of every source they inline)."""
+    return jit_model(numba.njit(nogil=True, **JIT_OPTIONS), shape, background)
+
+
+def _sources():
+    modules = [constants, _compile, *_compile.MODULES, shapes, backgrounds]
+    modules += [m for m, _ in shapes.SHAPES.values()] + list(backgrounds.MODULES.values())
+    modules.append(shapes.common)
+    return "".join(inspect.getsource(m) for m in dict.fromkeys(modules))
+
 
 #: Digest of the kernel sources. Numba's disk cache checks only the file of the cached function;
 #: the row loops capture this digest, so an edit of any shared kernel function invalidates them.
-SOURCE_DIGEST = int(
-    hashlib.sha256(
-        "".join(inspect.getsource(m) for m in (constants, _compile, *_compile.MODULES)).encode()
-    ).hexdigest()[:15],
-    16,
-)
+SOURCE_DIGEST = int(hashlib.sha256(_sources().encode()).hexdigest()[:15], 16)
 
 #: Channels per block in the normal-equation sums: 64 measured 1.5x faster than 14, and 128
 #: (with the recurrence on chains) ~1.4x faster per pass than 64 (thread CPU time, 1024 channels).
 CHANNEL_BLOCK = 128
 
 
-@functools.cache
-def _rows_kernel(npk, nbg, est):
-    """The row loop for one model and estimator, compiled with those as constants.
-
-    Constant sizes let LLVM unroll the small parameter loops: 2.5x faster than one loop taking
-    them as arguments (measured on 1 Gaussian + constant, 1024 channels).
-    """
-
-    digest = SOURCE_DIGEST
-
-    @numba.njit(cache=True, nogil=True)
+def _row_loop(npk, nbg, est, digest):
     def rows(data, x, max_iter, tol, saturation, out, start, stop):
         if digest < 0:  # never true: ties the disk cache entry to the kernel sources
             return
         M = np.empty((N_MATRICES, MAX_PARAMS, CHANNEL_BLOCK))
         V = np.empty((N_VECTORS, CHANNEL_BLOCK))
-        h = _uniform_step(x)
+        h = uniform_step(x)  # noqa: F821 (bound per model by _rows_kernel)
         for pix in range(start, stop):
-            _fit_pixel(out, pix, data[pix], x, h, npk, nbg, est, max_iter, tol, saturation, M, V)
+            fit_pixel(  # noqa: F821
+                out, pix, data[pix], x, h, npk, nbg, est, max_iter, tol, saturation, M, V
+            )
 
     return rows
 
 
-def fit_chunk(data, x, npk, nbg, est, max_iter, tol, saturation, out, threads=None):
+@functools.cache
+def _rows_kernel(npk, nbg, est, shape="gaussian", background="polynomial"):
+    """The row loop for one model and estimator, compiled with those as constants.
+
+    Constant sizes let LLVM unroll the small parameter loops: 2.5x faster than one loop taking
+    them as arguments (measured on 1 Gaussian + constant, 1024 channels). The model's
+    ``fit_pixel`` is bound as a global of the loop, whose qualified name names the model: each
+    model has its own disk-cache file, and the closure's constants (sizes, estimator, source
+    digest) key its entries.
+    """
+    fns = _model_functions(shape, background)
+    loop = _row_loop(npk, nbg, est, SOURCE_DIGEST)
+    namespace = dict(loop.__globals__, fit_pixel=fns["fit_pixel"], uniform_step=fns["uniform_step"])
+    rows = types.FunctionType(loop.__code__, namespace, "rows", None, loop.__closure__)
+    rows.__qualname__ = f"rows_{shape}_{background}"
+    return numba.njit(cache=True, nogil=True)(rows)
+
+
+def fit_chunk(
+    data,
+    x,
+    npk,
+    nbg,
+    est,
+    max_iter,
+    tol,
+    saturation,
+    out,
+    threads=None,
+    *,
+    shape="gaussian",
+    background="polynomial",
+):
     """Fit every row of ``data`` (pixels x channels, float32 or float64, C order) into ``out``.
 
-    ``threads`` defaults to the CPUs this process may use. See
+    ``threads`` defaults to the CPUs this process may use. ``shape`` names the peak shape (a
+    key of :data:`hyperlum.kernels.shapes.SHAPES`), ``background`` the background's kernel
+    module (``"polynomial"`` with ``nbg`` terms, or ``"power_law"``). See
     :func:`hyperlum.kernels.pixel.fit_pixel` for the rows of ``out``.
     """
     npix = data.shape[0]
     threads = threads or len(os.sched_getaffinity(0))
     nblocks = max(1, min(npix // 16, 4 * threads))
     bounds = [b * npix // nblocks for b in range(nblocks + 1)]
-    rows = _rows_kernel(npk, nbg, est)
+    rows = _rows_kernel(npk, nbg, est, shape, background)
     args = (data, x, max_iter, tol, saturation, out)
     if nblocks == 1 or threads == 1:
         rows(*args, 0, npix)

@@ -31,17 +31,17 @@ import numba
 import numpy as np
 from numba import cuda, types
 
-from hyperlum.kernels.compile import jit_all
+from hyperlum.kernels.backgrounds import BACKGROUNDS
+from hyperlum.kernels.compile import jit_model
 from hyperlum.kernels.constants import (
-    BACKGROUNDS,
     ESTIMATORS,
-    MAX_PARAMS,
     MAX_PEAKS,
     N_MATRICES,
     N_VECTORS,
     n_outputs,
     n_params,
 )
+from hyperlum.kernels.shapes import get_shape
 
 #: Threads per block of the fit kernel.
 THREADS = 128
@@ -70,14 +70,15 @@ _as_cuda_array = getattr(cuda, "as_cuda_array", None)  # not in the simulator
 
 
 @functools.cache
-def _device_functions():
-    return jit_all(_jit(device=True))
+def _device_functions(shape, background):
+    return jit_model(_jit(device=True), shape, background)
 
 
-def _kernel_name(npk, nbg, est, dtype):
-    bg = {v: k for k, v in BACKGROUNDS.items()}[nbg]
+def _kernel_name(shape, npk, background, est, dtype):
+    """``fit_1peak_constant_lse_float32`` (a Gaussian), ``fit_lorentzian_1peak_...``."""
     es = {v: k for k, v in ESTIMATORS.items()}[est]
-    return f"fit_{npk}peak_{bg}_{es}_{np.dtype(dtype).name}"
+    model = "" if shape == "gaussian" else f"{shape}_"
+    return f"fit_{model}{npk}peak_{background}_{es}_{np.dtype(dtype).name}"
 
 
 #: Kernels for up to this many peaks take the peak count as a compile-time constant: fully
@@ -88,36 +89,38 @@ UNROLLED_PEAKS = 1
 
 
 def _source_key(npk):
-    """The peak count a kernel is compiled for: itself if unrolled, else 0 (an argument)."""
-    return npk if npk <= UNROLLED_PEAKS else 0
+    """The peak count a kernel is compiled for: itself if unrolled, else -1 (an argument)."""
+    return npk if npk <= UNROLLED_PEAKS else -1
 
 
-def channel_block(npk, nbg):
-    """Channels per block of the normal-equation sums in a kernel (``B`` of the scratch).
+def channel_block(npk, nbg, peak_params=3):
+    """Channels per block of the normal-equation sums in a kernel (``B`` of the scratch), and
+    rows of its scratch matrices: the parameters of the model.
 
-    The unrolled kernels take as few as their parameter count (the blocks' derivatives then
-    fit in registers); the others the most parameters, the least the scratch layout allows.
+    The unrolled kernels (``npk >= 0``) take their parameter count (the blocks' derivatives
+    then fit in registers); the others (``npk == -1``) that of ``MAX_PEAKS`` peaks.
     """
-    return n_params(npk, nbg) if npk else MAX_PARAMS
+    return n_params(npk if npk >= 0 else MAX_PEAKS, nbg, peak_params)
 
 
 @functools.cache
-def _fit_source(npk, nbg, est):
+def _fit_source(shape, background, npk, nbg, est):
     """The fit kernel for one model and estimator, with those as compile-time constants.
 
-    ``npk == 0`` makes the peak count the kernel's ``n_peaks`` argument instead.
+    ``npk == -1`` makes the peak count the kernel's ``n_peaks`` argument instead.
     """
-    fit_pixel = _device_functions()["fit_pixel"]
-    uniform_step = _device_functions()["uniform_step"]
-    block = channel_block(npk, nbg)
+    fns = _device_functions(shape, background)
+    fit_pixel = fns["fit_pixel"]
+    uniform_step = fns["uniform_step"]
+    block = channel_block(npk, nbg, get_shape(shape).n_params)
 
     def fit_kernel(data, x, n_peaks, max_iter, tol, saturation, out):
         pix = cuda.grid(1)
         if pix < data.shape[1]:
-            M = cuda.local.array((N_MATRICES, MAX_PARAMS, block), _float64)
+            M = cuda.local.array((N_MATRICES, block, block), _float64)
             V = cuda.local.array((N_VECTORS, block), _float64)
             y = data[:, pix]
-            k = npk if npk else n_peaks  # a constant once numba prunes the dead branch
+            k = npk if npk >= 0 else n_peaks  # a constant once numba prunes the dead branch
             h = uniform_step(x)
             fit_pixel(out, pix, y, x, h, k, nbg, est, max_iter, tol, saturation, M, V)
 
@@ -168,13 +171,13 @@ def _transpose_signature(dtype):
     return types.void(c2, c2)
 
 
-def _fit_kernel(npk, nbg, est, dtype):
-    return _compiled_fit_kernel(_source_key(npk), nbg, est, dtype)
+def _fit_kernel(npk, nbg, est, dtype, shape="gaussian", background="polynomial"):
+    return _compiled_fit_kernel(shape, background, _source_key(npk), nbg, est, dtype)
 
 
 @functools.cache
-def _compiled_fit_kernel(npk, nbg, est, dtype):
-    return _jit(_fit_signature(dtype))(_fit_source(npk, nbg, est))
+def _compiled_fit_kernel(shape, background, npk, nbg, est, dtype):
+    return _jit(_fit_signature(dtype))(_fit_source(shape, background, npk, nbg, est))
 
 
 @functools.cache
@@ -353,7 +356,21 @@ def _launch_fit(lane, kernel, transpose, d_in, d_x, args, nout):
     return d_out
 
 
-def fit_chunk(data, x, npk, nbg, est, max_iter, tol, saturation, *, slab_bytes=None, streams=None):
+def fit_chunk(
+    data,
+    x,
+    npk,
+    nbg,
+    est,
+    max_iter,
+    tol,
+    saturation,
+    *,
+    slab_bytes=None,
+    streams=None,
+    shape="gaussian",
+    background="polynomial",
+):
     """Fit every row of ``data`` (pixels x channels) on the GPU; return ``(rows, pixels)`` maps.
 
     Parameters
@@ -370,13 +387,16 @@ def fit_chunk(data, x, npk, nbg, est, max_iter, tol, saturation, *, slab_bytes=N
         Input bytes per slab (default :data:`SLAB_BYTES`).
     streams : int, optional
         Slabs in flight at once (default :data:`STREAMS`).
+    shape, background : str
+        The peak shape and the background's kernel module, as for
+        :func:`hyperlum.kernels.cpu.fit_chunk`.
 
     Returns
     -------
     numpy.ndarray
         ``(n_outputs, pixels)`` float64, rows as in :func:`~hyperlum.kernels.pixel.fit_pixel`.
     """
-    nout = n_outputs(npk, nbg)
+    nout = n_outputs(npk, nbg, get_shape(shape).n_params)
     npix, nch = data.shape
     out = np.empty((nout, npix))
     if npix == 0:
@@ -394,7 +414,7 @@ def fit_chunk(data, x, npk, nbg, est, max_iter, tol, saturation, *, slab_bytes=N
         dtype = _native(data.dtype)
         if data.dtype != dtype:
             data = data.astype(dtype)
-    kernel = _fit_kernel(npk, nbg, est, dtype.name)
+    kernel = _fit_kernel(npk, nbg, est, dtype.name, shape, background)
     transpose = _transpose_kernel(dtype.name)
     per = slab_pixels(nch, dtype.itemsize, slab_bytes)
     xh = np.ascontiguousarray(x, dtype=np.float64)
@@ -487,32 +507,47 @@ def _compute_capability(cc):
         dispatcher.get_current_device = saved
 
 
-def kernel_names(peaks=None, backgrounds=None, estimators=None, dtypes=("float32",)):
+def kernel_names(
+    peaks=None, backgrounds=None, estimators=None, dtypes=("float32",), shapes=("gaussian",)
+):
     """Names of the fit kernels for the given models, estimators and input dtypes.
 
     Examples
     --------
     >>> kernel_names(peaks=[1], backgrounds=["constant"], estimators=["lse", "mle"])
     ['fit_1peak_constant_lse_float32', 'fit_1peak_constant_mle_float32']
+    >>> kernel_names(peaks=[2], backgrounds=["poly2"], estimators=["mle"], shapes=["emg_low"])
+    ['fit_emg_low_2peak_poly2_mle_float32']
     """
-    return [name for name, _ in _selection(peaks, backgrounds, estimators, dtypes)]
+    return [name for name, _ in _selection(peaks, backgrounds, estimators, dtypes, shapes)]
 
 
-def _selection(peaks, backgrounds, estimators, dtypes):
+def _selection(peaks, backgrounds, estimators, dtypes, shapes=("gaussian",)):
     peaks = range(1, MAX_PEAKS + 1) if peaks is None else peaks
     backgrounds = tuple(BACKGROUNDS) if backgrounds is None else backgrounds
     estimators = tuple(ESTIMATORS) if estimators is None else estimators
     sel = []
-    for dtype in dtypes:
-        for npk in peaks:
-            for bg in backgrounds:
-                for es in estimators:
-                    key = (int(npk), BACKGROUNDS[bg], ESTIMATORS[es], np.dtype(dtype).name)
-                    sel.append((_kernel_name(*key), key))
+    for shape in shapes:
+        for dtype in dtypes:
+            for npk in peaks:
+                for bg in backgrounds:
+                    kind, nbg = BACKGROUNDS[bg]
+                    for es in estimators:
+                        name = _kernel_name(shape, int(npk), bg, ESTIMATORS[es], dtype)
+                        key = (shape, kind, int(npk), nbg, ESTIMATORS[es], np.dtype(dtype).name)
+                        sel.append((name, key))
     return sel
 
 
-def compile_ptx(cc=(9, 0), *, peaks=None, backgrounds=None, estimators=None, dtypes=("float32",)):
+def compile_ptx(
+    cc=(9, 0),
+    *,
+    peaks=None,
+    backgrounds=None,
+    estimators=None,
+    dtypes=("float32",),
+    shapes=("gaussian",),
+):
     """PTX of the fit kernels for compute capability ``cc``, compiled without a GPU.
 
     Parameters
@@ -523,6 +558,8 @@ def compile_ptx(cc=(9, 0), *, peaks=None, backgrounds=None, estimators=None, dty
         The kernels to compile (default: all: 1-4 peaks, every background and estimator).
     dtypes : sequence of str
         Input dtypes (one kernel each); the channel-major transpose kernel of each comes too.
+    shapes : sequence of str
+        Peak shapes (default: the Gaussian).
 
     Returns
     -------
@@ -545,10 +582,11 @@ def compile_ptx(cc=(9, 0), *, peaks=None, backgrounds=None, estimators=None, dty
     result = {}
     with _compute_capability(cc):
         done = {}
-        for name, (npk, nbg, est, dtype) in _selection(peaks, backgrounds, estimators, dtypes):
-            key = (_source_key(npk), nbg, est, dtype)
+        selection = _selection(peaks, backgrounds, estimators, dtypes, shapes)
+        for name, (shape, kind, npk, nbg, est, dtype) in selection:
+            key = (shape, kind, _source_key(npk), nbg, est, dtype)
             if key not in done:
-                src = _fit_source(*key[:3])
+                src = _fit_source(*key[:5])
                 done[key], _ = cuda.compile_ptx(src, _fit_signature(dtype), cc=cc)
             result[name] = done[key]
         for dtype in dtypes:

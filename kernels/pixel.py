@@ -9,13 +9,15 @@ import math
 from hyperlum.kernels.constants import (
     BAD_INPUT,
     CONVERGED,
+    FWHM_PER_SIGMA,
     LSE,
     MAX_ITERATIONS,
     SINGULAR,
-    SQRT_2PI,
 )
 from hyperlum.kernels.guess import guess
 from hyperlum.kernels.lm import accumulate, cho_solve, cholesky, constrain, step_is_small
+from hyperlum.kernels.shapes.gaussian import FWHM_PER_WIDTH, peak_area
+from hyperlum.kernels.shapes.gaussian import N_PARAMS as NP
 
 
 def uniform_step(x):
@@ -33,14 +35,15 @@ def fit_pixel(out, pix, y, x, h, npk, nbg, est, max_iter, tol, saturation, M, V)
 
     ``h`` is :func:`uniform_step` of ``x``, computed once by the driver, not per pixel.
 
-    ``out`` rows: the ``m`` parameters (peaks sorted by centre), their standard deviations, the
-    peaks' area standard deviations, the reduced chi-square, the state and the iterations.
+    ``out`` rows: the ``m = NP npk + nbg`` parameters (peaks sorted by centre), their standard
+    deviations, the peaks' area standard deviations, the reduced chi-square, the state and the
+    iterations. ``NP`` and the peak and background functions are those of the compiled model.
     ``M`` (5 x P x B) and ``V`` (10 x B) are scratch space, ``P`` the largest parameter count
     and ``B >= P`` the number of channels handled as one block (see
     :func:`~hyperlum.kernels.lm.accumulate`: 64 is good on a CPU).
     """
     n = y.shape[0]
-    m = 3 * npk + nbg
+    m = NP * npk + nbg
     H = M[0]
     Hn = M[1]
     L = M[2]
@@ -61,8 +64,10 @@ def fit_pixel(out, pix, y, x, h, npk, nbg, est, max_iter, tol, saturation, M, V)
     xhi = max(x0, x1)
     xref = 0.5 * (x0 + x1)
     xspan = xhi - xlo
-    smin = 0.25 * xspan / n
-    smax = xspan
+    # width bounds: sigma from a quarter channel to the span, as FWHMs, in the shape's width
+    wscale = FWHM_PER_SIGMA / FWHM_PER_WIDTH
+    smin = 0.25 * xspan / n * wscale
+    smax = xspan * wscale
     if guess(y, x, xref, npk, nbg, est, smin, saturation, p):
         for r in range(rows - 2):
             out[r, pix] = math.nan
@@ -167,29 +172,30 @@ def fit_pixel(out, pix, y, x, h, npk, nbg, est, max_iter, tol, saturation, M, V)
         order[k] = k
     for k in range(1, npk):
         j = k
-        while j > 0 and p[3 * int(order[j - 1]) + 1] > p[3 * int(order[j]) + 1]:
+        while j > 0 and p[NP * int(order[j - 1]) + 1] > p[NP * int(order[j]) + 1]:
             t = order[j - 1]
             order[j - 1] = order[j]
             order[j] = t
             j -= 1
     for k in range(npk):
-        src = int(order[k])
-        for q in range(3):
-            out[3 * k + q, pix] = p[3 * src + q]
+        src = NP * int(order[k])
+        for q in range(NP):
+            out[NP * k + q, pix] = p[src + q]
             if state != SINGULAR:
-                out[m + 3 * k + q, pix] = math.sqrt(max(Hn[3 * src + q, 3 * src + q], 0.0))
+                out[m + NP * k + q, pix] = math.sqrt(max(Hn[src + q, src + q], 0.0))
             else:
-                out[m + 3 * k + q, pix] = math.nan
-        ia = 3 * src
-        i_s = ia + 2
+                out[m + NP * k + q, pix] = math.nan
         if state != SINGULAR:
-            a = p[ia]
-            s = p[i_s]
-            var = s * s * Hn[ia, ia] + a * a * Hn[i_s, i_s] + 2.0 * a * s * Hn[ia, i_s]
-            out[2 * m + k, pix] = SQRT_2PI * math.sqrt(max(var, 0.0))
+            # the area's variance G^T Cov G, its gradient G (in gn, free by now)
+            peak_area(p, src, gn)
+            var = 0.0
+            for a in range(NP):
+                for b in range(NP):
+                    var += gn[a] * gn[b] * Hn[src + a, src + b]
+            out[2 * m + k, pix] = math.sqrt(max(var, 0.0))
         else:
             out[2 * m + k, pix] = math.nan
-    for j in range(3 * npk, m):
+    for j in range(NP * npk, m):
         out[j, pix] = p[j]
         if state != SINGULAR:
             out[m + j, pix] = math.sqrt(max(Hn[j, j], 0.0))

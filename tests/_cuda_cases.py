@@ -12,38 +12,60 @@ import numpy as np
 X = np.linspace(650.0, 770.0, 150)
 N_GOOD = 4
 N_BAD = 2
-#: (estimator, background, peaks, max_iterations): every background and estimator, 1 and 2
-#: peaks, and one run cut short so that the max-iterations state shows up.
-CASES = [
-    (est, bg, peaks, 50)
-    for est in ("lse", "mle")
-    for bg in ("none", "constant", "linear")
-    for peaks in (1, 2)
-] + [("lse", "constant", 2, 2)]
+#: (estimator, background, peaks, max_iterations, shape): for the Gaussian every background
+#: and estimator, 1 and 2 peaks, and one run cut short so that the max-iterations state shows
+#: up; every other shape with each estimator (constant background, one and two peaks). Each
+#: (shape, background kind, size, estimator) is a numba compile on the CPU side: few cases.
+CASES = (
+    [
+        (est, bg, peaks, 50, "gaussian")
+        for est in ("lse", "mle")
+        for bg in ("none", "constant", "linear")
+        for peaks in (1, 2)
+    ]
+    + [("lse", "constant", 2, 2, "gaussian")]
+    + [("lse", "poly3", 1, 50, "gaussian"), ("mle", "powerlaw", 1, 50, "gaussian")]
+    + [
+        (est, "constant", peaks, 50, shape)
+        for shape in ("lorentzian", "pseudo_voigt", "emg_low")
+        for est, peaks in (("lse", 2), ("mle", 1))
+    ]
+)
+#: Extra parameters of each shape beyond amplitude, centre and width: drawn from these ranges.
+EXTRA = {"pseudo_voigt": [(0.2, 0.8)], "emg_low": [(2.0, 5.0)]}
+#: Width parameter ranges: a FWHM of about 12-21 channels of X.
+WIDTH = {"gaussian": (5, 9), "lorentzian": (5, 9), "pseudo_voigt": (12, 21), "emg_low": (4, 7)}
 
 
-def case_name(est, bg, peaks, max_iter):
-    return f"{est}_{bg}_{peaks}_{max_iter}"
+def case_name(est, bg, peaks, max_iter, shape="gaussian"):
+    model = "" if shape == "gaussian" else f"{shape}_"
+    return f"{model}{est}_{bg}_{peaks}_{max_iter}"
 
 
-def cube(index, est, bg, peaks):
+def cube(index, est, bg, peaks, shape="gaussian"):
     """``N_GOOD`` noisy pixels, then an all-zero one and a NaN (float) or saturated (uint16) one.
 
     LSE cubes are float32 with Gaussian noise; MLE cubes are uint16 Poisson counts, so both
     native dtypes go to the device as they are.
     """
+    from hyperlum.kernels.shapes import get_shape
+
     rng = np.random.default_rng(1000 + index)
     n = N_GOOD
     centres = [rng.uniform(680, 700, n), rng.uniform(725, 745, n)][:peaks]
     mu = np.zeros((n, X.size))
     for c in centres:
-        mu += rng.uniform(80, 300, (n, 1)) * np.exp(
-            -0.5 * ((X - c[:, None]) / rng.uniform(5, 9, (n, 1))) ** 2
-        )
-    if bg != "none":
+        params = [rng.uniform(80, 300, n), c, rng.uniform(*WIDTH[shape], n)]
+        params += [rng.uniform(*r, n) for r in EXTRA.get(shape, [])]
+        mu += get_shape(shape).evaluate(X, np.column_stack(params))
+    if bg == "powerlaw":
+        mu += rng.uniform(5, 20, (n, 1)) * (X / 710.0) ** -rng.uniform(2, 4, (n, 1))
+    elif bg != "none":
         mu += rng.uniform(5, 20, (n, 1))
-    if bg == "linear":
+    if bg in ("linear", "poly3"):
         mu += rng.uniform(0.02, 0.08, (n, 1)) * (X - X[0])
+    if bg == "poly3":
+        mu += 1e-5 * (X - 710.0) ** 3
     if est == "mle":
         data = rng.poisson(mu).astype(np.uint16)
         bad = np.zeros((N_BAD, X.size), np.uint16)  # all zero, then saturated
@@ -62,8 +84,8 @@ LAZY_CASE, LAZY_CHUNK = 1, 4
 def fit_case(index, case, device, chunk=None):
     import hyperlum as hl
 
-    est, bg, peaks, max_iter = case
-    data = cube(index, est, bg, peaks)
+    est, bg, peaks, max_iter, shape = case
+    data = cube(index, est, bg, peaks, shape)
     if chunk is not None:
         import dask.array as da
 
@@ -72,6 +94,7 @@ def fit_case(index, case, device, chunk=None):
         data,
         axis=X,
         peaks=peaks,
+        shape=shape,
         background=bg,
         estimator=est,
         max_iterations=max_iter,
@@ -96,7 +119,7 @@ def kernel_args(case):
     """Arguments of the kernels' ``fit_chunk`` after the data for ``case``."""
     from hyperlum.kernels.constants import BACKGROUNDS, ESTIMATORS
 
-    est, bg, peaks, max_iter = case
+    est, bg, peaks, max_iter, _ = case
     sat = float(np.iinfo(np.uint16).max) if est == "mle" else np.inf
     return (X, peaks, BACKGROUNDS[bg], ESTIMATORS[est], max_iter, 1e-7, sat)
 

@@ -51,7 +51,7 @@ def simulated(tmp_path_factory):
 @pytest.mark.parametrize("index", range(len(CASES)), ids=[case_name(*c) for c in CASES])
 def test_cuda_simulator_matches_cpu(simulated, index):
     case = CASES[index]
-    est, bg, peaks, max_iter = case
+    est, bg, peaks, max_iter, shape = case
     cpu = fit_case(index, case, "cpu")
     key = case_name(*case)
     names = [k.split("/", 1)[1] for k in simulated if k.startswith(key + "/")]
@@ -104,7 +104,7 @@ def assert_rows_close(got, want, case):
     The CPU takes the sandwich middle from its last pass, the GPU (narrow blocks) from one
     more pass at the solution: a step below the convergence tolerance apart.
     """
-    est, _, peaks, _ = case
+    est, _, peaks, _, _ = case
     m = kernel_args(case)[1] * 3 + kernel_args(case)[2]
     stds = np.zeros(got.shape[0], bool)
     if est == "lse":

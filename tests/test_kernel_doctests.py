@@ -9,7 +9,21 @@ import importlib
 
 import pytest
 
-MODULES = ["compile", "powerlaw", "cuda", "detect", "despike"]
+MODULES = [
+    "compile",
+    "powerlaw",
+    "cuda",
+    "detect",
+    "despike",
+    "shapes",
+    "shapes.gaussian",
+    "shapes.lorentzian",
+    "shapes.pseudo_voigt",
+    "shapes.emg",
+    "backgrounds",
+    "backgrounds.polynomial",
+    "backgrounds.power_law",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

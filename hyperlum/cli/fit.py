@@ -21,6 +21,8 @@ import numpy as np
 from hyperlum.cli import UsageError, finite_float
 from hyperlum.io import outputs
 from hyperlum.io.cube import is_dask
+from hyperlum.kernels.constants import BACKGROUNDS
+from hyperlum.kernels.shapes import SHAPES
 
 _RESULT_EXTENSIONS = (".zspy", ".hspy")
 SCHEDULER_TIMEOUT = 10.0  # seconds for a scheduler address to answer as a dask scheduler
@@ -63,7 +65,8 @@ def register(subparsers):
         metavar="FWHM",
         help="instrument resolution (axis units) for the detection verdict (one channel)",
     )
-    p.add_argument("--background", choices=("none", "constant", "linear"), default="constant")
+    p.add_argument("--shape", choices=tuple(SHAPES), default="gaussian", help="peak shape")
+    p.add_argument("--background", choices=tuple(BACKGROUNDS), default="constant")
     p.add_argument("--estimator", choices=("lse", "mle"), default="lse")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument(
@@ -164,6 +167,7 @@ def _plan(args, cube):
     spec, options = plan(
         cube,
         peaks=args.peaks,
+        shape=args.shape,
         background=args.background,
         estimator=args.estimator,
         device=args.device,

@@ -1,4 +1,8 @@
-"""Detection verdict: is a fitted Gaussian a real, resolved peak, or noise / a spike?
+"""Detection verdict: is a fitted peak a real, resolved peak, or noise / a spike?
+
+Written for the Gaussian; every shape of the registry (:mod:`hyperlum.kernels.shapes`) is
+judged the same way through its FWHM (below, "sigma" stands for ``FWHM / 2.3548``, the sigma of
+the Gaussian of the same FWHM) and its model, which is subtracted from the data for ``RSS``.
 
 A converged optimiser is not a found peak: on a spectrum of noise alone the fit still ends
 somewhere, often on a one-channel fluctuation. A peak is **detected** when all of these hold:
@@ -39,6 +43,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy.special import chdtri, fdtri
+
+from hyperlum.kernels.shapes import get_shape
 
 #: Default false-alarm rate per pixel (probability that a noise-only pixel is detected).
 FALSE_ALARM = 1e-3
@@ -153,6 +159,54 @@ def smooth_rss(y, x, peaks=None, *, threads=None):
     return rss0, rss1
 
 
+def peak_rss(y, x, rows, *, peaks, shape="gaussian", threads=None):
+    """:func:`smooth_rss` for the fitted peaks of any shape: ``(rss0, rss1)`` per pixel.
+
+    Gaussians go to the one-pass kernel as they are; the peaks of another shape are evaluated
+    (numpy, the shape's ``evaluate``) and subtracted from the data, whose RSS after the
+    parabola is then ``rss1``.
+
+    Parameters
+    ----------
+    y : numpy.ndarray or cupy.ndarray
+        Pixels x channels.
+    x : numpy.ndarray
+        Channel positions.
+    rows : numpy.ndarray
+        The kernels' ``(rows, pixels)`` output: the peaks' parameters first.
+    peaks : int
+        Number of peaks.
+    shape : str
+        The peaks' shape (a key of :data:`hyperlum.kernels.shapes.SHAPES`).
+    threads : int, optional
+        As for :func:`smooth_rss`.
+
+    Examples
+    --------
+    >>> x = np.arange(40.0)
+    >>> y = 5 + 8 / (1 + ((x - 20) / 2) ** 2)[None]
+    >>> rss0, rss1 = peak_rss(y, x, np.array([[8.0], [20], [2]]), peaks=1, shape="lorentzian")
+    >>> bool(rss0[0] > 10), abs(round(float(rss1[0]), 9))
+    (True, 0.0)
+    """
+    s = get_shape(shape)
+    npar = s.n_params
+    if shape == "gaussian":
+        return smooth_rss(y, x, rows[: npar * peaks], threads=threads)
+    if hasattr(y, "__cuda_array_interface__") and hasattr(y, "get"):
+        y = y.get()
+    rss0, _ = smooth_rss(y, x, threads=threads)
+    z = np.array(y, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    for k in range(peaks):
+        params = np.asarray(rows[npar * k : npar * (k + 1)], dtype=np.float64).T
+        ok = np.isfinite(params).all(axis=1) & (params[:, 0] > 0) & (params[:, 2] > 0)
+        with np.errstate(all="ignore"):
+            z[ok] -= s.evaluate(x, params[ok])
+    rss1, _ = smooth_rss(z, x, threads=threads)
+    return rss0, rss1
+
+
 def statistic(rss0, rss1, n, m):
     """The F-type likelihood-ratio statistic ``(rss0 - rss1) / (rss1 / (n - m))`` of a model
     (``rss1``, ``m`` parameters) against a nested one (``rss0``), over ``n`` channels."""
@@ -164,8 +218,9 @@ def statistic(rss0, rss1, n, m):
     return np.where(np.isfinite(rss1), t, np.nan)
 
 
-def peak_valid(amp, centre, sigma, state, x, *, resolution=None):
-    """Converged, finite, positive, resolved and located (see the module docstring)."""
+def peak_valid(amp, centre, fwhm, state, x, *, resolution=None):
+    """Converged, finite, positive, resolved and located (see the module docstring); ``fwhm``
+    the peak's FWHM."""
     x = np.asarray(x, dtype=np.float64)
     lo, hi = min(x[0], x[-1]), max(x[0], x[-1])
     xs = np.sort(x)
@@ -173,7 +228,6 @@ def peak_valid(amp, centre, sigma, state, x, *, resolution=None):
     with np.errstate(invalid="ignore"):
         i = np.clip(np.searchsorted(xs, np.nan_to_num(centre, nan=lo)), 1, x.size - 1)
         local = step[i - 1]
-        fwhm = sigma * _FWHM_PER_SIGMA
         need = MIN_CHANNELS * local
         if resolution is not None:
             need = np.maximum(need, RESOLUTION_ALLOWANCE * resolution)
@@ -181,25 +235,44 @@ def peak_valid(amp, centre, sigma, state, x, *, resolution=None):
             (state == 0)
             & np.isfinite(amp)
             & np.isfinite(centre)
-            & np.isfinite(sigma)
+            & np.isfinite(fwhm)
             & (amp > 0)
             & (fwhm >= need)
             & (centre >= lo + local)
             & (centre <= hi - local)
-            & (sigma < 0.5 * (hi - lo))
+            & (fwhm < 0.5 * (hi - lo) * _FWHM_PER_SIGMA)
         )
 
 
-def peaks_valid(rows, npk, nbg, x, *, resolution=None):
+def peaks_valid(rows, npk, nbg, x, *, resolution=None, shape="gaussian"):
     """:func:`peak_valid` for each peak of the kernels' rows: ``(npk, pixels)`` bool."""
-    m = 3 * npk + nbg
+    s = get_shape(shape)
+    npar = s.n_params
+    m = npar * npk + nbg
     state = rows[2 * m + npk + 1]
-    return np.array(
-        [peak_valid(*rows[3 * k : 3 * k + 3], state, x, resolution=resolution) for k in range(npk)]
-    ).reshape(npk, -1)
+    out = []
+    for k in range(npk):
+        params = np.moveaxis(np.asarray(rows[npar * k : npar * (k + 1)]), 0, -1)
+        with np.errstate(invalid="ignore"):
+            width = s.fwhm(params)
+        out.append(
+            peak_valid(params[..., 0], params[..., 1], width, state, x, resolution=resolution)
+        )
+    return np.array(out).reshape(npk, -1)
 
 
-def verdict(rows, rss0, rss1, x, *, peaks, background, resolution=None, false_alarm=FALSE_ALARM):
+def verdict(
+    rows,
+    rss0,
+    rss1,
+    x,
+    *,
+    peaks,
+    background,
+    resolution=None,
+    false_alarm=FALSE_ALARM,
+    shape="gaussian",
+):
     """``detected`` per peak for a fit of a fixed number of peaks (the rule of this module).
 
     Parameters
@@ -207,15 +280,17 @@ def verdict(rows, rss0, rss1, x, *, peaks, background, resolution=None, false_al
     rows : numpy.ndarray
         The kernels' ``(rows, pixels)`` output (:func:`hyperlum.kernels.pixel.fit_pixel`).
     rss0, rss1 : numpy.ndarray
-        Per pixel, from :func:`smooth_rss`: the parabola alone; the fitted peaks plus it.
+        Per pixel, from :func:`peak_rss`: the parabola alone; the fitted peaks plus it.
     x : numpy.ndarray
         Channel positions of the fitted range.
     peaks, background : int
-        Gaussians and background terms (0-2) of the fit.
+        Peaks and background terms (0-4) of the fit.
     resolution : float, optional
         Instrument resolution (FWHM, axis units).
     false_alarm : float
         Probability per pixel that noise alone passes.
+    shape : str
+        The peaks' shape (a key of :data:`hyperlum.kernels.shapes.SHAPES`).
 
     Returns
     -------
@@ -236,20 +311,24 @@ def verdict(rows, rss0, rss1, x, *, peaks, background, resolution=None, false_al
     [[1.0, 0.0]]
     """
     n = np.asarray(x).size
-    m = 3 * peaks + NULL_TERMS
+    npar = get_shape(shape).n_params
+    m = npar * peaks + NULL_TERMS
     limit = threshold(n, false_alarm=false_alarm, dof=n - m)
     t = statistic(rss0, rss1, n, m)
     with np.errstate(invalid="ignore", divide="ignore"):
-        ok = peaks_valid(rows, peaks, background, x, resolution=resolution) & (t > limit)
+        valid = peaks_valid(rows, peaks, background, x, resolution=resolution, shape=shape)
+        ok = valid & (t > limit)
         if peaks > 1:  # each peak on its own: Wald statistic of its amplitude
-            first_sd = 3 * peaks + background  # the kernel rows: parameters, then their sds
-            amp = rows[0 : 3 * peaks : 3]
-            amp_sd = rows[first_sd : first_sd + 3 * peaks : 3]
+            first_sd = npar * peaks + background  # the kernel rows: parameters, then their sds
+            amp = rows[0 : npar * peaks : npar]
+            amp_sd = rows[first_sd : first_sd + npar * peaks : npar]
             ok &= (amp / amp_sd) ** 2 > limit
     return ok.astype(np.float64)
 
 
-def clear_spike_remnants(verdict, rows, pixels, replaced, x, *, reach=3.0, narrow=3.0):
+def clear_spike_remnants(
+    verdict, rows, pixels, replaced, x, *, reach=3.0, narrow=3.0, shape="gaussian"
+):
     """Undo ``detected`` for a narrow peak whose core holds a channel the spike filter replaced.
 
     A cosmic ray wider than the filter's window is cut down, not removed: what is left
@@ -270,6 +349,8 @@ def clear_spike_remnants(verdict, rows, pixels, replaced, x, *, reach=3.0, narro
         ``(len(pixels), channels)``: the channels replaced.
     x : numpy.ndarray
         Channel positions.
+    shape : str
+        The peaks' shape: its FWHM / 2.3548 stands for sigma.
 
     Examples
     --------
@@ -283,9 +364,13 @@ def clear_spike_remnants(verdict, rows, pixels, replaced, x, *, reach=3.0, narro
     """
     x = np.asarray(x, dtype=np.float64)
     step = np.abs(np.diff(x)).max() if x.size > 1 else 0.0
+    shp = get_shape(shape)
+    npar = shp.n_params
     for k in range(verdict.shape[0]):
-        c = rows[3 * k + 1, pixels][:, None]
-        s = rows[3 * k + 2, pixels][:, None]
+        params = np.moveaxis(np.asarray(rows[npar * k : npar * (k + 1), pixels]), 0, -1)
+        c = params[:, 1, None]
+        with np.errstate(invalid="ignore"):
+            s = shp.fwhm(params)[:, None] / _FWHM_PER_SIGMA
         with np.errstate(invalid="ignore"):
             near = replaced & (np.abs(x[None, :] - c) <= reach * s + step) & (s <= narrow * step)
         verdict[k, pixels[near.any(axis=1)]] = 0.0

@@ -17,7 +17,9 @@ from hyperlum._validate import choice, integer, positive
 from hyperlum.fitting import _backend, detect
 from hyperlum.fitting.result import FitResult
 from hyperlum.io.cube import as_cube
+from hyperlum.kernels.backgrounds import BACKGROUNDS as BACKGROUND_MODELS
 from hyperlum.kernels.constants import BACKGROUNDS, ESTIMATORS, MAX_PEAKS, n_outputs, n_params
+from hyperlum.kernels.shapes import SHAPES, get_shape
 from hyperlum.preprocess.cl import despike_spectra
 
 #: Default size of the chunks the cube is cut into (input bytes per chunk).
@@ -48,15 +50,25 @@ class FitSpec(NamedTuple):
     #: Instrument resolution (FWHM, axis units) for the detection verdict; 0: one channel.
     resolution: float = 0.0
     false_alarm: float = detect.FALSE_ALARM
+    #: Peak shape (a key of :data:`hyperlum.kernels.shapes.SHAPES`).
+    shape: str = "gaussian"
+    #: The background's kernel module (:data:`hyperlum.kernels.backgrounds.MODULES`);
+    #: ``background`` is its number of terms.
+    bg_kind: str = "polynomial"
+
+    @property
+    def peak_params(self):
+        """Parameters of one peak of the shape."""
+        return get_shape(self.shape).n_params
 
     @property
     def n_params(self):
-        return n_params(self.peaks, self.background)
+        return n_params(self.peaks, self.background, self.peak_params)
 
     @property
     def kernel_outputs(self):
         """Rows the kernels write (see :func:`hyperlum.kernels.pixel.fit_pixel`)."""
-        return n_outputs(self.peaks, self.background)
+        return n_outputs(self.peaks, self.background, self.peak_params)
 
     @property
     def n_outputs(self):
@@ -91,7 +103,9 @@ def fit_block(block, x, spec):
         extra = [verdict, spikes[None], n_kept[None]]
     else:
         rows = _kernel_rows(flat, x, spec)
-        rss0, rss1 = detect.smooth_rss(flat, x, rows[: 3 * spec.peaks], threads=spec.threads)
+        rss0, rss1 = detect.peak_rss(
+            flat, x, rows, peaks=spec.peaks, shape=spec.shape, threads=spec.threads
+        )
         verdict = detect.verdict(
             rows,
             rss0,
@@ -101,10 +115,11 @@ def fit_block(block, x, spec):
             background=spec.background,
             resolution=spec.resolution or None,
             false_alarm=spec.false_alarm,
+            shape=spec.shape,
         )
         extra = [verdict, spikes[None]]
     if replaced is not None:  # a peak where a spike was cut out may be what is left of it
-        detect.clear_spike_remnants(verdict, rows, *replaced, x)
+        detect.clear_spike_remnants(verdict, rows, *replaced, x, shape=spec.shape)
         if spec.auto:
             extra[2] = verdict.sum(axis=0)[None]
     out = np.concatenate([rows, *extra], axis=0)
@@ -129,7 +144,8 @@ def _despike(flat, saturation, threads):
 
 
 def _kernel_rows(flat, x, spec):
-    """The kernel's ``(rows, pixels)`` output for ``spec.peaks`` Gaussians."""
+    """The kernel's ``(rows, pixels)`` output for ``spec.peaks`` peaks of ``spec.shape``."""
+    model = {"shape": spec.shape, "background": spec.bg_kind}
     if spec.device == "cuda":
         from hyperlum.kernels import cuda
 
@@ -142,6 +158,7 @@ def _kernel_rows(flat, x, spec):
             spec.max_iterations,
             spec.tolerance,
             spec.saturation,
+            **model,
         )
     if hasattr(flat, "__cuda_array_interface__") and hasattr(flat, "get"):
         flat = flat.get()  # a CuPy block fitted on the CPU
@@ -160,6 +177,7 @@ def _kernel_rows(flat, x, spec):
         spec.saturation,
         out,
         threads=spec.threads,
+        **model,
     )
     return out
 
@@ -185,29 +203,31 @@ def _fit_auto(flat, x, spec):
         sub = spec._replace(peaks=k, auto=False)
         data = np.ascontiguousarray(flat[alive])
         part = _kernel_rows(data, x, sub)
-        rss0, obj = detect.smooth_rss(data, x, part[: 3 * k], threads=spec.threads)
-        m = 3 * k + detect.NULL_TERMS
+        rss0, obj = detect.peak_rss(data, x, part, peaks=k, shape=spec.shape, threads=spec.threads)
+        m = spec.peak_params * k + detect.NULL_TERMS
         t = detect.statistic(rss0 if prev is None else prev, obj, n, m)
         limit = detect.threshold(n, false_alarm=spec.false_alarm, dof=n - m)
-        valid = detect.peaks_valid(part, k, nbg, x, resolution=spec.resolution or None)
+        valid = detect.peaks_valid(
+            part, k, nbg, x, resolution=spec.resolution or None, shape=spec.shape
+        )
         with np.errstate(invalid="ignore"):
             ok = valid.all(axis=0) & (t > limit)
         take = ok if k > 1 else np.ones(alive.size, bool)
-        rows[:, alive[take]] = _padded(part[:, take], k, big, nbg)
+        rows[:, alive[take]] = _padded(part[:, take], k, big, nbg, spec.peak_params)
         kept[alive[ok]] = k
         alive, prev = alive[ok], obj[ok]
     verdict = (np.arange(big)[:, None] < kept[None, :]).astype(np.float64)
     return rows, verdict, kept
 
 
-def _padded(part, k, big, nbg):
-    """Kernel rows of ``k`` Gaussians laid out as those of ``big`` (missing peaks NaN)."""
-    mk, mb = n_params(k, nbg), n_params(big, nbg)
-    out = np.full((n_outputs(big, nbg), part.shape[1]), np.nan)
-    out[: 3 * k] = part[: 3 * k]
-    out[3 * big : mb] = part[3 * k : mk]
-    out[mb : mb + 3 * k] = part[mk : mk + 3 * k]
-    out[mb + 3 * big : 2 * mb] = part[mk + 3 * k : 2 * mk]
+def _padded(part, k, big, nbg, npar=3):
+    """Kernel rows of ``k`` peaks laid out as those of ``big`` (missing peaks NaN)."""
+    mk, mb = n_params(k, nbg, npar), n_params(big, nbg, npar)
+    out = np.full((n_outputs(big, nbg, npar), part.shape[1]), np.nan)
+    out[: npar * k] = part[: npar * k]
+    out[npar * big : mb] = part[npar * k : mk]
+    out[mb : mb + npar * k] = part[mk : mk + npar * k]
+    out[mb + npar * big : 2 * mb] = part[mk + npar * k : 2 * mk]
     out[2 * mb : 2 * mb + k] = part[2 * mk : 2 * mk + k]
     out[2 * mb + big :] = part[2 * mk + k :]
     return out
@@ -240,6 +260,7 @@ def fit(
     *,
     axis=None,
     peaks=1,
+    shape="gaussian",
     background="constant",
     estimator="lse",
     device="auto",
@@ -254,7 +275,7 @@ def fit(
     resolution=None,
     false_alarm=detect.FALSE_ALARM,
 ):
-    """Fit Gaussian peak(s) plus a background to the spectrum of every pixel.
+    """Fit peak(s) of one shape plus a background to the spectrum of every pixel.
 
     Parameters
     ----------
@@ -268,8 +289,17 @@ def fit(
         as the data support, 1 to ``max_peaks``, chosen by nested likelihood-ratio tests
         (model ``k`` is kept over ``k - 1`` when its likelihood ratio passes the detection
         threshold and each of its peaks is resolved); the number is the map ``n_peaks``.
-    background : {"constant", "none", "linear"}
-        Background under the peaks; a linear one is ``b0 + slope * (x - middle of range)``.
+    shape : {"gaussian", "lorentzian", "pseudo_voigt", "emg_low", "emg_high"}
+        Peak shape (:mod:`hyperlum.kernels.shapes`): its parameters name the maps.
+        ``"lorentzian"``: amplitude, centre, ``gamma`` (HWHM); ``"pseudo_voigt"``: amplitude,
+        centre, ``fwhm``, ``eta`` (Lorentzian fraction, fitted in [0, 1]); ``"emg_low"`` /
+        ``"emg_high"``: an exponentially modified Gaussian (amplitude, centre, sigma, ``tau``)
+        whose tail lies towards lower / higher axis values (a band edge's low-energy tail is
+        ``"emg_low"`` on an eV axis, ``"emg_high"`` on a nm axis).
+    background : {"constant", "none", "linear", "poly2", "poly3", "powerlaw"}
+        Background under the peaks: a polynomial in ``x - middle of range`` (``background``,
+        ``background_slope``, ``background_quadratic``, ``background_cubic``), or the power
+        law ``background * (x / middle)^-background_exponent`` (positive axis only).
     estimator : {"lse", "mle"}
         Least squares, or Poisson maximum likelihood (counts; negative values count as zero).
     device : {"auto", "cpu", "cuda"}
@@ -304,8 +334,9 @@ def fit(
     Returns
     -------
     FitResult
-        Maps by name (``res["centre"]``): ``amplitude``, ``centre``, ``sigma``, ``fwhm``,
-        ``intensity`` (area), ``background`` (and ``background_slope``), each with ``_std``,
+        Maps by name (``res["centre"]``): the shape's parameters (the Gaussian's
+        ``amplitude``, ``centre``, ``sigma``), ``fwhm`` (unless a parameter), ``intensity``
+        (area), the background's (``background``, ``background_slope``...), each with ``_std``,
         plus ``chisq`` (reduced), ``state``, ``converged`` and ``iterations``, ``spikes``
         (channels replaced per pixel) and ``detected``: a real, resolved peak, significant
         against the background alone (rule in :mod:`hyperlum.fitting.detect`); ``state`` only says
@@ -334,6 +365,7 @@ def fit(
     spec, options = plan(
         cube,
         peaks=peaks,
+        shape=shape,
         background=background,
         estimator=estimator,
         device=device,
@@ -359,6 +391,7 @@ def plan(
     cube,
     *,
     peaks=1,
+    shape="gaussian",
     background="constant",
     estimator="lse",
     device="auto",
@@ -378,7 +411,7 @@ def plan(
     ----------
     cube : hyperlum.io.cube.Cube
         The data to fit, already restricted to ``signal_range``.
-    peaks, background, estimator, device, max_iterations, tolerance, saturation
+    peaks, shape, background, estimator, device, max_iterations, tolerance, saturation
         As for :func:`fit`.
     max_peaks, despike, resolution, false_alarm
         As for :func:`fit`.
@@ -417,12 +450,18 @@ def plan(
     false_alarm = positive(label("false_alarm"), false_alarm)
     if not false_alarm < 1:
         raise ValueError(f"{label('false_alarm')} must be below 1, got {false_alarm!r}")
+    choice(label("shape"), shape, tuple(SHAPES))
     choice(label("background"), background, tuple(BACKGROUNDS))
+    if background == "powerlaw" and not np.min(cube.x) > 0:
+        raise ValueError(
+            f"{label('background')}='powerlaw' needs positive axis positions, the fitted "
+            f"range starts at {np.min(cube.x):g}"
+        )
     choice(label("estimator"), estimator, tuple(ESTIMATORS))
     choice(label("device"), device, _backend.DEVICES)
     max_iterations = integer(label("max_iterations"), max_iterations, 1, 10_000)
     tolerance = positive(label("tolerance"), tolerance)
-    m = n_params(peaks, BACKGROUNDS[background])
+    m = n_params(peaks, BACKGROUNDS[background], get_shape(shape).n_params)
     if cube.x.size < m + 2:
         raise ValueError(
             f"the fit needs at least {m + 2} channels for {m} parameters, "
@@ -441,10 +480,13 @@ def plan(
         auto=auto,
         resolution=resolution or 0.0,
         false_alarm=false_alarm,
+        shape=shape,
+        bg_kind=BACKGROUND_MODELS[background][0],
     )
     options = {
         "peaks": "auto" if auto else peaks,
         "max_peaks": peaks if auto else None,
+        "shape": shape,
         "background": background,
         "estimator": estimator,
         "device": used,

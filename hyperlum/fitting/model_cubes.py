@@ -5,18 +5,20 @@ evaluated from them chunk by chunk on the axis the fit used (``res.signal_axis``
 gives a lazy cube whose chunks are those of the fit, so that computing it never holds more
 than one chunk of spectra per worker; an eager fit gives a numpy cube filled block by block.
 
-The model of a pixel is hyperlum's: Gaussians ``a exp(-(x - c)^2 / (2 s^2))`` plus the
-background ``b0 (+ b1 (x - xref))``, with ``xref`` the middle of the fitted range.
+The model of a pixel is hyperlum's: peaks of the fitted shape (the shape's numpy
+``evaluate``, :mod:`hyperlum.kernels.shapes`) plus the background (a polynomial in
+``x - xref`` or the power law ``A (x / xref)^-r``), with ``xref`` the middle of the fitted
+range.
 """
 
 import numpy as np
 
 from hyperlum.io.cube import as_cube, is_dask
-from hyperlum.kernels.constants import BACKGROUNDS
+from hyperlum.kernels.backgrounds import BACKGROUNDS, background_module, map_names
+from hyperlum.kernels.shapes import SHAPES, get_shape
 
 #: Pixels evaluated at once in an eager cube: blocks of this many bytes of float64 spectra.
 BLOCK_BYTES = 32 * 2**20
-_BACKGROUND_MAPS = ("background", "background_slope")
 
 
 class PeakModel:
@@ -31,7 +33,9 @@ class PeakModel:
     Attributes
     ----------
     peaks, n_background : int
-        Number of Gaussians and of background parameters (0, 1 or 2).
+        Number of peaks and of background parameters (0 to 4).
+    shape, background : str
+        The peaks' shape and the background's name, as given to :func:`hyperlum.fit`.
     x : numpy.ndarray
         Channel positions of the fitted range.
     xref : float
@@ -42,13 +46,16 @@ class PeakModel:
 
     def __init__(self, res):
         opts = res.options
-        if "peaks" not in opts or opts.get("background") not in BACKGROUNDS:
+        shape = opts.get("shape", "gaussian")
+        if "peaks" not in opts or opts.get("background") not in BACKGROUNDS or shape not in SHAPES:
             raise ValueError(
-                "this result holds no peak fit (its options name no peaks and background); "
-                "model cubes are made from results of hyperlum.fit"
+                "this result holds no peak fit (its options name no peaks, shape and "
+                "background known here); model cubes are made from results of hyperlum.fit"
             )
         self.peaks = int(opts["peaks"])
-        self.n_background = BACKGROUNDS[opts["background"]]
+        self.shape = shape
+        self.background = opts["background"]
+        self.n_background = BACKGROUNDS[self.background][1]
         self.x = fitted_axis(res)
         self.xref = 0.5 * (self.x[0] + self.x[-1])
         self.axis = dict(res.signal_axis, navigate=False)
@@ -60,11 +67,7 @@ class PeakModel:
 
     def param_names(self):
         """Names of the maps that hold the parameters, in the kernels' order."""
-        names = []
-        for k in range(self.peaks):
-            sfx = "" if self.peaks == 1 else f"_{k + 1}"
-            names += [f"amplitude{sfx}", f"centre{sfx}", f"sigma{sfx}"]
-        return names + list(_BACKGROUND_MAPS[: self.n_background])
+        return param_map_names(self.peaks, self.shape, self.background)
 
     def params(self, res):
         """The parameters of ``res`` stacked on a last axis: numpy, or dask chunked like the fit."""
@@ -102,8 +105,31 @@ class PeakModel:
         """The model (or one component) at every pixel of ``params`` (numpy, float64)."""
         peaks, background = self.parts(component)
         return evaluate(
-            params, self.x, self.xref, peaks, self.n_background if background else 0, self.peaks
+            params,
+            self.x,
+            self.xref,
+            peaks,
+            self.n_background if background else 0,
+            self.peaks,
+            shape=self.shape,
+            background=self.background,
         )
+
+
+def param_map_names(peaks, shape, background):
+    """Names of the maps holding the parameters of a fit, in the kernels' order.
+
+    Examples
+    --------
+    >>> param_map_names(2, "lorentzian", "linear")
+    ['amplitude_1', 'centre_1', 'gamma_1', 'amplitude_2', 'centre_2', 'gamma_2', \
+'background', 'background_slope']
+    """
+    names = []
+    for k in range(peaks):
+        sfx = "" if peaks == 1 else f"_{k + 1}"
+        names += [f"{n}{sfx}" for n in get_shape(shape).param_names]
+    return names + list(map_names(background))
 
 
 def fitted_axis(res):
@@ -125,23 +151,30 @@ def fitted_axis(res):
     )
 
 
-def evaluate(params, x, xref, peaks, n_background, n_peaks):
+def evaluate(
+    params, x, xref, peaks, n_background, n_peaks, *, shape="gaussian", background="constant"
+):
     """Evaluate the model of ``params[..., parameter]`` on ``x``: ``out[..., channel]``.
 
     Parameters
     ----------
     params : numpy.ndarray
-        ``3 * n_peaks + n_background`` parameters per pixel, in the kernels' order.
+        The parameters of ``n_peaks`` peaks and of the background per pixel, in the kernels'
+        order.
     x : numpy.ndarray
         Channel positions.
     xref : float
-        Origin of the background slope.
+        Reference position of the background (the middle of the fitted range).
     peaks : sequence of int
-        Which Gaussians to include (0-based).
+        Which peaks to include (0-based).
     n_background : int
-        Background terms to include: 0 (none), 1 (level) or 2 (level and slope).
+        0 leaves the background out; else the background's number of terms.
     n_peaks : int
-        Number of Gaussians in ``params``.
+        Number of peaks in ``params``.
+    shape : str
+        The peaks' shape (a key of :data:`hyperlum.kernels.shapes.SHAPES`).
+    background : str
+        The background's name (a key of :data:`hyperlum.kernels.backgrounds.BACKGROUNDS`).
 
     Returns
     -------
@@ -153,25 +186,21 @@ def evaluate(params, x, xref, peaks, n_background, n_peaks):
     >>> x = np.array([-1.0, 0.0, 1.0])
     >>> evaluate(np.array([2.0, 0.0, 1.0, 0.5]), x, 0.0, [0], 1, 1).round(4)
     array([1.7131, 2.5   , 1.7131])
+    >>> evaluate(np.array([2.0, 0.0, 1.0, 0.5]), x, 0.0, [0], 1, 1, shape="lorentzian")
+    array([1.5, 2.5, 1.5])
     """
+    s = get_shape(shape)
+    npar = s.n_params
     p = np.asarray(params, dtype=np.float64)
     flat = p.reshape(-1, p.shape[-1])
     out = np.zeros((flat.shape[0], x.size))
-    tmp = np.empty_like(out)
-    for k in peaks:
-        a, c, s = (flat[:, 3 * k + q, None] for q in range(3))
-        np.subtract(x, c, out=tmp)
-        tmp /= s
-        np.square(tmp, out=tmp)
-        tmp *= -0.5
-        np.exp(tmp, out=tmp)
-        tmp *= a
-        out += tmp
-    if n_background >= 1:
-        out += flat[:, 3 * n_peaks, None]
-    if n_background >= 2:
-        np.multiply(flat[:, 3 * n_peaks + 1, None], x - xref, out=tmp)
-        out += tmp
+    with np.errstate(invalid="ignore", over="ignore"):
+        for k in peaks:
+            out += s.evaluate(x, flat[:, npar * k : npar * (k + 1)])
+        if n_background:
+            first = npar * n_peaks
+            terms = flat[:, first : first + n_background]
+            out += background_module(background).evaluate(x, xref, terms)
     return out.reshape(*p.shape[:-1], x.size)
 
 

@@ -3,14 +3,58 @@
 import numpy as np
 
 from hyperlum.io.cube import is_dask
-from hyperlum.kernels.constants import FWHM_PER_SIGMA, SQRT_2PI, STATES, n_outputs, n_params
+from hyperlum.kernels.backgrounds import map_names
+from hyperlum.kernels.constants import STATES, n_outputs, n_params
+from hyperlum.kernels.shapes import SHAPES, get_shape
 
-_PEAK = ("amplitude", "centre", "sigma")
-_BACKGROUND = ("background", "background_slope")
+#: Maps in the units of the signal axis: the shapes' width-like parameters and the FWHM.
+_AXIS_UNIT_MAPS = {"fwhm"} | {
+    name
+    for module, _ in SHAPES.values()
+    for name, unit in zip(module.PARAM_NAMES, module.UNITS, strict=True)
+    if unit == "axis"
+}
 
 
 def _peak_suffix(k, npk):
     return "" if npk == 1 else f"_{k + 1}"
+
+
+def _per_peak(fn, params):
+    """``fn(params)`` over the last axis (numpy), or block by block for a dask stack."""
+    if is_dask(params):
+        params = params.rechunk({params.ndim - 1: -1})
+        return params.map_blocks(fn, drop_axis=params.ndim - 1, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return fn(params)
+
+
+def peak_maps(rows, k, npk, m, shape):
+    """The maps of peak ``k`` of ``npk`` from the kernel rows (``rows(r)`` is row ``r``): the
+    shape's parameters, ``fwhm`` (unless a parameter) and ``intensity`` (the area), each with
+    its ``_std``. A FWHM that depends on more than the width (the EMG's) has a NaN std."""
+    sfx = _peak_suffix(k, npk)
+    npar = shape.n_params
+    values = [rows(npar * k + q) for q in range(npar)]
+    stds = [rows(m + npar * k + q) for q in range(npar)]
+    names = list(shape.param_names)
+    maps = dict(zip([f"{n}{sfx}" for n in names], values, strict=True))
+    std_maps = dict(zip([f"{n}{sfx}_std" for n in names], stds, strict=True))
+    if any(is_dask(v) for v in values):
+        import dask.array as da
+
+        params = da.stack(values, axis=-1)
+    else:
+        params = np.stack(values, axis=-1)
+    if "fwhm" not in names:
+        maps[f"fwhm{sfx}"] = _per_peak(shape.fwhm, params)
+        if shape.module.FWHM_FROM_WIDTH:
+            std_maps[f"fwhm{sfx}_std"] = stds[2] * shape.module.FWHM_PER_WIDTH
+        else:
+            std_maps[f"fwhm{sfx}_std"] = stds[2] * np.nan
+    maps[f"intensity{sfx}"] = _per_peak(shape.area, params)
+    std_maps[f"intensity{sfx}_std"] = rows(2 * m + k)
+    return {**maps, **std_maps}
 
 
 class FitResult:
@@ -36,36 +80,22 @@ class FitResult:
         :func:`hyperlum.fitting.fit.fit_block` stacked on the last axis of ``stacked``: the kernel
         rows, then ``detected`` per peak, the spikes
         replaced per pixel and, when ``options["peaks"] == "auto"``, the peaks kept."""
-        m = n_params(npk, nbg)
+        shape = get_shape(options.get("shape", "gaussian"))
+        m = n_params(npk, nbg, shape.n_params)
         rows = lambda r: stacked[..., r]  # noqa: E731
         maps = {}
         for k in range(npk):
-            sfx = _peak_suffix(k, npk)
-            a, c, s = (rows(3 * k + q) for q in range(3))
-            a_sd, c_sd, s_sd = (rows(m + 3 * k + q) for q in range(3))
-            maps.update(
-                {
-                    f"amplitude{sfx}": a,
-                    f"centre{sfx}": c,
-                    f"sigma{sfx}": s,
-                    f"fwhm{sfx}": s * FWHM_PER_SIGMA,
-                    f"intensity{sfx}": a * s * SQRT_2PI,
-                    f"amplitude{sfx}_std": a_sd,
-                    f"centre{sfx}_std": c_sd,
-                    f"sigma{sfx}_std": s_sd,
-                    f"fwhm{sfx}_std": s_sd * FWHM_PER_SIGMA,
-                    f"intensity{sfx}_std": rows(2 * m + k),
-                }
-            )
-        for j in range(nbg):
-            maps[_BACKGROUND[j]] = rows(3 * npk + j)
-            maps[f"{_BACKGROUND[j]}_std"] = rows(m + 3 * npk + j)
+            maps.update(peak_maps(rows, k, npk, m, shape))
+        first = shape.n_params * npk
+        for j, name in enumerate(map_names(options.get("background", "constant"))[:nbg]):
+            maps[name] = rows(first + j)
+            maps[f"{name}_std"] = rows(m + first + j)
         maps["chisq"] = rows(2 * m + npk)
         state = rows(2 * m + npk + 1).astype(np.int8)
         maps["state"] = state
         maps["converged"] = state == 0
         maps["iterations"] = rows(2 * m + npk + 2).astype(np.int32)
-        base = n_outputs(npk, nbg)
+        base = n_outputs(npk, nbg, shape.n_params)
         detected = [rows(base + k) > 0.5 for k in range(npk)]
         if npk > 1:
             maps.update({f"detected_{k + 1}": d for k, d in enumerate(detected)})
@@ -198,7 +228,8 @@ class FitResult:
         shape = "x".join(map(str, self.shape)) or "1"
         kind = "lazy " if self.lazy else ""
         return (
-            f"<FitResult, {kind}{shape} pixels, {self.options.get('peaks')} peak(s) + "
+            f"<FitResult, {kind}{shape} pixels, {self.options.get('peaks')} "
+            f"{self.options.get('shape', 'gaussian')} peak(s) + "
             f"{self.options.get('background')} background, {self.options.get('estimator')}, "
             f"{len(self.maps)} maps>"
         )
@@ -352,4 +383,4 @@ def load_result(path):
 
 def _has_axis_units(name):
     base = name.removesuffix("_std").rstrip("_0123456789")
-    return base in ("centre", "sigma", "fwhm")
+    return base in _AXIS_UNIT_MAPS

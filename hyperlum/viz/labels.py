@@ -8,6 +8,12 @@ _PRETTY = {
     "intensity": "Intensity",
     "background": "Background",
     "background_slope": "Background slope",
+    "background_quadratic": "Background quadratic term",
+    "background_cubic": "Background cubic term",
+    "background_exponent": "Background exponent r",
+    "gamma": "\u03b3 (HWHM)",
+    "eta": "\u03b7 (Lorentzian fraction)",
+    "tau": "\u03c4 (tail)",
     "chisq": "Reduced \u03c7\u00b2",
 }
 
@@ -19,6 +25,8 @@ def axis_label(name, units=""):
     --------
     >>> axis_label("sigma_2", "nm"), axis_label("intensity_std", "counts \u00d7 nm")
     ('\u03c3 2 (nm)', 'std of Intensity (counts \u00d7 nm)')
+    >>> axis_label("gamma", "eV"), axis_label("eta")
+    ('\u03b3 (HWHM) (eV)', '\u03b7 (Lorentzian fraction)')
     """
     base = name.removesuffix("_std")
     stem = base.rstrip("_0123456789")

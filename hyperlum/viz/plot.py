@@ -285,18 +285,16 @@ def model_spectra(res, x, pixels):
     opts = getattr(res, "options", {})
     xr = x[fitted_range(res, x)]
     xref = 0.5 * (xr[0] + xr[-1]) if xr.size else 0.0
+    from hyperlum.fitting.model_cubes import evaluate, param_map_names
+    from hyperlum.kernels.shapes import get_shape
+
     peaks = int(opts.get("peaks", 1))
-    take = lambda n: np.asarray(maps[n], dtype=float)[pixels].reshape(-1, 1)  # noqa: E731
-    out = np.zeros((take("converged").shape[0], x.size))
-    for k in range(peaks):
-        sfx = "" if peaks == 1 else f"_{k + 1}"
-        a, c, s = take(f"amplitude{sfx}"), take(f"centre{sfx}"), take(f"sigma{sfx}")
-        out += a * np.exp(-0.5 * ((x - c) / s) ** 2)
-    if "background" in maps:
-        out += take("background")
-    if "background_slope" in maps:
-        out += take("background_slope") * (x - xref)
-    return out
+    shape = opts.get("shape", "gaussian")
+    background = opts.get("background", "constant")
+    names = param_map_names(peaks, shape, background)
+    params = np.stack([np.asarray(maps[n], dtype=float)[pixels].ravel() for n in names], -1)
+    nbg = len(names) - peaks * get_shape(shape).n_params
+    return evaluate(params, x, xref, range(peaks), nbg, peaks, shape=shape, background=background)
 
 
 def _nav_positions(res, shape):

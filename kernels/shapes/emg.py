@@ -1,0 +1,194 @@
+"""Exponentially modified Gaussian (EMG): a Gaussian convolved with a one-sided exponential tail.
+
+The asymmetric line of band-edge emission: halide perovskites show an Urbach tail on the
+*low-energy* side. Parameters: ``amplitude`` (the height of the Gaussian before the tail is
+added: the area is ``amplitude * sigma * sqrt(2 pi)``, as for the Gaussian), ``centre`` (the
+Gaussian's centre, not the maximum, which lies towards the tail), ``sigma`` and ``tau`` (the
+decay length of the tail, axis units). With ``z = SIDE (x - centre) / sigma`` and
+``l = sigma / tau``::
+
+    f = A l sqrt(pi / 2) exp(l^2 / 2 - l z) erfc((l - z) / sqrt(2))
+
+``SIDE`` is a compile-time constant of the registry entry, not a fitted parameter: ``+1`` puts
+the tail towards *higher* axis values (``shape="emg_high"``: the low-energy side of a
+wavelength axis, nm), ``-1`` towards *lower* axis values (``shape="emg_low"``: the low-energy
+side of an energy axis, eV). As ``tau -> 0`` the EMG becomes the Gaussian.
+"""
+
+import functools
+import math
+
+import numpy as np
+
+from hyperlum.kernels.constants import FWHM_PER_SIGMA, SQRT_2PI
+from hyperlum.kernels.shapes.common import CORE, constrain_core, peaks_block, step_small_core
+
+N_PARAMS = 4
+PARAM_NAMES = ("amplitude", "centre", "sigma", "tau")
+UNITS = ("counts", "axis", "axis", "axis")
+FWHM_PER_WIDTH = FWHM_PER_SIGMA
+#: The FWHM depends on sigma and tau: it has no standard deviation without their covariance.
+FWHM_FROM_WIDTH = False
+EXPRESSION = (
+    "amplitude * l * sqrt(pi / 2) * exp(l**2 / 2 - l * z) * erfc((l - z) / sqrt(2));"
+    " l = sigma / tau; z = side * (x - centre) / sigma"
+)
+SIDE = 1.0  # bound per registry entry: +1 tail towards higher x, -1 towards lower x
+SQRT_HALF_PI = 1.2533141373155003
+SQRT_PI = 1.7724538509055159
+#: Above this ``w`` the scaled complementary error function takes its asymptotic series.
+ERFCX_SERIES = 26.0
+
+
+def emg_core(z, lam):
+    """``(g, e)``: the EMG of height-1 Gaussian at ``z`` for ``l = lam``, and ``exp(-z^2 / 2)``.
+
+    ``exp(l^2/2 - l z) erfc(w)`` with ``w = (l - z) / sqrt(2)``, or, for ``w`` beyond
+    :data:`ERFCX_SERIES` (where ``erfc`` underflows), ``exp(-z^2 / 2) erfcx(w)`` by its series.
+    """
+    e = math.exp(-0.5 * z * z)
+    w = (lam - z) * 0.7071067811865476
+    if w < ERFCX_SERIES:
+        k = math.exp(lam * (0.5 * lam - z)) * math.erfc(w)
+    else:
+        v = 1.0 / (w * w)
+        k = e * (1.0 + v * (-0.5 + v * (0.75 + v * (-1.875 + v * 6.5625)))) / (w * SQRT_PI)
+    return lam * SQRT_HALF_PI * k, e
+
+
+def peak_value(x, p, i):
+    """Value at ``x`` of the peak whose parameters start at ``p[i]``."""
+    g, _ = emg_core(SIDE * (x - p[i + 1]) / p[i + 2], p[i + 2] / p[i + 3])
+    return p[i] * g
+
+
+def peak_point(x, p, i, D, j):
+    """Value at ``x``; derivatives by amplitude, centre, sigma, tau into ``D[i .. i + 3, j]``."""
+    a = p[i]
+    s = p[i + 2]
+    t = p[i + 3]
+    z = SIDE * (x - p[i + 1]) / s
+    lam = s / t
+    g, e = emg_core(z, lam)
+    D[i, j] = g
+    D[i + 1, j] = SIDE * a * lam * (g - e) / s
+    D[i + 2, j] = a * (g * (1.0 + lam * lam) - e * lam * (z + lam)) / s
+    D[i + 3, j] = -a * (g * (1.0 + lam * (lam - z)) - lam * lam * e) / t
+    return a * g
+
+
+def peak_start(p, i, amp, centre, fwhm, wmin):
+    """Starting values: part of the FWHM to the Gaussian, part to the tail, centre moved away
+    from the tail (the maximum lies towards it)."""
+    tau = max(0.3 * fwhm, wmin)
+    p[i] = 1.2 * amp
+    p[i + 1] = centre - SIDE * 0.5 * tau
+    p[i + 2] = max(0.8 * fwhm / FWHM_PER_SIGMA, wmin)
+    p[i + 3] = tau
+
+
+def peak_constrain(pt, p, i, xlo, xhi, wmin, wmax):
+    """Common constraints; ``tau`` within the width's bounds too."""
+    constrain_core(pt, p, i, xlo, xhi, wmin, wmax)
+    it = i + 3
+    if pt[it] < wmin:
+        pt[it] = max(0.5 * p[it], wmin)
+    elif pt[it] > wmax:
+        pt[it] = 0.5 * (p[it] + wmax)
+
+
+def peak_step_small(delta, p, i, tol):
+    """Common parameters against their scales, tau against ``sigma + tau``."""
+    return step_small_core(delta, p, i, tol) and not abs(delta[i + 3]) > tol * (p[i + 2] + p[i + 3])
+
+
+def peak_area(p, i, G):
+    """Area ``A sigma sqrt(2 pi)`` (the tail moves counts, it adds none); gradient into ``G``."""
+    G[0] = SQRT_2PI * p[i + 2]
+    G[1] = 0.0
+    G[2] = SQRT_2PI * p[i]
+    G[3] = 0.0
+    return SQRT_2PI * p[i] * p[i + 2]
+
+
+FUNCTIONS = (
+    *CORE,
+    emg_core,
+    peak_value,
+    peak_point,
+    peaks_block,
+    peak_start,
+    peak_constrain,
+    peak_step_small,
+    peak_area,
+)
+
+
+def _profile(z, lam):
+    """numpy :func:`emg_core`'s ``g`` (broadcasting)."""
+    from scipy.special import erfc, erfcx
+
+    z, lam = np.broadcast_arrays(np.asarray(z, float), np.asarray(lam, float))
+    w = (lam - z) / np.sqrt(2.0)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        tail = np.exp(lam * (0.5 * lam - z)) * erfc(np.minimum(w, ERFCX_SERIES))
+        far = np.exp(-0.5 * z * z) * erfcx(np.maximum(w, 0.0))
+    return lam * SQRT_HALF_PI * np.where(w < ERFCX_SERIES, tail, far)
+
+
+def evaluate(x, params, side=SIDE):
+    """Peak values ``out[..., channel]`` for ``params[..., 4]`` on positions ``x``.
+
+    Examples
+    --------
+    >>> x = np.array([-2.0, 0.0, 2.0])
+    >>> evaluate(x, np.array([1.0, 0.0, 1.0, 1e-3])).round(4)  # tau -> 0: the Gaussian (0.1353)
+    array([0.1351, 1.    , 0.1356])
+    >>> y = evaluate(x, np.array([1.0, 0.0, 1.0, 2.0]), side=-1.0)  # tail towards lower x
+    >>> bool(y[0] > y[2])
+    True
+    """
+    a, c, s, t = (params[..., q, None] for q in range(4))
+    return a * _profile(side * (x - c) / s, s / t)
+
+
+@functools.cache
+def _fwhm_table():
+    """FWHM / sigma of the EMG against ``ln(tau / sigma)`` on a fine grid, by bisection."""
+    log_ratio = np.linspace(np.log(1e-3), np.log(1e4), 3001)
+    lam = np.exp(-log_ratio)
+
+    def bisect(fn, lo, hi):  # fn(lo) > 0 > fn(hi), elementwise
+        for _ in range(80):
+            mid = 0.5 * (lo + hi)
+            pos = fn(mid) > 0
+            lo, hi = np.where(pos, mid, lo), np.where(pos, hi, mid)
+        return 0.5 * (lo + hi)
+
+    # the maximum: where the slope l (e - g) changes sign
+    mode = bisect(lambda z: np.exp(-0.5 * z * z) - _profile(z, lam), -3.0, 3.0 + 3.0 / lam)
+    half = 0.5 * _profile(mode, lam)
+    left = bisect(lambda z: half - _profile(z, lam), mode - 40.0, mode)
+    right = bisect(lambda z: _profile(z, lam) - half, mode, mode + 40.0 + 40.0 / lam)
+    return log_ratio, right - left
+
+
+def fwhm(params):
+    """FWHM of each peak of ``params[..., 4]``: ``sigma`` times a tabulated function of
+    ``tau / sigma`` (interpolated, to about 1e-6).
+
+    Examples
+    --------
+    >>> round(float(fwhm(np.array([1.0, 0.0, 1.0, 1e-3]))), 4)  # the Gaussian's
+    2.3548
+    """
+    s = params[..., 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.log(params[..., 3] / s)
+    table_r, table_w = _fwhm_table()
+    return s * np.interp(r, table_r, table_w)
+
+
+def area(params):
+    """Area ``A sigma sqrt(2 pi)`` of each peak of ``params[..., 4]``."""
+    return params[..., 0] * params[..., 2] * SQRT_2PI
