@@ -316,7 +316,8 @@ def data_identity(data):
 
 
 def output_fingerprint(out):
-    """The fingerprint stored in an existing result file, or None when it is not a result."""
+    """The fingerprint stored in an existing result file (``""`` when it has none), or None
+    when ``out`` is not a hyperlum result."""
     import hyperspy.api as hs
 
     from hyperlum.io.loader import quiet
@@ -324,7 +325,7 @@ def output_fingerprint(out):
     try:
         with quiet():
             sig = hs.load(str(out), lazy=True)
-        return json.loads(sig.metadata.hyperlum.options).get("fingerprint")
+        return json.loads(sig.metadata.hyperlum.options).get("fingerprint") or ""
     except Exception:
         return None
 
@@ -427,10 +428,20 @@ def fit_to_file(
                 if store is not None and store.manifest.get("fingerprint") == fp:
                     store.remove()  # left behind by a run killed just after it wrote OUT
                 return Outcome(load_result(out), True, npix)
+            if old is None and not outputs.is_ours(out):
+                if overwrite:  # says whether a file or a folder of the user's is in the way
+                    outputs.check_replaceable(out, overwrite=True, option=switch)
+                raise FileExistsError(
+                    f"{out} exists and holds no hyperlum fit; move it away or choose another output"
+                )
             if not overwrite:
-                what = "the fit of another input or other options" if old else "no hyperlum fit"
+                what = (
+                    "no hyperlum fit"
+                    if old is None
+                    else "the fit of another input or other options"
+                )
                 raise FileExistsError(f"{out} exists and holds {what}; pass {switch} to replace it")
-            outputs.check_replaceable(out, overwrite=True, option=switch)
+            outputs.check_replaceable(out, overwrite=True, option=switch, known=old is not None)
 
         store = _open_store(out, note)
         if store is not None and store.manifest.get("fingerprint") != fp:

@@ -14,7 +14,7 @@ import numpy as np
 from hyperlum._validate import choice, integer, positive
 from hyperlum.fitting import _backend, detect, engine, resume
 from hyperlum.fitting.result import FitResult
-from hyperlum.io.cube import as_cube
+from hyperlum.io.cube import as_cube, map_spectra
 from hyperlum.kernels.constants import BACKGROUNDS, ESTIMATORS, MAX_PEAKS, n_outputs, n_params
 from hyperlum.preprocess.cl import despike_spectra
 
@@ -417,7 +417,7 @@ def plan(
     Examples
     --------
     >>> import numpy as np
-    >>> from hyperlum.io.cube import as_cube
+    >>> from hyperlum.io.cube import as_cube, map_spectra
     >>> spec, options = plan(as_cube(np.zeros((3, 100), np.uint16)), device="cpu")
     >>> spec.n_params, spec.saturation, options["estimator"]
     (4, 65535.0, 'lse')
@@ -478,25 +478,16 @@ def plan(
 
 
 def _fit_lazy(cube, spec, chunk_bytes):
-    import dask.array as da
-
-    data = cube.data
     grid = engine.chunk_plan(
         cube.nav_shape,
         cube.x.size,
         device=spec.device,
         chunk_bytes=chunk_bytes,
-        stored=engine.stored_chunks(data),
+        stored=engine.stored_chunks(cube.data),
     )
-    data = data.rechunk(grid + (-1,))
-    _, spec = engine.workers_for(spec, int(np.prod(data.numblocks[:-1])))
-    return da.map_blocks(
-        functools.partial(fit_block, x=cube.x, spec=spec),
-        data,
-        dtype=np.float64,
-        chunks=data.chunks[:-1] + ((spec.n_outputs,),),
-        meta=np.empty((0,) * data.ndim, dtype=np.float64),
-    )
+    _, spec = engine.workers_for(spec, int(np.prod([len(c) for c in grid])))
+    fn = functools.partial(fit_block, x=cube.x, spec=spec)
+    return map_spectra(fn, cube.data, spec.n_outputs, nav_chunks=grid)
 
 
 def _fit_eager(cube, spec, chunk_bytes, progress):
