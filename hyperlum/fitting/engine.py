@@ -246,6 +246,7 @@ class Source:
 class Outcome:
     """What :func:`fit_to_file` did."""
 
+    #: The maps written (None when ``out`` already held them: load them from ``out``).
     result: object
     #: True when ``out`` already held this fit: nothing was fitted.
     complete: bool
@@ -399,7 +400,7 @@ def fit_to_file(
     """
     from tqdm.auto import tqdm
 
-    from hyperlum.fitting.result import FitResult, load_result
+    from hyperlum.fitting.result import FitResult
     from hyperlum.io.loader import quiet
 
     if note is None:
@@ -427,7 +428,7 @@ def fit_to_file(
                 store = _open_store(out, lambda text: None)  # a damaged one goes without a word
                 if store is not None and store.manifest.get("fingerprint") == fp:
                     store.remove()  # left behind by a run killed just after it wrote OUT
-                return Outcome(load_result(out), True, npix)
+                return Outcome(None, True, npix)  # the caller loads it if it wants it
             if old is None and not outputs.is_ours(out):
                 if overwrite:  # says whether a file or a folder of the user's is in the way
                     outputs.check_replaceable(out, overwrite=True, option=switch)

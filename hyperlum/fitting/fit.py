@@ -13,7 +13,7 @@ import numpy as np
 
 from hyperlum._validate import choice, integer, positive
 from hyperlum.fitting import _backend, detect, engine, resume
-from hyperlum.fitting.result import FitResult
+from hyperlum.fitting.result import FitResult, load_result
 from hyperlum.io.cube import as_cube, map_spectra
 from hyperlum.kernels.constants import BACKGROUNDS, ESTIMATORS, MAX_PEAKS, n_outputs, n_params
 from hyperlum.preprocess.cl import despike_spectra
@@ -355,7 +355,7 @@ def fit(
         progress = npix >= 65536
     if out is not None:
         path = engine.source_file(data)
-        return engine.fit_to_file(
+        done = engine.fit_to_file(
             cube,
             spec,
             options,
@@ -366,7 +366,8 @@ def fit(
             overwrite=overwrite,
             chunk_bytes=chunk_bytes,
             progress=progress,
-        ).result
+        )
+        return load_result(out) if done.complete else done.result
     if cube.lazy:
         stacked = _fit_lazy(cube, spec, chunk_bytes)
     else:
