@@ -170,7 +170,8 @@ def _run(args, notes):
         hints["axis"] = str(Path(hints["axis"]).resolve())
     src = Path(args.input)
     outputs.check_not_input([out, resume.partial_path(out)], [src, hints.get("axis")], option="-o")
-    full = as_cube(load(src, lazy=True, **hints))
+    signal = load(src, lazy=True, **hints)
+    full = as_cube(signal)
     channels = full.channels(args.range, name="--range")
     cube = full.select(channels)
     with contextlib.redirect_stderr(notes):  # the device notice waits for the fit to succeed
@@ -178,16 +179,18 @@ def _run(args, notes):
     if sched is not None and sched[0] == "address":  # before anything is written
         engine.probe_scheduler(sched[1], timeout=SCHEDULER_TIMEOUT)
 
-    reader = dict(hints)
-    if "axis" in reader:
-        reader["axis"] = resume.input_identity(reader["axis"])
+    identity = engine.data_identity(signal, src)
+    if hints:  # what a reader hint names counts too: a changed axis file is another fit
+        identity["reader"] = dict(hints)
+        if "axis" in hints:
+            identity["reader"]["axis"] = resume.input_identity(hints["axis"])
     done = engine.fit_to_file(
         cube,
         spec,
         options,
         out,
         kernel=fit_block,
-        identity={"input": resume.input_identity(src), "reader": reader},
+        identity=identity,
         source=engine.Source(str(src), hints, channels),
         overwrite=args.overwrite,
         chunk_bytes=None if args.chunk_mb is None else args.chunk_mb * 2**20,

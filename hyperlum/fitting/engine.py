@@ -294,15 +294,18 @@ def source_file(data):
     return str(path) if path.exists() else None
 
 
-def data_identity(data):
+def data_identity(data, path=None):
     """Say which data a fit reads, so that a rerun resumes only the same fit.
 
-    A lazy signal read from a file counts by that file (:func:`resume.input_identity`) and the
-    kinds of operation between the file and the fit; other dask arrays by their dask name; data
-    in memory by the SHA-256 of its bytes.
+    Lazy data read from a file (``path``, by default the file a signal was loaded from) counts
+    by that file (:func:`resume.input_identity`) and the kinds of dask operation between the
+    file and the fit; other dask arrays by their dask name; data in memory by the SHA-256 of
+    its bytes. ``hyperlum fit`` and ``hl.fit(hl.load(path, lazy=True), out=...)`` name the
+    same file alike, so either may finish what the other began.
     """
     raw = data.data if is_signal(data) else data
-    path = source_file(data)
+    if path is None:
+        path = source_file(data)
     if is_dask(raw):
         from dask.utils import key_split
 
