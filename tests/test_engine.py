@@ -66,6 +66,25 @@ class TestPlan:
         got = np.concatenate([fitted[(k, 0)] for k in range(9)])
         np.testing.assert_array_equal(got, counts.sum(axis=-1))
 
+    def test_a_stored_chunk_too_big_for_memory_is_read_part_by_part(self, counts):
+        data = da.from_array(counts, chunks=(6, 8, -1))
+        grid = ((1,) * 9, (8,))
+        reads = []
+        engine.run_chunks(
+            list(np.ndindex(9, 1)),
+            grid,
+            lambda s: reads.append(s) or engine.as_numpy(data[s]),
+            lambda block: block.sum(axis=-1),
+            lambda idx, rows: None,
+            stored=(6, 8),
+            nav_shape=(9, 8),
+            max_read_pixels=5
+            * 8,  # 5 rows: the 6-row stored chunk does not fit, the 3-row one does
+        )
+        assert reads == [(slice(k, k + 1), slice(0, 8)) for k in range(6)] + [
+            (slice(6, 9), slice(0, 8))
+        ]
+
     def test_next_read_overlaps_the_fit(self):
         """The fit of chunk 0 waits until chunk 1 is being read: it would hang without the
         read ahead (the wait times out, and the test fails)."""

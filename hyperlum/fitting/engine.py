@@ -49,6 +49,10 @@ CHUNK_BYTES = 32 * 2**20
 #: The same on the GPU: a chunk must hold enough pixels to fill it (131,072 pixels at 1024
 #: channels); the CUDA launcher pipelines such a chunk in slabs.
 GPU_CHUNK_BYTES = 2**30
+#: Most bytes (as stored, e.g. uint16) one read may bring into memory: a stored chunk up to
+#: this is read once, whole, for all the chunks cut from it; a larger one is read part by part
+#: (each read decompresses it again, but the memory stays bounded).
+READ_BYTES = 256 * 2**20
 #: Output file types.
 RESULT_EXTENSIONS = (".zspy", ".hspy")
 
@@ -116,17 +120,29 @@ def _read_span(grid, idx, stored, nav_shape):
     return tuple(span)
 
 
-def read_groups(grid, todo, stored, nav_shape):
+def read_groups(grid, todo, stored, nav_shape, *, max_pixels=None):
     """Group the chunks ``todo`` by the stored chunks they lie in, keeping their order.
 
     Returns a list of ``(span, [idx, ...])``: each span is read once and every chunk in it
-    fitted from that read. Without stored chunks each chunk is its own read.
+    fitted from that read. Without stored chunks, or where a span would hold more than
+    ``max_pixels`` pixels, each chunk is its own read.
+
+    Examples
+    --------
+    >>> grid = ((2, 2, 2), (4,))
+    >>> [(span[0], members) for span, members in read_groups(grid, [(0, 0), (1, 0), (2, 0)],
+    ...                                                       (4, 4), (6, 4))]
+    [(slice(0, 4, None), [(0, 0), (1, 0)]), (slice(4, 6, None), [(2, 0)])]
+    >>> len(read_groups(grid, [(0, 0), (1, 0), (2, 0)], (4, 4), (6, 4), max_pixels=8))
+    3
     """
-    if not stored:
-        return [(resume.block_slices(grid, idx), [idx]) for idx in todo]
     groups = {}
     for idx in todo:
-        span = _read_span(grid, idx, stored, nav_shape)
+        span = resume.block_slices(grid, idx)
+        if stored:
+            wide = _read_span(grid, idx, stored, nav_shape)
+            if max_pixels is None or np.prod([w.stop - w.start for w in wide]) <= max_pixels:
+                span = wide
         key = tuple((s.start, s.stop) for s in span)  # slices are not hashable before 3.12
         groups.setdefault(key, (span, []))[1].append(idx)
     return list(groups.values())
@@ -152,7 +168,9 @@ def as_numpy(a):
     return a
 
 
-def run_chunks(todo, grid, read, fit, done, *, workers=1, stored=None, nav_shape=None):
+def run_chunks(
+    todo, grid, read, fit, done, *, workers=1, stored=None, nav_shape=None, max_read_pixels=None
+):
     """Fit the chunks ``todo`` of ``grid``; reads run ahead of the fits.
 
     Parameters
@@ -171,6 +189,9 @@ def run_chunks(todo, grid, read, fit, done, *, workers=1, stored=None, nav_shape
         Chunks fitted at once.
     stored, nav_shape
         Stored chunks of the input and navigation shape: one read per stored chunk.
+    max_read_pixels : int, optional
+        Pixels one read may hold at most (:data:`READ_BYTES`): a larger stored chunk is read
+        part by part.
 
     Examples
     --------
@@ -182,7 +203,7 @@ def run_chunks(todo, grid, read, fit, done, *, workers=1, stored=None, nav_shape
     >>> got[(1, 0)].tolist()
     [[25, 29, 33], [37, 41, 45]]
     """
-    groups = read_groups(grid, todo, stored, nav_shape)
+    groups = read_groups(grid, todo, stored, nav_shape, max_pixels=max_read_pixels)
     owner = {idx: k for k, (_, members) in enumerate(groups) for idx in members}
     left = [len(members) for _, members in groups]  # chunks of each read still to fit
     ahead = workers + 1  # chunks in flight: the fits running and one more
@@ -541,6 +562,7 @@ def _fit_here(cube, spec, kernel, grid, todo, done):
         workers=workers,
         stored=stored_chunks(data),
         nav_shape=cube.nav_shape,
+        max_read_pixels=max(1, READ_BYTES // (data.shape[-1] * data.dtype.itemsize)),
     )
 
 
