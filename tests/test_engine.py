@@ -39,12 +39,18 @@ class TestPlan:
         assert cpu[0][0] == 8 and gpu[0][0] == 256  # 32 MiB and 1 GiB of float64 spectra
 
     @pytest.mark.parametrize(
-        ("stored", "rows"),
-        [((220, 220), 11), ((64, 256), 64), ((4, 256), 16), ((1000, 256), 16)],
+        ("stored", "rows", "cols"),
+        [
+            ((220, 220), 11, (220, 36)),  # a stored chunk of 12 chunks: cut into 20 equal parts
+            ((64, 256), 64, (256,)),  # 4 chunks' worth: taken whole
+            ((4, 256), 16, (256,)),  # small: 4 stored chunks per chunk
+            ((16, 16), 16, (256,)),  # small: a row of stored chunks per chunk
+            ((1000, 256), 16, (256,)),  # stored whole: rows, as for data in memory
+        ],
     )
-    def test_chunks_align_to_stored_chunks(self, stored, rows):
+    def test_chunks_align_to_stored_chunks(self, stored, rows, cols):
         grid = engine.chunk_plan((256, 256), 1024, stored=stored)
-        assert grid[0][0] == rows and grid[1] == (256,)
+        assert grid[0][0] == rows and grid[1] == cols
         assert sum(grid[0]) == 256
 
     def test_each_stored_chunk_is_read_once(self, counts):
