@@ -16,6 +16,7 @@ from conftest import gaussian_cube
 
 import hyperlum as hl
 from hyperlum.fitting import engine, resume
+from hyperlum.io.cube import as_numpy
 
 X = np.linspace(600.0, 800.0, 100)
 
@@ -62,7 +63,7 @@ class TestPlan:
         engine.run_chunks(
             list(np.ndindex(9, 1)),
             grid,
-            lambda s: reads.append(s) or engine.as_numpy(data[s]),
+            lambda s: reads.append(s) or as_numpy(data[s]),
             lambda block: block.sum(axis=-1),
             fitted.__setitem__,
             stored=(6, 8),
@@ -79,7 +80,7 @@ class TestPlan:
         engine.run_chunks(
             list(np.ndindex(9, 1)),
             grid,
-            lambda s: reads.append(s) or engine.as_numpy(data[s]),
+            lambda s: reads.append(s) or as_numpy(data[s]),
             lambda block: block.sum(axis=-1),
             lambda idx, rows: None,
             stored=(6, 8),

@@ -176,8 +176,6 @@ def _run(args, notes):
     cube = full.select(channels)
     with contextlib.redirect_stderr(notes):  # the device notice waits for the fit to succeed
         spec, options = _plan(args, cube)
-    if sched is not None and sched[0] == "address":  # before anything is written
-        engine.probe_scheduler(sched[1], timeout=SCHEDULER_TIMEOUT)
 
     identity = engine.data_identity(signal, src)
     if hints:  # what a reader hint names counts too: a changed axis file is another fit

@@ -42,7 +42,7 @@ import numpy as np
 
 from hyperlum.fitting import resume
 from hyperlum.io import outputs
-from hyperlum.io.cube import is_dask, is_signal
+from hyperlum.io.cube import as_numpy, is_dask, is_signal
 
 #: Input bytes per chunk (as float64 spectra) on the CPU.
 CHUNK_BYTES = 32 * 2**20
@@ -159,13 +159,6 @@ def workers_for(spec, n_chunks):
     if spec.device == "cpu" and ncpu > 1 and n_chunks >= ncpu:
         return ncpu, spec._replace(threads=1)
     return 1, spec
-
-
-def as_numpy(a):
-    """A block as numpy (dask computed with threads; CuPy kept where it lies)."""
-    if is_dask(a):
-        return np.asarray(a.compute(scheduler="threads"))
-    return a
 
 
 def run_chunks(
@@ -427,6 +420,10 @@ def fit_to_file(
     from hyperlum.fitting.result import FitResult
     from hyperlum.io.loader import quiet
 
+    if scheduler is not None and scheduler[0] == "address":  # before anything is written
+        from hyperlum.fitting.cluster import probe_scheduler
+
+        probe_scheduler(scheduler[1], timeout=timeout)
     if note is None:
         note = lambda text: print(f"hyperlum: {text}", file=sys.stderr)  # noqa: E731
     again = "its own command" if switch.startswith("-") else "the same call"
@@ -521,7 +518,9 @@ def fit_to_file(
                 if scheduler is None:
                     _fit_here(cube, spec, kernel, store.grid, todo, done)
                 else:
-                    _fit_distributed(
+                    from hyperlum.fitting import cluster
+
+                    cluster.fit_chunks(
                         cube, spec, kernel, store.grid, todo, done, scheduler, source, timeout
                     )
                 stacked, todo = store.stacked()
@@ -564,99 +563,3 @@ def _fit_here(cube, spec, kernel, grid, todo, done):
         nav_shape=cube.nav_shape,
         max_read_pixels=max(1, READ_BYTES // (data.shape[-1] * data.dtype.itemsize)),
     )
-
-
-@functools.lru_cache(maxsize=4)
-def _open_lazy(path, hints_json):
-    from hyperlum.io.cube import as_cube
-    from hyperlum.io.loader import load
-
-    return as_cube(load(path, lazy=True, **json.loads(hints_json))).data
-
-
-def fit_file_chunk(path, hints_json, channels, fit, nav):
-    """Read one chunk of a file and fit it: what a dask.distributed worker runs.
-
-    ``fit(block)`` gives the rows (a picklable partial of the kernel); the file is opened once
-    per worker.
-    """
-    data = _open_lazy(path, hints_json)
-    return fit(as_numpy(data[(*nav, channels)]))
-
-
-def probe_scheduler(address, *, timeout):
-    """Raise OSError unless ``address`` answers as a dask scheduler within ``timeout`` s.
-
-    ``Client`` alone may wait for ever on a port that accepts and says nothing.
-    """
-    import asyncio
-
-    from distributed.comm import connect
-
-    async def identity():
-        comm = await connect(address, timeout=2 * timeout)  # the wait_for below decides
-        try:
-            await comm.write({"op": "identity", "reply": True})
-            return await comm.read()
-        finally:
-            comm.abort()
-
-    try:
-        reply = asyncio.run(asyncio.wait_for(identity(), timeout))
-    except asyncio.TimeoutError:
-        raise OSError(
-            f"the dask scheduler {address} does not answer within {timeout:g} s"
-        ) from None
-    except OSError as err:  # refused, unreachable, reset
-        raise OSError(f"cannot reach the dask scheduler {address}: {err}") from None
-    except Exception as err:  # garbage where a dask message should be
-        reply = type(err).__name__
-    if not isinstance(reply, dict) or reply.get("type") != "Scheduler":
-        raise OSError(f"{address} does not answer as a dask scheduler")
-
-
-def _fit_distributed(cube, spec, kernel, grid, todo, done, scheduler, source, timeout):
-    """Fit chunks ``todo`` on a dask.distributed cluster; each worker reads its own chunks."""
-    from dask.distributed import Client, LocalCluster, as_completed
-
-    if source is None:
-        raise ValueError("a dask.distributed fit reads its chunks from a file: give its source")
-    kind, value = scheduler
-    cluster = None
-    try:
-        if kind == "local":
-            cluster = LocalCluster(
-                n_workers=value, threads_per_worker=1, processes=True, dashboard_address=None
-            )
-            client = Client(cluster)
-        else:
-            client = Client(value, timeout=f"{timeout}s")
-    except Exception as err:
-        if cluster is not None:
-            cluster.close()
-        raise OSError(f"cannot reach the dask scheduler {value}: {err}") from None
-    if kind == "local":  # N single-task workers share the CPUs of this machine
-        spec = spec._replace(threads=max(1, len(os.sched_getaffinity(0)) // value))
-    fit = functools.partial(kernel, x=cube.x, spec=spec)
-    try:
-        hints_json = json.dumps(source.hints, sort_keys=True)
-        path = str(Path(source.path).resolve())
-        futures = {
-            client.submit(
-                fit_file_chunk,
-                path,
-                hints_json,
-                source.channels,
-                fit,
-                resume.block_slices(grid, idx),
-                pure=False,
-            ): idx
-            for idx in todo
-        }
-        for fut in as_completed(futures):
-            done(futures[fut], fut.result())
-            fut.release()
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()

@@ -105,6 +105,21 @@ def is_dask(a):
     return type(a).__module__.startswith("dask")
 
 
+def as_numpy(a):
+    """A block in memory: a dask array computed (threads), anything else as it is (a CuPy
+    block stays on its GPU).
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> as_numpy(da.ones(3, chunks=1)).tolist()
+    [1.0, 1.0, 1.0]
+    """
+    if is_dask(a):
+        return np.asarray(a.compute(scheduler="threads"))
+    return a
+
+
 def is_signal(a):
     """True for a HyperSpy signal (anything with an ``axes_manager`` and ``data``)."""
     return hasattr(a, "axes_manager") and hasattr(a, "data")
