@@ -301,7 +301,16 @@ BAD = [
         None,
         [],
         _not_a_result,
-        r"\S*other\.hspy exists and holds no hyperlum fit; pass --overwrite to replace it",
+        r"\S*other\.hspy exists and holds no hyperlum fit; move it away or choose another "
+        "output",
+    ),
+    (
+        "output is not a result, --overwrite",
+        None,
+        ["--overwrite"],
+        _not_a_result,
+        r"\S*other\.hspy is a file that hyperlum did not write; move it away or choose another "
+        "output",
     ),
     (
         "bad scheduler",

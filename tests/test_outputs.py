@@ -210,3 +210,59 @@ def test_demo_overwrite_keeps_a_folder_of_the_user(tmp_path, capsys):
     )
     assert sorted(os.listdir(tmp_path)) == ["demo_cl.zspy"]
     assert sorted(os.listdir(folder)) == ["notes.txt"]
+
+
+@pytest.mark.parametrize("command", ["eels", "report"])
+def test_eels_and_report_take_the_writer_lock(tmp_path, capsys, rng, command):
+    out = tmp_path / "out"
+    if command == "eels":
+        argv = ["eels", tmp_path / "core.hspy", "--fit-range", 560, 600, "--edge", 610, 650]
+    else:
+        _, mu = gaussian_cube(rng, (2, 3), X)
+        hl.fit(rng.poisson(mu).astype(np.float32), axis=X, device="cpu").save(tmp_path / "m.zspy")
+        argv = ["report", tmp_path / "m.zspy"]
+    before = sorted(os.listdir(tmp_path))
+    with outputs.writer_lock(out):
+        rc, _, err = cli(capsys, *argv, "-o", out)
+    assert rc == 2
+    assert err == (
+        f"hyperlum {command}: error: another hyperlum run (pid {os.getpid()}) is writing {out}\n"
+    )
+    assert sorted(os.listdir(tmp_path)) == before  # nothing written, the lock file gone
+
+
+def test_eels_overwrite_keeps_a_file_of_the_user(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    mine = out / "profile.csv"
+    mine.write_text("my own table")
+    rc, _, err = cli(
+        capsys,
+        "eels",
+        tmp_path / "core.hspy",
+        "--fit-range",
+        1,
+        2,
+        "--edge",
+        3,
+        4,
+        "-o",
+        out,
+        "--overwrite",
+    )
+    assert rc == 2
+    assert err == (
+        f"hyperlum eels: error: {mine} is a file that hyperlum did not write; move it away or "
+        "choose another output\n"
+    )
+    assert mine.read_text() == "my own table"
+
+
+def test_a_file_changed_since_hyperlum_wrote_it_is_the_users(tmp_path):
+    f = tmp_path / "profile.csv"
+    f.write_text("distance,value\n")
+    outputs.record(f)
+    outputs.check_replaceable(f, overwrite=True)  # hyperlum's, unchanged: may be replaced
+    f.write_text("the user's own edits\n")
+    with pytest.raises(FileExistsError, match="profile.csv is a file that hyperlum did not write"):
+        outputs.check_replaceable(f, overwrite=True)

@@ -69,7 +69,7 @@ def _ious(labels, truth):
 def run(args):
     from hyperlum.cli import UsageError
     from hyperlum.io import outputs
-    from hyperlum.viz.report import REPORT_FILES, check_free
+    from hyperlum.viz.report import PIXEL_REPORT_FILES, REPORT_FILES, check_free
 
     if not 32 <= args.size <= 256:
         raise UsageError(f"--size must be from 32 to 256 pixels, got {args.size}")
@@ -77,7 +77,8 @@ def run(args):
     if os.path.exists(out) and not os.path.isdir(out):
         raise UsageError(f"{out} exists and is not a folder")
     check_free(out, DEMO_FILES + REPORT_FILES + LINESCAN_FILES, args.overwrite)
-    for name in DEMO_FILES + LINESCAN_FILES:  # --overwrite: never a folder of the user's
+    names = dict.fromkeys(DEMO_FILES + LINESCAN_FILES + REPORT_FILES + PIXEL_REPORT_FILES)
+    for name in names:  # --overwrite: only what hyperlum wrote
         outputs.check_replaceable(os.path.join(out, name), overwrite=args.overwrite)
     import sys
     import warnings
@@ -133,6 +134,8 @@ def demo(outdir, *, size=112, seed=0, device="auto", overwrite=False):
     rep = make_report(
         res, image, outdir, signal=signal, interface_width=truth["rim_width"], overwrite=overwrite
     )
+    for p in rep.paths:
+        outputs.record(p)
     ious = _ious(rep.segmentation.labels, truth["labels"])
 
     scan = hl.load(data.path(LINESCAN))
@@ -142,6 +145,7 @@ def demo(outdir, *, size=112, seed=0, device="auto", overwrite=False):
     fig.suptitle("Real CL line scan of InGaAs nanowires (LumiSpy demo file)")
     fig.savefig(path("linescan.png"), dpi=150)
     plt.close(fig)
+    outputs.record(path("linescan.png"))
     lc = line.state_counts()
     import numpy as np
 

@@ -98,18 +98,28 @@ def _edge_name(edge):
 
 
 def run(args):
+    """Run ``hyperlum eels`` holding the writer lock of OUT (one writer at a time)."""
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"-o {out} exists and is not a folder")
+    if not out.parent.exists():
+        out.parent.mkdir(parents=True)
+    with outputs.writer_lock(out):
+        return _run(args, out)
+
+
+def _run(args, out):
     import numpy as np
 
     import hyperlum as hl
     from hyperlum._validate import value_range
     from hyperlum.fitting.result import FitResult
+    from hyperlum.io.result_files import is_result
 
-    out = Path(args.output)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"-o {out} exists and is not a folder")
     outputs.check_not_input([out / n for n in OUTPUTS], [args.input, args.low_loss], option="-o")
-    for n in OUTPUTS:
-        outputs.check_replaceable(out / n, overwrite=args.overwrite)
+    for n in OUTPUTS:  # --overwrite: only what hyperlum wrote
+        known = n.endswith(".hspy") and (out / n).is_file() and is_result(out / n)
+        outputs.check_replaceable(out / n, overwrite=args.overwrite, known=known)
     core = _load(args.input, "IN")
     nav = core.data.shape[:-1]
     if len(nav) not in (1, 2):
@@ -194,6 +204,7 @@ def run(args):
             [f"distance ({profiles[0].axes_manager[0].units})"] + [f"{n}_normalised" for n in names]
         )
         w.writerows(zip(dist.tolist(), *(p.data.tolist() for p in profiles), strict=True))
+    outputs.record(out / "profile.csv")
     _figures(out, core, fits, pairs, result, names, profiles, line, args)
     print(f"hyperlum eels: {int(np.prod(nav))} pixels; " + "; ".join(notes + [f"wrote {out}"]))
     return 0
@@ -259,3 +270,4 @@ def _figures(out, core, fits, pairs, result, names, profiles, line, args):
     for name, fig in figures.items():
         fig.savefig(out / name, dpi=110)
         plt.close(fig)
+        outputs.record(out / name)

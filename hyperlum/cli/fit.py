@@ -3,28 +3,22 @@
 The cube is read lazily and fitted chunk by chunk over its navigation axes; each finished
 chunk is stored in ``OUT.partial/`` (see :mod:`hyperlum.fitting.resume`), so a run that is killed
 continues where it stopped when the same command is run again. The maps are written to
-``OUT`` (``.zspy`` or ``.hspy``) only when every chunk is done.
+``OUT`` (``.zspy`` or ``.hspy``) only when every chunk is done. The work is done by the
+library's engine (:func:`hyperlum.fitting.engine.fit_to_file`, what ``hl.fit(..., out=OUT)``
+runs); this module parses the command line and prints.
 """
 
 import argparse
 import contextlib
-import functools
 import io
-import json
-import os
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from hyperlum.cli import UsageError, finite_float
-from hyperlum.io import outputs
-from hyperlum.io.cube import is_dask
 from hyperlum.kernels.constants import BACKGROUNDS
 from hyperlum.kernels.shapes import SHAPES
 
-_RESULT_EXTENSIONS = (".zspy", ".hspy")
 SCHEDULER_TIMEOUT = 10.0  # seconds for a scheduler address to answer as a dask scheduler
 
 
@@ -80,9 +74,8 @@ def register(subparsers):
     p.add_argument(
         "--chunk-mb",
         type=finite_float,
-        default=32.0,
         metavar="MB",
-        help="size of a chunk, as float64 spectra (32)",
+        help="size of a chunk, as float64 spectra (32 on the CPU, 1024 on a GPU)",
     )
     p.add_argument("--format", metavar="READER", help="RosettaSciIO reader, e.g. Delmic")
     p.add_argument("--axis", metavar="FILE", help="channel positions of a .npy input")
@@ -99,18 +92,6 @@ def _peaks(value):
     if value == "auto" or value.isdigit():
         return value if value == "auto" else int(value)
     raise argparse.ArgumentTypeError(f"give 1 to 4 or auto, not {value!r}")
-
-
-def _check_output(out):
-    if out.suffix.lower() not in _RESULT_EXTENSIONS:
-        raise UsageError(f"the output must be a .zspy or .hspy file, got {str(out)!r}")
-    parent = out.parent
-    if not parent.exists():
-        raise OSError(f"cannot write {out}: the folder {parent} does not exist")
-    if not parent.is_dir():
-        raise OSError(f"cannot write {out}: {parent} is not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OSError(f"cannot write {out}: the folder {parent} is not writable")
 
 
 def _hints(args):
@@ -141,20 +122,6 @@ def _scheduler(value):
     return ("address", value)
 
 
-def _output_fingerprint(out):
-    """The fingerprint stored in an existing result file, or None when it is not a result."""
-    import hyperspy.api as hs
-
-    from hyperlum.io.loader import quiet
-
-    try:
-        with quiet():
-            sig = hs.load(str(out), lazy=True)
-        return json.loads(sig.metadata.hyperlum.options).get("fingerprint")
-    except Exception:
-        return None
-
-
 def _plan(args, cube):
     """Check the fit options against the cube; return (FitSpec, options as hl.fit has them)."""
     from hyperlum.fitting import _backend
@@ -164,7 +131,7 @@ def _plan(args, cube):
         ok, reason = _backend.cuda_status()
         if not ok:
             raise UsageError(f"--device cuda was asked for, but {reason}")
-    spec, options = plan(
+    return plan(
         cube,
         peaks=args.peaks,
         shape=args.shape,
@@ -179,158 +146,28 @@ def _plan(args, cube):
         resolution=args.resolution,
         label=lambda name: "--" + name.replace("_", "-"),
     )
-    return spec, options
-
-
-def _cube(signal, rng):
-    from hyperlum.io.cube import as_cube
-
-    cube = as_cube(signal)
-    channels = cube.channels(rng, name="--range")
-    return cube.select(channels), channels
-
-
-def _compute(a):
-    if is_dask(a):
-        return np.asarray(a.compute(scheduler="threads"))
-    return np.asarray(a)
-
-
-@functools.lru_cache(maxsize=4)
-def _open_lazy(path, hints_json):
-    from hyperlum.io.cube import as_cube
-    from hyperlum.io.loader import load
-
-    return as_cube(load(path, lazy=True, **json.loads(hints_json))).data
-
-
-def fit_file_chunk(path, hints_json, channels, x, spec, nav):
-    """Read one chunk of a file and fit it: what a dask.distributed worker runs."""
-    from hyperlum.fitting.fit import fit_block
-
-    data = _open_lazy(path, hints_json)
-    block = _compute(data[(*nav, channels)])
-    return fit_block(block, x, spec)
-
-
-def _fit_here(store, todo, cube, spec, bar):
-    from concurrent.futures import ThreadPoolExecutor
-
-    from hyperlum.fitting.fit import fit_block
-    from hyperlum.fitting.resume import block_slices
-
-    def read(idx):
-        return _compute(cube.data[block_slices(store.grid, idx)])
-
-    with ThreadPoolExecutor(1) as pool:
-        ahead = pool.submit(read, todo[0]) if todo else None
-        for k, idx in enumerate(todo):
-            block = ahead.result()
-            ahead = pool.submit(read, todo[k + 1]) if k + 1 < len(todo) else None
-            store.write(idx, fit_block(block, cube.x, spec))
-            del block
-            bar.update(store.pixels(idx))
-
-
-def _probe_scheduler(address, *, timeout):
-    """Raise OSError unless ``address`` answers as a dask scheduler within ``timeout`` s.
-
-    ``Client`` alone may wait for ever on a port that accepts and says nothing.
-    """
-    import asyncio
-
-    from distributed.comm import connect
-
-    async def identity():
-        comm = await connect(address, timeout=2 * timeout)  # the wait_for below decides
-        try:
-            await comm.write({"op": "identity", "reply": True})
-            return await comm.read()
-        finally:
-            comm.abort()
-
-    try:
-        reply = asyncio.run(asyncio.wait_for(identity(), timeout))
-    except asyncio.TimeoutError:
-        raise OSError(
-            f"the dask scheduler {address} does not answer within {timeout:g} s"
-        ) from None
-    except OSError as err:  # refused, unreachable, reset
-        raise OSError(f"cannot reach the dask scheduler {address}: {err}") from None
-    except Exception as err:  # garbage where a dask message should be
-        reply = type(err).__name__
-    if not isinstance(reply, dict) or reply.get("type") != "Scheduler":
-        raise OSError(f"{address} does not answer as a dask scheduler")
-
-
-def _fit_distributed(store, todo, sched, path, hints, channels, cube, spec, bar):
-    from dask.distributed import Client, LocalCluster, as_completed
-
-    from hyperlum.fitting.resume import block_slices
-
-    kind, value = sched
-    cluster = None
-    try:
-        if kind == "local":
-            cluster = LocalCluster(
-                n_workers=value, threads_per_worker=1, processes=True, dashboard_address=None
-            )
-            client = Client(cluster)
-        else:
-            client = Client(value, timeout=f"{SCHEDULER_TIMEOUT}s")
-    except Exception as err:
-        if cluster is not None:
-            cluster.close()
-        raise OSError(f"cannot reach the dask scheduler {value}: {err}") from None
-    if kind == "local":  # N single-task workers share the CPUs of this machine
-        spec = spec._replace(threads=max(1, len(os.sched_getaffinity(0)) // value))
-    try:
-        hints_json = json.dumps(hints, sort_keys=True)
-        futures = {
-            client.submit(
-                fit_file_chunk,
-                path,
-                hints_json,
-                channels,
-                cube.x,
-                spec,
-                block_slices(store.grid, idx),
-                pure=False,
-            ): idx
-            for idx in todo
-        }
-        for fut in as_completed(futures):
-            idx = futures[fut]
-            store.write(idx, fut.result())
-            fut.release()
-            bar.update(store.pixels(idx))
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 def run(args):
     """Run ``hyperlum fit``; notices are held back so that an error is the only stderr line."""
     notes = io.StringIO()
-    with contextlib.ExitStack() as held:
-        rc = _run(args, held, notes)
+    rc = _run(args, notes)
     sys.stderr.write(notes.getvalue())
     return rc
 
 
-def _run(args, held, notes):
-    from tqdm.auto import tqdm
-
-    from hyperlum.fitting import resume
-    from hyperlum.fitting.result import FitResult
-    from hyperlum.io.loader import load, quiet
+def _run(args, notes):
+    from hyperlum.fitting import engine, resume
+    from hyperlum.fitting.fit import fit_block
+    from hyperlum.io import outputs
+    from hyperlum.io.cube import as_cube
+    from hyperlum.io.loader import load
 
     t_start = time.perf_counter()
     out = Path(args.output)
-    _check_output(out)
+    engine.check_output(out)
     sched = _scheduler(args.scheduler)
-    if not args.chunk_mb > 0:
+    if args.chunk_mb is not None and not args.chunk_mb > 0:
         raise UsageError(f"--chunk-mb must be a positive number, got {args.chunk_mb:g}")
     hints = _hints(args)
     if "axis" in hints:
@@ -338,140 +175,51 @@ def _run(args, held, notes):
     src = Path(args.input)
     outputs.check_not_input([out, resume.partial_path(out)], [src, hints.get("axis")], option="-o")
     signal = load(src, lazy=True, **hints)
-    cube, channels = _cube(signal, args.range)
+    full = as_cube(signal)
+    channels = full.channels(args.range, name="--range")
+    cube = full.select(channels)
     with contextlib.redirect_stderr(notes):  # the device notice waits for the fit to succeed
         spec, options = _plan(args, cube)
-    if sched is not None and sched[0] == "address":  # before anything is written
-        _probe_scheduler(sched[1], timeout=SCHEDULER_TIMEOUT)
-    held.enter_context(outputs.writer_lock(out))
-    for p in resume.leftovers(out):  # of killed runs: this run holds the lock
-        outputs.remove(p)
 
-    hint_id = dict(hints)
-    if "axis" in hint_id:
-        hint_id["axis"] = resume.input_identity(hint_id["axis"])
-    fit_id = {
-        "input": resume.input_identity(src),
-        "reader": hint_id,
-        "options": options,
-        "saturation": spec.saturation,
-        "shape": list(cube.data.shape),
-        "dtype": str(cube.data.dtype),
-    }
-    fp = resume.fingerprint(fit_id)
-
-    if out.exists():
-        old = _output_fingerprint(out)
-        if old == fp and not args.overwrite:
-            store = _open_store(out, io.StringIO())  # a damaged one goes without a word
-            if store is not None and store.manifest.get("fingerprint") == fp:
-                store.remove()  # left behind by a run killed just after it wrote OUT
-            print(f"hyperlum fit: {out} is already complete for this input and these options")
-            return 0
-        if not args.overwrite:
-            what = "the fit of another input or other options" if old else "no hyperlum fit"
-            raise UsageError(f"{out} exists and holds {what}; pass --overwrite to replace it")
-        outputs.check_replaceable(out, overwrite=True)
-
-    store = _open_store(out, notes)
-    if store is not None and store.manifest.get("fingerprint") != fp:
-        if not args.overwrite:
-            raise UsageError(
-                f"{store.root} holds an interrupted fit of another input or other options; "
-                "finish it with its own command, or pass --overwrite to discard it"
-            )
-        store.remove()
-        store = None
-    resumed = store is not None
-    if store is None:
-        grid = resume.chunk_grid(
-            cube.nav_shape,
-            cube.x.size,
-            chunk_bytes=args.chunk_mb * 2**20,
-            stored_chunks=_stored_chunks(cube.data),
-        )
-        command = {k: v for k, v in vars(args).items() if k != "func"}
-        manifest = {"fingerprint": fp, "fit": fit_id, "command": command}
-        try:
-            store = resume.PartialStore.create(out, manifest, grid, spec.n_outputs)
-        except OSError as err:
-            raise OSError(f"cannot write {out}: {err.strerror or err}") from None
-
-    damaged = len(store.verify()) if resumed else 0  # reused chunks must match their checksum
-    todo = store.missing()
-    npix = int(np.prod(cube.nav_shape, dtype=np.int64))
-    done_before = store.done_pixels()
-    if resumed:
-        refit = f" ({damaged} damaged, fitted again)" if damaged else ""
-        notes.write(
-            f"hyperlum fit: resumed {out}: {store.n_chunks() - len(todo)} of "
-            f"{store.n_chunks()} chunks were already done{refit}\n"
-        )
-    t_fit = time.perf_counter()
-    with tqdm(
-        total=npix,
-        initial=done_before,
-        unit="px",
-        desc="fit",
-        file=sys.stderr,
-        disable=args.quiet,
-        dynamic_ncols=True,
-    ) as bar:
-        for _ in range(3):  # the output is made of verified chunks only
-            if sched is None:
-                _fit_here(store, todo, cube, spec, bar)
-            else:
-                _fit_distributed(
-                    store, todo, sched, str(src.resolve()), hints, channels, cube, spec, bar
-                )
-            stacked, todo = store.stacked()
-            if not todo:
-                break
-            damaged += len(todo)
-            bar.update(-sum(store.pixels(i) for i in todo))
-        else:
-            raise OSError(f"cannot write {store.root}: chunks read back differ from those written")
-    t_fit = time.perf_counter() - t_fit
-
-    saved_options = dict(options, input=str(src.resolve()), fingerprint=fp)
-    result = FitResult.from_stacked(stacked, spec.peaks, spec.background, cube, saved_options)
-    with quiet():
-        result.save(out, overwrite=True)  # under a temporary name, then renamed into place
-    store.remove()
-
-    converged = int(np.sum(result.maps["converged"]))
-    detected = int(np.sum(result.maps["detected"]))
-    spikes = int(np.sum(result.maps["spikes"]))
-    fitted = npix - done_before
-    rate = fitted / t_fit if t_fit > 0 else float("nan")
+    identity = engine.data_identity(signal, src)
+    if hints:  # what a reader hint names counts too: a changed axis file is another fit
+        identity["reader"] = dict(hints)
+        if "axis" in hints:
+            identity["reader"]["axis"] = resume.input_identity(hints["axis"])
+    done = engine.fit_to_file(
+        cube,
+        spec,
+        options,
+        out,
+        kernel=fit_block,
+        identity=identity,
+        source=engine.Source(str(src), hints, channels),
+        overwrite=args.overwrite,
+        chunk_bytes=None if args.chunk_mb is None else args.chunk_mb * 2**20,
+        progress=not args.quiet,
+        scheduler=sched,
+        timeout=SCHEDULER_TIMEOUT,
+        note=lambda text: notes.write(f"hyperlum fit: {text}\n"),
+        switch="--overwrite",
+        manifest={"command": {k: v for k, v in vars(args).items() if k != "func"}},
+    )
+    if done.complete:
+        print(f"hyperlum fit: {out} is already complete for this input and these options")
+        return 0
+    maps, npix = done.result.maps, done.pixels
+    converged = int(maps["converged"].sum())
+    detected = int(maps["detected"].sum())
+    spikes = int(maps["spikes"].sum())
+    rate = done.fitted / done.seconds if done.seconds > 0 else float("nan")
     share = 100.0 * converged / npix if npix else 0.0
     found = 100.0 * detected / npix if npix else 0.0
-    resumed_txt = f" ({done_before} resumed)" if done_before else ""
-    if damaged:
-        resumed_txt += f" ({damaged} damaged chunks fitted again)"
+    resumed_txt = f" ({done.resumed} resumed)" if done.resumed else ""
+    if done.damaged:
+        resumed_txt += f" ({done.damaged} damaged chunks fitted again)"
     print(
         f"hyperlum fit: {npix} pixels{resumed_txt}, {share:.1f}% converged, "
         f"{found:.1f}% with a detected peak, {spikes} spike channels replaced; "
-        f"{fitted} fitted in {t_fit:.1f} s ({rate:,.0f} pixels/s), "
+        f"{done.fitted} fitted in {done.seconds:.1f} s ({rate:,.0f} pixels/s), "
         f"{time.perf_counter() - t_start:.1f} s in all; maps written to {out}"
     )
     return 0
-
-
-def _open_store(out, notes):
-    """The partial store of ``out``; a damaged one (ours, by its files) is removed: None."""
-    from hyperlum.fitting import resume
-
-    try:
-        return resume.PartialStore.open(out)
-    except resume.DamagedStore as err:
-        notes.write(f"hyperlum fit: {err}; it was removed and the fit starts anew\n")
-        outputs.remove(resume.partial_path(out))
-        return None
-
-
-def _stored_chunks(data):
-    chunks = getattr(data, "chunks", None)
-    if chunks is None or not is_dask(data):
-        return None
-    return tuple(c[0] if c else None for c in chunks[:-1])

@@ -73,17 +73,33 @@ def _load_signal(path, what):
 
 
 def run(args):
+    """Run ``hyperlum report`` holding the writer lock of DIR (one writer at a time)."""
+    from pathlib import Path
+
+    from hyperlum.io import outputs
+
+    out = Path(args.output)
+    if not out.parent.exists():
+        out.parent.mkdir(parents=True)
+    with outputs.writer_lock(out):
+        return _run(args)
+
+
+def _run(args):
     import os
 
     from hyperlum.fitting.result import load_result
     from hyperlum.io import outputs
-    from hyperlum.viz.report import REPORT_FILES, make_report
+    from hyperlum.viz.report import PIXEL_REPORT_FILES, REPORT_FILES, make_report
 
+    names = list(dict.fromkeys(REPORT_FILES + PIXEL_REPORT_FILES))
     outputs.check_not_input(
         [os.path.join(args.output, n) for n in REPORT_FILES],
         [args.maps, args.image, args.spectra],
         option="-o",
     )
+    for n in names:  # --overwrite: only what hyperlum wrote
+        outputs.check_replaceable(os.path.join(args.output, n), overwrite=args.overwrite)
     res = load_result(args.maps)
     image = _load_signal(args.image, "HAADF image") if args.image else None
     if image is not None and image.axes_manager.signal_dimension != 2:
@@ -109,6 +125,8 @@ def run(args):
             detected=not args.all_converged,
             overwrite=args.overwrite,
         )
+    for p in rep.paths:
+        outputs.record(p)
     for w in caught:
         print(f"hyperlum report: warning: {w.message}", file=sys.stderr)
     print(rep.findings.strip())

@@ -7,26 +7,18 @@ assembles a :class:`~hyperlum.fitting.result.FitResult`.
 """
 
 import functools
-import os
-import sys
 from typing import NamedTuple
 
 import numpy as np
 
 from hyperlum._validate import choice, integer, positive
-from hyperlum.fitting import _backend, detect
-from hyperlum.fitting.result import FitResult
-from hyperlum.io.cube import as_cube
+from hyperlum.fitting import _backend, detect, engine, resume
+from hyperlum.fitting.result import FitResult, load_result
+from hyperlum.io.cube import as_cube, map_spectra
 from hyperlum.kernels.backgrounds import BACKGROUNDS as BACKGROUND_MODELS
 from hyperlum.kernels.constants import BACKGROUNDS, ESTIMATORS, MAX_PEAKS, n_outputs, n_params
 from hyperlum.kernels.shapes import SHAPES, get_shape
 from hyperlum.preprocess.cl import despike_spectra
-
-#: Default size of the chunks the cube is cut into (input bytes per chunk).
-CHUNK_BYTES = 32 * 2**20
-#: The same on the GPU: a chunk must hold enough pixels to fill the GPU (131,072 pixels at
-#: 1024 channels); the CUDA launcher pipelines it in slabs.
-GPU_CHUNK_BYTES = 2**30
 
 
 class FitSpec(NamedTuple):
@@ -251,10 +243,6 @@ def _saturation(value, dtype):
     return np.inf
 
 
-def _pixels_per_chunk(n_channels, itemsize, chunk_bytes):
-    return max(1, int(chunk_bytes // max(1, n_channels * max(itemsize, 8))))
-
-
 def fit(
     data,
     *,
@@ -274,6 +262,8 @@ def fit(
     despike=True,
     resolution=None,
     false_alarm=detect.FALSE_ALARM,
+    out=None,
+    overwrite=False,
 ):
     """Fit peak(s) of one shape plus a background to the spectrum of every pixel.
 
@@ -314,11 +304,12 @@ def fit(
         Pixels with a value at or above this are flagged bad input. Default: the largest value
         of an integer dtype (a saturated detector), none for floats.
     chunk_bytes : int, optional
-        Size of the chunks the navigation axes are cut into (bytes of float64 spectra).
+        Size of the chunks the navigation axes are cut into (bytes of float64 spectra),
+        aligned to the chunks the data is stored in (:mod:`hyperlum.fitting.engine`).
         Default: 32 MiB on the CPU, 1 GiB on the GPU.
     progress : bool, optional
-        Show a progress bar for an eager fit on the CPU; default: for fits of 65,536 pixels
-        or more. (On the GPU an eager fit is one pipelined call.)
+        Show a progress bar for an eager fit or one with ``out``; default: for fits of
+        65,536 pixels or more. (On the GPU an eager fit is one pipelined call.)
     max_peaks : int
         Most Gaussians per pixel with ``peaks="auto"``, 1 to 4.
     despike : bool
@@ -330,6 +321,16 @@ def fit(
     false_alarm : float
         Probability, per pixel, that noise alone is detected as a peak (see
         :mod:`hyperlum.fitting.detect`).
+    out : str or os.PathLike, optional
+        Fit into this maps file (``.zspy`` or ``.hspy``), resumably: each finished chunk is
+        kept, checksummed, in ``OUT.partial/``; a fit that is interrupted (Ctrl-C, a crash, a
+        killed process) and called again with the same data and options fits only what is
+        missing and gives the maps of an uninterrupted fit. ``OUT`` appears when complete;
+        a call whose ``OUT`` already holds this fit just loads it. Lazy input is read chunk
+        by chunk, a whole stored chunk at a time, ahead of the fit.
+    overwrite : bool
+        With ``out``: replace an ``OUT`` that holds another fit (never a file or folder
+        hyperlum did not write), and discard the interrupted fit of other data or options.
 
     Returns
     -------
@@ -344,7 +345,8 @@ def fit(
         ``centre_1``, ``centre_2``, ..., ``detected_1``, ``detected_2``, ... and
         ``detected`` is true where any peak is. With ``peaks="auto"`` the maps of
         ``max_peaks`` peaks are numbered so (NaN where a pixel has fewer) and ``n_peaks``
-        counts the detected peaks. Lazy input gives lazy maps.
+        counts the detected peaks. Lazy input gives lazy maps, unless ``out`` is given:
+        then the maps are in memory, as written to ``out``.
 
     Examples
     --------
@@ -361,6 +363,8 @@ def fit(
     """
     if chunk_bytes is not None:
         chunk_bytes = positive("chunk_bytes", chunk_bytes)
+    if out is not None:
+        engine.check_output(out)
     cube = as_cube(data, axis).crop(signal_range)
     spec, options = plan(
         cube,
@@ -378,8 +382,24 @@ def fit(
         resolution=resolution,
         false_alarm=false_alarm,
     )
-    if chunk_bytes is None:
-        chunk_bytes = GPU_CHUNK_BYTES if spec.device == "cuda" else CHUNK_BYTES
+    npix = int(np.prod(cube.nav_shape, dtype=np.int64))
+    if progress is None:
+        progress = npix >= 65536
+    if out is not None:
+        path = engine.source_file(data)
+        done = engine.fit_to_file(
+            cube,
+            spec,
+            options,
+            out,
+            kernel=fit_block,
+            identity=engine.data_identity(data),
+            source=None if path is None else engine.Source(path),
+            overwrite=overwrite,
+            chunk_bytes=chunk_bytes,
+            progress=progress,
+        )
+        return load_result(out) if done.complete else done.result
     if cube.lazy:
         stacked = _fit_lazy(cube, spec, chunk_bytes)
     else:
@@ -431,7 +451,7 @@ def plan(
     Examples
     --------
     >>> import numpy as np
-    >>> from hyperlum.io.cube import as_cube
+    >>> from hyperlum.io.cube import as_cube, map_spectra
     >>> spec, options = plan(as_cube(np.zeros((3, 100), np.uint16)), device="cpu")
     >>> spec.n_params, spec.saturation, options["estimator"]
     (4, 65535.0, 'lse')
@@ -501,47 +521,45 @@ def plan(
 
 
 def _fit_lazy(cube, spec, chunk_bytes):
-    import dask.array as da
-
-    data = cube.data
-    nav = data.ndim - 1
-    per = _pixels_per_chunk(data.shape[-1], data.dtype.itemsize, chunk_bytes)
-    chunks = da.core.normalize_chunks(
-        ("auto",) * nav + (-1,),
-        data.shape,
-        limit=per * data.shape[-1] * data.dtype.itemsize,
-        dtype=data.dtype,
+    grid = engine.chunk_plan(
+        cube.nav_shape,
+        cube.x.size,
+        device=spec.device,
+        chunk_bytes=chunk_bytes,
+        stored=engine.stored_chunks(cube.data),
     )
-    data = data.rechunk(chunks)
-    if spec.device == "cpu" and np.prod(data.numblocks[:-1]) >= len(os.sched_getaffinity(0)):
-        spec = spec._replace(threads=1)
-    return da.map_blocks(
-        functools.partial(fit_block, x=cube.x, spec=spec),
-        data,
-        dtype=np.float64,
-        chunks=data.chunks[:-1] + ((spec.n_outputs,),),
-        meta=np.empty((0,) * data.ndim, dtype=np.float64),
-    )
+    _, spec = engine.workers_for(spec, int(np.prod([len(c) for c in grid])))
+    fn = functools.partial(fit_block, x=cube.x, spec=spec)
+    return map_spectra(fn, cube.data, spec.n_outputs, nav_chunks=grid)
 
 
 def _fit_eager(cube, spec, chunk_bytes, progress):
     data = cube.data
-    nch = data.shape[-1]
-    flat = data.reshape(-1, nch)
-    npix = flat.shape[0]
-    per = _pixels_per_chunk(nch, data.dtype.itemsize, chunk_bytes)
     if spec.device == "cuda":
         # One call: the CUDA launcher slabs the pixels itself and overlaps the copies of one
         # slab with the fit of another, which separate calls could not.
+        flat = data.reshape(-1, data.shape[-1])
         return fit_block(flat, cube.x, spec).reshape(*cube.nav_shape, spec.n_outputs)
-    out = np.empty((npix, spec.n_outputs))
-    starts = range(0, npix, per)
-    if progress is None:
-        progress = npix >= 65536
-    if progress and len(starts) > 1:
-        from tqdm.auto import tqdm
+    grid = engine.chunk_plan(cube.nav_shape, cube.x.size, chunk_bytes=chunk_bytes)
+    todo = list(np.ndindex(*(len(c) for c in grid)))
+    workers, spec = engine.workers_for(spec, len(todo))
+    out = np.empty((*cube.nav_shape, spec.n_outputs))
+    from tqdm.auto import tqdm
 
-        starts = tqdm(starts, desc="fit", unit="chunk", file=sys.stderr)
-    for s in starts:
-        out[s : s + per] = fit_block(flat[s : s + per], cube.x, spec)
-    return out.reshape(*cube.nav_shape, spec.n_outputs)
+    with tqdm(
+        total=out[..., 0].size, unit="px", desc="fit", disable=not progress or len(todo) < 2
+    ) as bar:
+
+        def done(idx, rows):
+            out[resume.block_slices(grid, idx)] = rows
+            bar.update(rows[..., 0].size)
+
+        engine.run_chunks(
+            todo,
+            grid,
+            lambda slices: data[slices],
+            functools.partial(fit_block, x=cube.x, spec=spec),
+            done,
+            workers=workers,
+        )
+    return out

@@ -85,29 +85,16 @@ def fingerprint(fit):
 
 
 # -- the chunk grid ------------------------------------------------------------------------
-def _align(r, stored, n, largest):
-    """Make a chunk of ``r`` items along an axis fit stored chunks of ``stored`` items.
-
-    A multiple of the stored chunk when ``r`` is larger; the stored chunk itself when it holds
-    no more than ``largest`` items; else the largest divisor of it not above ``r``.
-    """
-    if not stored or stored >= n:
-        return r
-    if r >= stored:
-        return r - r % stored
-    if stored <= largest:
-        return stored
-    return max(d for d in range(1, r + 1) if stored % d == 0)
-
-
 def chunk_grid(nav_shape, n_channels, *, chunk_bytes, stored_chunks=None):
     """Cut the navigation axes into chunks of about ``chunk_bytes`` of float64 spectra.
 
-    Whole rows are kept together when they fit; otherwise a chunk is part of one row. When the
-    data is stored in chunks (``stored_chunks``: the first chunk size of each navigation axis),
-    chunks are made of whole stored chunks, so that no stored chunk is read twice: a stored
-    chunk up to four times ``chunk_bytes`` is taken whole; only a larger one is cut, into
-    equal parts.
+    Data held in memory (no ``stored_chunks``, or stored chunks that cover every axis whole):
+    whole rows are kept together when they fit; otherwise a chunk is part of one row. Data
+    stored in chunks (``stored_chunks``: the first chunk size of each navigation axis) is cut
+    into chunks made of whole stored chunks, so that no stored chunk is read twice: a stored
+    chunk up to four times ``chunk_bytes`` is taken whole (several of them, along the last
+    axes first, when they are small); only a larger one is cut, first axis first, into equal
+    parts.
 
     Returns
     -------
@@ -124,21 +111,51 @@ def chunk_grid(nav_shape, n_channels, *, chunk_bytes, stored_chunks=None):
     ((4, 4), (8,))
     >>> chunk_grid((8, 8), 10, chunk_bytes=8 * 10 * 8, stored_chunks=(6, 8))
     ((1, 1, 1, 1, 1, 1, 1, 1), (8,))
+    >>> chunk_grid((8, 8), 10, chunk_bytes=16 * 10 * 8, stored_chunks=(2, 4))
+    ((2, 2, 2, 2), (8,))
     """
     nav_shape = tuple(int(n) for n in nav_shape)
     stored = tuple(stored_chunks or (None,) * len(nav_shape))
     budget = max(1, int(chunk_bytes // (max(1, n_channels) * 8)))
+    if any(s and s < n for s, n in zip(stored, nav_shape, strict=True)):
+        sizes = _stored_sizes(nav_shape, stored, budget)
+    else:
+        sizes = _row_sizes(nav_shape, budget)
+    return tuple(
+        (s,) * (n // s) + ((n % s,) if n % s else ()) for s, n in zip(sizes, nav_shape, strict=True)
+    )
+
+
+def _row_sizes(nav_shape, budget):
+    """Whole rows when they fit the budget, else parts of one row."""
     sizes = []
     for k, n in enumerate(nav_shape):
         rest = int(np.prod(nav_shape[k + 1 :], dtype=np.int64))
         if rest <= budget:
-            r = _align(max(1, min(n, budget // rest)), stored[k], n, 4 * budget // rest)
-            sizes += [r, *nav_shape[k + 1 :]]
+            sizes += [max(1, min(n, budget // rest)), *nav_shape[k + 1 :]]
             break
         sizes.append(1)
-    return tuple(
-        (s,) * (n // s) + ((n % s,) if n % s else ()) for s, n in zip(sizes, nav_shape, strict=True)
-    )
+    return sizes
+
+
+def _stored_sizes(nav_shape, stored, budget):
+    """Chunk sizes made of whole stored chunks, or of equal parts of one (see chunk_grid)."""
+    fixed = [bool(s and s < n) for s, n in zip(stored, nav_shape, strict=True)]
+    size = [min(s, n) if f else n for s, n, f in zip(stored, nav_shape, fixed, strict=True)]
+    for k in range(len(size)):  # too big: cut, first axis first
+        if np.prod(size, dtype=np.int64) <= 4 * budget:
+            break
+        want = max(1, budget // int(np.prod(size[k + 1 :], dtype=np.int64)))
+        if not fixed[k]:
+            size[k] = min(size[k], want)
+        elif size[k] > want:
+            size[k] = max(d for d in range(1, want + 1) if size[k] % d == 0)
+    for k in reversed(range(len(size))):  # small: several stored chunks, last axis first
+        grow = budget // int(np.prod(size, dtype=np.int64))
+        if grow < 2:
+            break
+        size[k] = min(nav_shape[k], size[k] * grow)
+    return size
 
 
 def _starts(chunks):

@@ -105,6 +105,21 @@ def is_dask(a):
     return type(a).__module__.startswith("dask")
 
 
+def as_numpy(a):
+    """A block in memory: a dask array computed (threads), anything else as it is (a CuPy
+    block stays on its GPU).
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> as_numpy(da.ones(3, chunks=1)).tolist()
+    [1.0, 1.0, 1.0]
+    """
+    if is_dask(a):
+        return np.asarray(a.compute(scheduler="threads"))
+    return a
+
+
 def is_signal(a):
     """True for a HyperSpy signal (anything with an ``axes_manager`` and ``data``)."""
     return hasattr(a, "axes_manager") and hasattr(a, "data")
@@ -187,3 +202,63 @@ def as_cube(data, axis=None):
         for s in data.shape[:-1]
     ]
     return Cube(data, x, nav, {"name": None, "units": None})
+
+
+def map_spectra(fn, data, n_out, *, nav_chunks=None, dtype=np.float64, extra=()):
+    """Spectra in, per-pixel values out: ``fn`` on every navigation chunk of ``data``.
+
+    The pattern of every per-pixel computation (fit, spike removal, ZLP, power law): ``data``
+    is cut over its navigation axes only, the spectral axis stays whole, and
+    ``fn(block[..., channel], *extra_blocks)`` gives ``out[..., n_out]`` for the pixels of the
+    block. Data in memory is given to ``fn`` whole.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(block, *extra_blocks)`` -> array of shape ``block.shape[:-1] + (n_out,)``.
+    data : numpy.ndarray, dask.array.Array or cupy.ndarray
+        Spectra, channels last.
+    n_out : int
+        Values per pixel that ``fn`` gives.
+    nav_chunks : tuple of tuple of int, optional
+        Chunks of the navigation axes (dask's form) for a dask array; default: its own.
+    dtype : numpy dtype
+        What ``fn`` returns.
+    extra : sequence of arrays
+        Arrays with the navigation shape first (e.g. one value per pixel, ``[..., None]``),
+        cut into the same navigation chunks and given to ``fn`` with each block.
+
+    Returns
+    -------
+    numpy / dask array
+        ``data.shape[:-1] + (n_out,)``; lazy for dask input.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> d = da.ones((4, 6, 10), chunks=(2, 3, 5))
+    >>> out = map_spectra(lambda b: b.sum(axis=-1, keepdims=True), d, 1, nav_chunks=((4,), (6,)))
+    >>> out.chunks, float(out.sum().compute())
+    (((4,), (6,), (1,)), 240.0)
+    >>> map_spectra(lambda b, w: b[..., :1] * w, np.ones((2, 3)), 1, extra=(np.full((2, 1), 5.0),))
+    array([[5.],
+           [5.]])
+    """
+    if not is_dask(data):
+        return fn(data, *extra)
+    import dask.array as da
+
+    nav = data.ndim - 1
+    chunks = tuple(nav_chunks) if nav_chunks is not None else data.chunks[:nav]
+    data = data.rechunk(chunks + ((data.shape[-1],),))
+    blocks = [
+        da.asarray(e).rechunk(data.chunks[:nav] + tuple((s,) for s in e.shape[nav:])) for e in extra
+    ]
+    return da.map_blocks(
+        fn,
+        data,
+        *blocks,
+        dtype=dtype,
+        chunks=data.chunks[:nav] + ((n_out,),),
+        meta=np.empty((0,) * data.ndim, dtype=dtype),
+    )

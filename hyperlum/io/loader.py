@@ -159,6 +159,11 @@ def load(path, *, lazy=False, **reader_hints):
         raise ValueError(f"{p} holds {what}, not real numbers; hyperlum fits real spectra")
     calibrated_axes(signal.axes_manager, str(p))
     normalise_units(signal)
+    tp = signal.tmp_parameters  # the file it came from, as HyperSpy notes it, for every reader
+    if not tp.has_item("filename"):
+        tp.set_item("folder", str(p.resolve().parent))
+        tp.set_item("filename", p.stem)
+        tp.set_item("extension", p.suffix)
     return signal
 
 

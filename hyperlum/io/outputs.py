@@ -5,9 +5,11 @@ Every command that writes (``hyperlum fit``, ``eels``, ``report``, ``demo``) and
 
 - an output that resolves to an input (the same path, the same file through a link, a folder
   holding the input, or a path inside an input folder) is refused, ``--overwrite`` or not;
-- ``--overwrite`` replaces a file, or a folder that carries hyperlum's marker file
-  (:data:`MARKER`, written into every folder hyperlum makes); a folder without it may hold
-  the user's own files and is never removed;
+- ``--overwrite`` replaces only what hyperlum wrote: a folder that carries hyperlum's marker
+  file (:data:`MARKER`, written into every folder hyperlum makes), a file listed, unchanged
+  since, in the :data:`LEDGER` of its folder (:func:`record`), or a file its caller knows to
+  be hyperlum's by its content (a result file carries hyperlum's metadata); anything else
+  may be the user's own and is never replaced;
 - a new output is written under a temporary name and renamed into place when complete; the
   temporary names of killed runs are found by exact match, never by a pattern made from the
   user's file name (which may hold ``*`` or ``?``).
@@ -31,12 +33,17 @@ FileExistsError: ... is a folder that hyperlum did not write; move it away or ch
 """
 
 import contextlib
+import json
 import os
 import re
 import shutil
 from pathlib import Path
 
 MARKER = ".hyperlum-output"
+#: The file, in an output folder, that lists the single files hyperlum wrote there (name ->
+#: size, modification time and inode at writing): a file changed or replaced since is not
+#: hyperlum's any more.
+LEDGER = ".hyperlum-files"
 
 
 def _real(path):
@@ -93,17 +100,64 @@ def _same_file(a, b):
         return False
 
 
+def _stamp(path):
+    st = os.stat(path)
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def _ledger(folder):
+    try:
+        return json.loads((Path(folder) / LEDGER).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def record(path):
+    """Note in the :data:`LEDGER` of its folder that hyperlum has just written file ``path``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> f = os.path.join(tempfile.mkdtemp(), "profile.csv")
+    >>> _ = open(f, "w").write("distance,value")
+    >>> is_ours(f)
+    False
+    >>> record(f)
+    >>> is_ours(f)
+    True
+    >>> _ = open(f, "w").write("the user's own table")
+    >>> is_ours(f)
+    False
+    """
+    p = Path(path)
+    book = _ledger(p.parent)
+    book[p.name] = _stamp(p)
+    tmp = p.parent / f"{LEDGER}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(book, sort_keys=True))
+    os.replace(tmp, p.parent / LEDGER)
+
+
 def is_ours(path):
-    """True when ``path`` is a folder that hyperlum wrote (it carries :data:`MARKER`)."""
-    return Path(path).is_dir() and (Path(path) / MARKER).is_file()
+    """True when hyperlum wrote ``path``: a folder carrying :data:`MARKER`, or a file that the
+    :data:`LEDGER` of its folder lists, unchanged since."""
+    p = Path(path)
+    if p.is_symlink():
+        return False
+    if p.is_dir():
+        return (p / MARKER).is_file()
+    if not p.is_file():
+        return False
+    return _ledger(p.parent).get(p.name) == _stamp(p)
 
 
-def check_replaceable(path, *, overwrite, option="--overwrite"):
+def check_replaceable(path, *, overwrite, option="--overwrite", known=False):
     """Raise FileExistsError unless ``path`` is free, or may be replaced.
 
-    A file may be replaced with ``overwrite=True``; a folder only when hyperlum wrote it
-    (:func:`is_ours`): a folder of the user's is never replaced. ``option`` names the switch
-    that allows replacing, for the message.
+    With ``overwrite=True`` a folder or a file may be replaced only when hyperlum wrote it
+    (:func:`is_ours`), or, for a file, when the caller has checked by its content that it is
+    hyperlum's (``known=True``, e.g. a result file with hyperlum's metadata): the user's own
+    files and folders are never replaced. ``option`` names the switch that allows replacing,
+    for the message.
 
     Examples
     --------
@@ -112,15 +166,27 @@ def check_replaceable(path, *, overwrite, option="--overwrite"):
     >>> check_replaceable(os.path.join(d, "new.zspy"), overwrite=False)
     >>> mark(d)
     >>> check_replaceable(d, overwrite=True)
+    >>> mine = os.path.join(d, "mine.csv")
+    >>> _ = open(mine, "w").write("my table")
+    >>> check_replaceable(mine, overwrite=True)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    FileExistsError: ...mine.csv is a file that hyperlum did not write; move it away or ...
     """
     p = Path(path)
     if not (p.exists() or p.is_symlink()):
         return
     if not overwrite:
         raise FileExistsError(f"{p} exists; pass {option} to replace it")
-    if p.is_dir() and not p.is_symlink() and not is_ours(p):
+    if is_ours(p):
+        return
+    if p.is_dir() and not p.is_symlink():
         raise FileExistsError(
             f"{p} is a folder that hyperlum did not write; move it away or choose another output"
+        )
+    if not known:
+        raise FileExistsError(
+            f"{p} is a file that hyperlum did not write; move it away or choose another output"
         )
 
 
@@ -160,17 +226,19 @@ def remove(p):
             p.unlink()
 
 
-def publish(tmp, out):
+def publish(tmp, out, *, known=False):
     """Move the finished ``tmp`` to ``out``, replacing an ``out`` that hyperlum wrote.
 
     A folder is marked as hyperlum's first. The old ``out`` is moved aside before the new one
     takes its name, so that a crash in between leaves one or the other, never neither.
+    ``known``: the caller has checked that a file ``out`` is hyperlum's
+    (:func:`check_replaceable`).
     """
     tmp, out = Path(tmp), Path(out)
     if tmp.is_dir():
         mark(tmp)
     if out.exists() or out.is_symlink():
-        check_replaceable(out, overwrite=True)
+        check_replaceable(out, overwrite=True, known=known)
         old = out.with_name(f".{out.name}.old-{os.getpid()}")
         os.rename(out, old)
         os.rename(tmp, out)

@@ -20,14 +20,16 @@ def _check_extension(path):
 def save_result(result, path, *, overwrite=False):
     """Write ``result`` to ``path`` (``.zspy`` or ``.hspy``); see :meth:`FitResult.save`.
 
-    The file is written under a temporary name and renamed into place; ``overwrite`` replaces
-    a file or a folder hyperlum wrote, never the input of the fit nor a folder of the user's.
+    The file is written under a temporary name and renamed into place; ``overwrite=True``
+    replaces the file ``path`` or a folder hyperlum wrote, never the input of the fit nor a
+    folder of the user's.
     """
     import hyperspy.api as hs
 
     _check_extension(path)
     outputs.check_not_input([path], [result.options.get("input")], option="path")
-    outputs.check_replaceable(path, overwrite=overwrite, option="overwrite=True")
+    known = overwrite  # a file named in the call may be replaced: the caller says so
+    outputs.check_replaceable(path, overwrite=overwrite, option="overwrite=True", known=known)
     res = result.compute()
     names = res.names
     stack = np.stack([np.asarray(res.maps[n], dtype=np.float64) for n in names])
@@ -54,11 +56,25 @@ def save_result(result, path, *, overwrite=False):
                 "ignore", "The NestedDirectoryStore is deprecated", FutureWarning
             )
             sig.save(str(tmp), overwrite=True)
-        outputs.publish(tmp, path)
+        outputs.publish(tmp, path, known=known)
     except BaseException:
         if tmp.exists():
             outputs.remove(tmp)
         raise
+
+
+def is_result(path):
+    """True when ``path`` is a HyperSpy file holding hyperlum's result metadata."""
+    import hyperspy.api as hs
+
+    from hyperlum.io.loader import quiet
+
+    try:
+        with quiet():
+            sig = hs.load(str(path), lazy=True)
+        return sig.metadata.get_item("hyperlum") is not None
+    except Exception:  # not a HyperSpy file, or a damaged one: not known to be ours
+        return False
 
 
 def read_result(path):

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from hyperlum._validate import choice, integer, positive
-from hyperlum.io.cube import as_cube, is_dask, is_signal
+from hyperlum.io.cube import as_cube, is_dask, is_signal, map_spectra
 from hyperlum.preprocess._signals import new_like, spectra_out
 
 __all__ = ["despike_spectra", "refractive_index_air", "remove_spikes", "to_energy"]
@@ -216,16 +216,7 @@ def remove_spikes(signal, *, threshold=10.0, window=5, axis=None):
     n = d.shape[-1]
     fn = functools.partial(_despike_block, threshold=threshold, window=window)
     if is_dask(d):
-        import dask.array as da
-
-        d = d.rechunk({d.ndim - 1: -1})
-        stacked = da.map_blocks(
-            fn,
-            d,
-            dtype=np.float64,
-            chunks=d.chunks[:-1] + ((n + 1,),),
-            meta=np.empty((0,) * d.ndim, dtype=np.float64),
-        )
+        stacked = map_spectra(fn, d, n + 1)
         replaced = stacked[..., n].sum().astype(np.int64)
         cleaned = stacked[..., :n].astype(d.dtype)
     else:

@@ -24,7 +24,7 @@ import numpy as np
 from hyperlum._validate import choice, integer, positive, value_range
 from hyperlum.analysis.profile import line_profile
 from hyperlum.fitting.result import FitResult
-from hyperlum.io.cube import as_cube, is_dask, is_signal
+from hyperlum.io.cube import as_cube, is_dask, is_signal, map_spectra
 from hyperlum.kernels.constants import STATES
 from hyperlum.preprocess._signals import map_out, spectra_out
 
@@ -184,19 +184,7 @@ def zlp_centre(data, *, axis=None, window=None, background="none", device="auto"
     h = min(h, (n - 1) // 2)
     if background == "constant":
         h = max(h, 3)
-    if is_dask(d):
-        import dask.array as da
-
-        d = d.rechunk({d.ndim - 1: -1})
-        stacked = da.map_blocks(
-            functools.partial(_windows, h=h),
-            d,
-            dtype=np.float64,
-            chunks=d.chunks[:-1] + ((2 * h + 2,),),
-            meta=np.empty((0,) * d.ndim, dtype=np.float64),
-        )
-    else:
-        stacked = _windows(d, h)
+    stacked = map_spectra(functools.partial(_windows, h=h), d, 2 * h + 2)
     local = np.arange(-h, h + 1, dtype=np.float64)
     res = fit(
         stacked[..., :-1],
@@ -334,13 +322,8 @@ def align_zlp(low_loss, *others, centres=None, crop=True):
             raise ValueError(f"the ZLP shifts leave fewer than 2 channels of {s}")
         dtype = np.result_type(s.data.dtype, np.float32)
         if is_dask(s.data):
-            import dask.array as da
-
-            d = s.data.rechunk({s.data.ndim - 1: -1})
-            sh = da.from_array(shifts, chunks=d.chunks[:-1])
-            moved = da.map_blocks(
-                functools.partial(_shift_column, dtype=dtype), d, sh[..., None], dtype=dtype
-            )
+            fn = functools.partial(_shift_column, dtype=dtype)
+            moved = map_spectra(fn, s.data, n, dtype=dtype, extra=(shifts[..., None],))
         else:
             moved = _shift_block(s.data, shifts, dtype)
         axis = ax.get_axis_dictionary()
@@ -472,9 +455,6 @@ def subtract_powerlaw(
     nrow = len(names)
     out_dtype = np.float32 if d.dtype in (np.float16, np.float32) else np.float64
     if is_dask(d):
-        import dask.array as da
-
-        d = d.rechunk({d.ndim - 1: -1})
         fn = functools.partial(
             _powerlaw_block,
             x=x,
@@ -484,13 +464,7 @@ def subtract_powerlaw(
             tol=tolerance,
             level=level,
         )
-        stacked = da.map_blocks(
-            fn,
-            d,
-            dtype=np.float64,
-            chunks=d.chunks[:-1] + ((n + nrow,),),
-            meta=np.empty((0,) * d.ndim, dtype=np.float64),
-        )
+        stacked = map_spectra(fn, d, n + nrow)
         sub = stacked[..., :n].astype(out_dtype)
         table = stacked[..., n:]
     else:

@@ -1,0 +1,290 @@
+"""The execution engine: chunk plan aligned to stored chunks, reads ahead of fits, and
+``hl.fit(..., out=)`` resumable from Python (SIGKILL mid-run, then the same call again)."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import dask.array as da
+import numpy as np
+import pytest
+from conftest import gaussian_cube
+
+import hyperlum as hl
+from hyperlum.fitting import engine, resume
+from hyperlum.io.cube import as_numpy
+
+X = np.linspace(600.0, 800.0, 100)
+
+
+def assert_same_maps(a, b):
+    assert a.names == b.names
+    for name in a.names:
+        np.testing.assert_array_equal(np.asarray(a.maps[name]), np.asarray(b.maps[name]), name)
+
+
+@pytest.fixture
+def counts(rng):
+    _, mu = gaussian_cube(rng, (9, 8), X)
+    return rng.poisson(mu).astype(np.float32)
+
+
+class TestPlan:
+    def test_gpu_chunks_are_larger(self):
+        cpu = engine.chunk_plan((512, 512), 1024, device="cpu")
+        gpu = engine.chunk_plan((512, 512), 1024, device="cuda")
+        assert cpu[0][0] == 8 and gpu[0][0] == 256  # 32 MiB and 1 GiB of float64 spectra
+
+    @pytest.mark.parametrize(
+        ("stored", "rows", "cols"),
+        [
+            ((220, 220), 11, (220, 36)),  # a stored chunk of 12 chunks: cut into 20 equal parts
+            ((64, 256), 64, (256,)),  # 4 chunks' worth: taken whole
+            ((4, 256), 16, (256,)),  # small: 4 stored chunks per chunk
+            ((16, 16), 16, (256,)),  # small: a row of stored chunks per chunk
+            ((1000, 256), 16, (256,)),  # stored whole: rows, as for data in memory
+        ],
+    )
+    def test_chunks_align_to_stored_chunks(self, stored, rows, cols):
+        grid = engine.chunk_plan((256, 256), 1024, stored=stored)
+        assert grid[0][0] == rows and grid[1] == cols
+        assert sum(grid[0]) == 256
+
+    def test_each_stored_chunk_is_read_once(self, counts):
+        """Stored chunks of 6 rows, chunks of 1 row: one read per stored chunk, whole."""
+        data = da.from_array(counts, chunks=(6, 8, -1))
+        grid = engine.chunk_plan((9, 8), 100, chunk_bytes=8 * 100 * 8, stored=(6, 8))
+        assert grid == ((1,) * 9, (8,))
+        reads, fitted = [], {}
+        engine.run_chunks(
+            list(np.ndindex(9, 1)),
+            grid,
+            lambda s: reads.append(s) or as_numpy(data[s]),
+            lambda block: block.sum(axis=-1),
+            fitted.__setitem__,
+            stored=(6, 8),
+            nav_shape=(9, 8),
+        )
+        assert reads == [(slice(0, 6), slice(0, 8)), (slice(6, 9), slice(0, 8))]
+        got = np.concatenate([fitted[(k, 0)] for k in range(9)])
+        np.testing.assert_array_equal(got, counts.sum(axis=-1))
+
+    def test_a_stored_chunk_too_big_for_memory_is_read_part_by_part(self, counts):
+        data = da.from_array(counts, chunks=(6, 8, -1))
+        grid = ((1,) * 9, (8,))
+        reads = []
+        engine.run_chunks(
+            list(np.ndindex(9, 1)),
+            grid,
+            lambda s: reads.append(s) or as_numpy(data[s]),
+            lambda block: block.sum(axis=-1),
+            lambda idx, rows: None,
+            stored=(6, 8),
+            nav_shape=(9, 8),
+            max_read_pixels=5
+            * 8,  # 5 rows: the 6-row stored chunk does not fit, the 3-row one does
+        )
+        assert reads == [(slice(k, k + 1), slice(0, 8)) for k in range(6)] + [
+            (slice(6, 9), slice(0, 8))
+        ]
+
+    def test_next_read_overlaps_the_fit(self):
+        """The fit of chunk 0 waits until chunk 1 is being read: it would hang without the
+        read ahead (the wait times out, and the test fails)."""
+        second_read = threading.Event()
+        reads = []
+
+        def read(s):
+            reads.append(s)
+            if len(reads) == 2:
+                second_read.set()
+            return np.zeros((1, 3, 4))
+
+        def fit(block):
+            if len(reads) == 1:
+                assert second_read.wait(timeout=10), "the next chunk was not read during the fit"
+            return block.sum(axis=-1)
+
+        got = {}
+        engine.run_chunks([(0, 0), (1, 0), (2, 0)], ((1, 1, 1), (3,)), read, fit, got.__setitem__)
+        assert sorted(got) == [(0, 0), (1, 0), (2, 0)] and len(reads) == 3
+
+    def test_results_come_in_order_with_several_workers(self):
+        order = []
+        todo = list(np.ndindex(6, 1))
+        engine.run_chunks(
+            todo,
+            ((1,) * 6, (2,)),
+            lambda s: np.full((1, 2, 1), s[0].start),
+            lambda block: time.sleep(0.02 * (6 - block[0, 0, 0])) or block,
+            lambda idx, rows: order.append(idx),
+            workers=3,
+        )
+        assert order == todo
+
+
+class TestOut:
+    def test_eager_lazy_and_out_give_the_same_maps(self, tmp_path, counts):
+        out = tmp_path / "maps.zspy"
+        small = 2 * 8 * 100 * 8
+        eager = hl.fit(counts, axis=X, device="cpu", chunk_bytes=small)
+        lazy = hl.fit(da.from_array(counts, chunks=(3, 8, -1)), axis=X, device="cpu").compute()
+        got = hl.fit(counts, axis=X, device="cpu", out=out, chunk_bytes=small)
+        assert not got.lazy and out.is_dir() and not resume.partial_path(out).exists()
+        assert_same_maps(got, eager)
+        assert_same_maps(got, lazy)
+        assert_same_maps(hl.load_result(out), eager)
+
+    def test_lazy_file_input_is_fitted_into_out(self, tmp_path, counts):
+        import hyperspy.api as hs
+
+        s = hs.signals.Signal1D(counts)
+        s.axes_manager[-1].offset, s.axes_manager[-1].scale = X[0], X[1] - X[0]
+        src = tmp_path / "cube.zspy"
+        s.save(src, chunks=(4, 8, 100))
+        lazy = hl.load(src, lazy=True)
+        out = tmp_path / "maps.hspy"
+        got = hl.fit(lazy, device="cpu", out=out, chunk_bytes=8 * 100 * 8)
+        assert got.options["input"] == str(src.resolve())
+        assert_same_maps(got, hl.fit(lazy, device="cpu").compute())
+        with pytest.raises(ValueError, match=r"out .*cube\.zspy is the input .*cube\.zspy"):
+            hl.fit(lazy, device="cpu", out=src, overwrite=True)
+
+    def test_finished_fit_is_loaded_not_refitted(self, tmp_path, counts):
+        out = tmp_path / "maps.zspy"
+        first = hl.fit(counts, axis=X, device="cpu", out=out)
+        before = os.stat(out).st_mtime_ns
+        again = hl.fit(counts, axis=X, device="cpu", out=out)
+        assert os.stat(out).st_mtime_ns == before
+        assert_same_maps(again, first)
+
+    def test_other_data_is_refused_then_replaced(self, tmp_path, counts):
+        out = tmp_path / "maps.zspy"
+        hl.fit(counts, axis=X, device="cpu", out=out)
+        other = counts[::-1].copy()
+        with pytest.raises(
+            FileExistsError,
+            match=rf"^{out} exists and holds the fit of another input or other options; "
+            r"pass overwrite=True to replace it$",
+        ):
+            hl.fit(other, axis=X, device="cpu", out=out)
+        got = hl.fit(other, axis=X, device="cpu", out=out, overwrite=True)
+        assert_same_maps(got, hl.fit(other, axis=X, device="cpu"))
+
+    def test_interrupted_fit_of_other_options_is_refused(self, tmp_path, counts, monkeypatch):
+        out = tmp_path / "maps.zspy"
+        real = resume.PartialStore.write
+
+        def write(self, idx, rows):
+            if idx != (0, 0):
+                raise KeyboardInterrupt
+            real(self, idx, rows)
+
+        monkeypatch.setattr(resume.PartialStore, "write", write)
+        with pytest.raises(KeyboardInterrupt):
+            hl.fit(counts, axis=X, device="cpu", out=out, chunk_bytes=3 * 8 * 100 * 8)
+        monkeypatch.undo()
+        assert not out.exists() and len(resume.PartialStore.open(out).missing()) == 2
+        with pytest.raises(
+            ValueError,
+            match=r"maps\.zspy\.partial holds an interrupted fit of another input or other "
+            r"options; finish it with the same call, or pass overwrite=True to discard it$",
+        ):
+            hl.fit(counts, axis=X, device="cpu", out=out, estimator="mle")
+
+    def test_bad_output_name(self, tmp_path, counts):
+        with pytest.raises(ValueError, match=r"^the output must be a \.zspy or \.hspy file, got"):
+            hl.fit(counts, axis=X, device="cpu", out=tmp_path / "maps.tif")
+        with pytest.raises(OSError, match=r"cannot write \S+: the folder \S+no does not exist"):
+            hl.fit(counts, axis=X, device="cpu", out=tmp_path / "no" / "maps.zspy")
+
+    def test_folder_of_the_user_is_never_replaced(self, tmp_path, counts):
+        out = tmp_path / "maps.zspy"
+        out.mkdir()
+        (out / "notes.txt").write_text("mine")
+        with pytest.raises(FileExistsError, match="is a folder that hyperlum did not write"):
+            hl.fit(counts, axis=X, device="cpu", out=out, overwrite=True)
+        assert (out / "notes.txt").read_text() == "mine"
+
+
+_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import hyperlum as hl
+
+    src, out = sys.argv[1], sys.argv[2]
+    x = np.load(src.replace(".npy", ".axis.npy"))
+    hl.fit(np.load(src), axis=x, device="cpu", out=out, chunk_bytes=2 * 160 * 1024 * 8,
+           progress=False)
+    """
+)
+
+
+def test_sigkill_then_same_call_gives_the_maps_of_an_uninterrupted_fit(tmp_path):
+    rng = np.random.default_rng(7)
+    x = np.linspace(600.0, 800.0, 1024)
+    _, mu = gaussian_cube(rng, (120, 160), x)  # 19,200 pixels: seconds on one core
+    src = tmp_path / "big.npy"
+    np.save(src, rng.poisson(mu).astype(np.float32))
+    np.save(tmp_path / "big.axis.npy", x)
+    script = tmp_path / "fit.py"
+    script.write_text(_SCRIPT)
+    out = tmp_path / "maps.zspy"
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+
+    def one_core():  # the same speed on any machine: the fit threads follow the affinity
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+    cmd = [sys.executable, str(script), str(src), str(out)]
+    proc = subprocess.Popen(
+        cmd, env=env, preexec_fn=one_core, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    marks = resume.partial_path(out) / "done"
+    deadline = time.monotonic() + 120  # the first run may compile the kernels
+    while time.monotonic() < deadline and proc.poll() is None:
+        if marks.is_dir() and len(os.listdir(marks)) >= 3:
+            break
+        time.sleep(0.005)
+    assert proc.poll() is None, f"the fit ended before it could be killed: {proc.communicate()}"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    n_done = len([n for n in os.listdir(marks) if ".tmp-" not in n])  # a marker cut off: no
+    assert 3 <= n_done < 60  # 2 rows per chunk: 60 chunks
+    assert not out.exists()
+
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"hyperlum: resumed {out}: {n_done} of 60 chunks were already done\n" in again.stderr
+    assert not resume.partial_path(out).exists()
+
+    ref = tmp_path / "ref.zspy"  # the uninterrupted fit, in a fresh process too
+    assert subprocess.run([*cmd[:3], str(ref)], env=env, timeout=300).returncode == 0
+    assert_same_maps(hl.load_result(out), hl.load_result(ref))
+
+
+def test_command_line_and_python_finish_each_others_fits(tmp_path, counts, capsys):
+    from hyperlum.cli import main
+
+    src = tmp_path / "cube.npy"
+    np.save(src, counts)
+    np.save(tmp_path / "cube.axis.npy", X)
+    out = tmp_path / "maps.zspy"
+    assert main(["fit", str(src), "-o", str(out), "-q", "--device", "cpu"]) == 0
+    before = os.stat(out).st_mtime_ns
+    lazy = hl.load(src, lazy=True)
+    assert lazy.tmp_parameters.filename == "cube"  # the loader notes the file for every reader
+    got = hl.fit(lazy, device="cpu", out=out)  # the command's fit of this file: loaded
+    assert os.stat(out).st_mtime_ns == before
+    assert_same_maps(got, hl.fit(counts, axis=X, device="cpu"))
+    out2 = tmp_path / "maps2.zspy"
+    hl.fit(lazy, device="cpu", out=out2)
+    capsys.readouterr()
+    assert main(["fit", str(src), "-o", str(out2), "-q", "--device", "cpu"]) == 0
+    assert capsys.readouterr().out == (
+        f"hyperlum fit: {out2} is already complete for this input and these options\n"
+    )
