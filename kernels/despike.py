@@ -103,12 +103,28 @@ def _top(y, window, v):
 
 
 @numba.njit(cache=True, nogil=True)
-def _spikes(y, threshold, window, dev, v, where):
+def _whole(y):
+    """Whether every finite value of ``y`` is a whole number of at least 0 (counts)."""
+    bad = 0
+    for i in range(y.shape[0]):
+        x = float(y[i])
+        # NaN and +inf give NaN here (not > 0): non-finite channels do not decide
+        bad += (x - np.floor(x) > 0.0) | ((x < 0.0) & (x > -np.inf))
+    return bad == 0
+
+
+@numba.njit(cache=True, nogil=True)
+def _spikes(y, threshold, window, poisson, dev, v, where):
     """The spikes of one spectrum ``y``: their channels into ``where[:count]``; returns
-    ``count``. ``dev``: scratch of the spectrum's length; ``v``: of ``max(window,
-    NOISE_BLOCK)``."""
+    ``count``. ``poisson``: the count-data floor applies (1), not (0), or when every finite
+    value of ``y`` is a whole number of at least 0 (-1). ``dev``: scratch of the
+    spectrum's length; ``v``: of ``max(window, NOISE_BLOCK)``."""
     n = y.shape[0]
     _deviations(y, window, dev, v)
+    floor = poisson > 0 or (poisson < 0 and _whole(y))
+    # With the floor the noise is at least 1: a block whose deviations stay within the
+    # threshold holds no spike (at low counts most blocks end here).
+    least = threshold if floor else -np.inf
     scale = 1.0 / (threshold * 1.4826)
     top = -1.0  # not yet computed: most spectra never need it
     count = 0
@@ -117,6 +133,8 @@ def _spikes(y, threshold, window, dev, v, where):
         big = 0.0
         for i in range(b0, b1):
             big = max(big, dev[i])
+        if big <= least:
+            continue
         cut = big * scale * (1.0 + 1e-12)
         # Exact shortcut: when 17 of the 32 deviations reach the largest one over
         # (threshold x 1.4826), the median does too and no channel of the block exceeds.
@@ -144,21 +162,24 @@ def _spikes(y, threshold, window, dev, v, where):
             d = dev[i]
             if d > limit:
                 x = float(y[i])
-                if np.isfinite(x) and d > SHAPE * (x - _median_low(y, i, window, v)[1]):
+                if not np.isfinite(x):
+                    continue
+                med, low = _median_low(y, i, window, v)
+                if d > SHAPE * (x - low) and (not floor or d > threshold * np.sqrt(max(med, 1.0))):
                     where[count] = i
                     count += 1
     return count
 
 
 @numba.njit(nogil=True, inline="always")
-def _filter_rows(data, threshold, window, clean, counts, write):
+def _filter_rows(data, threshold, window, poisson, clean, counts, write):
     n = data.shape[1]
     dev = np.empty(n)
     v = np.empty(max(window, NOISE_BLOCK))
     where = np.empty(n, dtype=np.int64)
     for p in range(data.shape[0]):
         y = data[p]
-        c = _spikes(y, threshold, window, dev, v, where)
+        c = _spikes(y, threshold, window, poisson, dev, v, where)
         counts[p] = c
         if write:
             for i in range(n):
@@ -168,39 +189,40 @@ def _filter_rows(data, threshold, window, clean, counts, write):
 
 
 @numba.njit(cache=True, nogil=True)
-def spike_counts(data, threshold, window, counts):
+def spike_counts(data, threshold, window, poisson, counts):
     """The spikes of every row of ``data`` (pixels x channels), counted into ``counts``;
-    nothing is copied.
+    nothing is copied. ``poisson``: the count-data noise floor on every row (1), on none
+    (0), or on the rows whose finite values are all whole numbers of at least 0 (-1).
 
     Examples
     --------
     >>> y = np.array([[10.0, 11, 9, 10, 500, 10, 11, 9, 10, 10], [10.0] * 10])
     >>> counts = np.empty(2)
-    >>> spike_counts(y, 10.0, 5, counts)
+    >>> spike_counts(y, 10.0, 5, -1, counts)
     >>> counts.tolist()
     [1.0, 0.0]
     """
     clean = np.empty((0, 0))
     if window == 5:  # the default, compiled with the window known (3x faster)
-        _filter_rows(data, threshold, 5, clean, counts, False)
+        _filter_rows(data, threshold, 5, poisson, clean, counts, False)
     else:
-        _filter_rows(data, threshold, window, clean, counts, False)
+        _filter_rows(data, threshold, window, poisson, clean, counts, False)
 
 
 @numba.njit(cache=True, nogil=True)
-def despike_rows(data, threshold, window, clean, counts):
+def despike_rows(data, threshold, window, poisson, clean, counts):
     """Filter every row of ``data`` (pixels x channels) into ``clean`` (float64); spikes
-    replaced per row into ``counts``.
+    replaced per row into ``counts``; ``poisson`` as for :func:`spike_counts`.
 
     Examples
     --------
     >>> y = np.array([[10.0, 11, 9, 10, 500, 10, 11, 9, 10, 10]])
     >>> clean, counts = np.empty_like(y), np.empty(1)
-    >>> despike_rows(y, 10.0, 5, clean, counts)
+    >>> despike_rows(y, 10.0, 5, -1, clean, counts)
     >>> clean[0, 4], counts[0]
     (np.float64(10.0), np.float64(1.0))
     """
     if window == 5:
-        _filter_rows(data, threshold, 5, clean, counts, True)
+        _filter_rows(data, threshold, 5, poisson, clean, counts, True)
     else:
-        _filter_rows(data, threshold, window, clean, counts, True)
+        _filter_rows(data, threshold, window, poisson, clean, counts, True)
