@@ -104,13 +104,13 @@ def _top(y, window, v):
 
 @numba.njit(cache=True, nogil=True)
 def _whole(y):
-    """Whether every finite value of ``y`` is a whole number of at least 0 (counts)."""
+    """1 when every finite value of ``y`` is a whole number of at least 0 (counts), else 0."""
     bad = 0
     for i in range(y.shape[0]):
         x = float(y[i])
         # NaN and +inf give NaN here (not > 0): non-finite channels do not decide
         bad += (x - np.floor(x) > 0.0) | ((x < 0.0) & (x > -np.inf))
-    return bad == 0
+    return 1 if bad == 0 else 0
 
 
 @numba.njit(cache=True, nogil=True)
@@ -121,10 +121,7 @@ def _spikes(y, threshold, window, poisson, dev, v, where):
     spectrum's length; ``v``: of ``max(window, NOISE_BLOCK)``."""
     n = y.shape[0]
     _deviations(y, window, dev, v)
-    floor = poisson > 0 or (poisson < 0 and _whole(y))
-    # With the floor the noise is at least 1: a block whose deviations stay within the
-    # threshold holds no spike (at low counts most blocks end here).
-    least = threshold if floor else -np.inf
+    floor = poisson  # -1: decided where it first matters (most spectra never need it)
     scale = 1.0 / (threshold * 1.4826)
     top = -1.0  # not yet computed: most spectra never need it
     count = 0
@@ -133,8 +130,13 @@ def _spikes(y, threshold, window, poisson, dev, v, where):
         big = 0.0
         for i in range(b0, b1):
             big = max(big, dev[i])
-        if big <= least:
-            continue
+        # With the floor the noise is at least 1: a block whose deviations stay within the
+        # threshold holds no spike (at low counts most blocks end here).
+        if big <= threshold and floor != 0:
+            if floor < 0:
+                floor = _whole(y)
+            if floor:
+                continue
         cut = big * scale * (1.0 + 1e-12)
         # Exact shortcut: when 17 of the 32 deviations reach the largest one over
         # (threshold x 1.4826), the median does too and no channel of the block exceeds.
@@ -165,7 +167,11 @@ def _spikes(y, threshold, window, poisson, dev, v, where):
                 if not np.isfinite(x):
                     continue
                 med, low = _median_low(y, i, window, v)
-                if d > SHAPE * (x - low) and (not floor or d > threshold * np.sqrt(max(med, 1.0))):
+                if not d > SHAPE * (x - low):
+                    continue
+                if floor < 0:
+                    floor = _whole(y)
+                if not floor or d > threshold * np.sqrt(max(med, 1.0)):
                     where[count] = i
                     count += 1
     return count
