@@ -5,14 +5,26 @@ median of its ``window - 1`` neighbours (ends mirrored; of an even count the upp
 value, as ``scipy.ndimage.median_filter``) by more than ``threshold`` times the local noise,
 1.4826 times the median of the absolute deviations over blocks of ``NOISE_BLOCK`` channels
 (the last block completed by mirroring, as ``numpy.pad(mode="symmetric")``), floored at 1e-6
-of the largest neighbour median, and when it rises within the window: its excess over the
-neighbour median is more than ``SHAPE`` of its height over the lowest neighbour. The top of a
-real peak of sigma 2 channels or more, however bright, fails that test (the ratio is at most
-0.42 at sigma 2, 0.35 at 2.5, wherever the centre falls between channels), a spike of one or
-two channels passes it (ratio near 1), so a bright line is not clipped (nor noiseless or
-denoised data, where the local noise is near 0). A peak of sigma near one channel centred
-between two channels looks like a two-channel spike and can be cut. Spikes are replaced by
-the neighbour median.
+of the largest neighbour median and, for count data, at the Poisson noise of the channel's
+neighbour median, ``sqrt(max(median, 1))``, and when it rises within the window: its excess
+over the neighbour median is more than ``SHAPE`` of its height over the lowest neighbour.
+
+The top of a real peak of sigma 2 channels or more, however bright, fails that last test
+(the ratio is at most 0.42 at sigma 2, 0.35 at 2.5, wherever the centre falls between
+channels), a spike of one or two channels passes it (ratio near 1), so a bright line is not
+clipped (nor noiseless or denoised data, where the local noise is near 0). A peak of sigma
+near one channel centred between two channels looks like a two-channel spike and can be
+cut. Spikes are replaced by the neighbour median.
+
+The Poisson floor: at a few counts per channel most deviations from the neighbour median are
+0 or 1, their median absolute deviation is 0 or far below the noise, and ordinary
+fluctuations (6 counts on a background of 2.8) would pass for spikes. ``sqrt(mean)`` is the
+spread of one channel; the deviation from a median of neighbours that are noisy too spreads
+more, so the floor is a lower bound of what the MAD estimates on Poisson data: it never asks
+more of a spike than a perfect estimate of the noise would, and at high counts, where the
+MAD of 32 deviations is a fair estimate, it hardly ever binds. Count data: every spectrum
+(``poisson=1``), none (0), or each spectrum whose finite values are all whole numbers of at
+least 0 (-1; checked only where a decision needs it).
 
 How it is computed (the decisions are those of the rule, bit for bit): one branch-free pass
 over the channels gives the deviations from the neighbour median (for the default window of
@@ -22,6 +34,8 @@ deviation over ``threshold x 1.4826`` holds no spike (its noise median reaches t
 too, so no deviation exceeds ``threshold`` times the noise): in most blocks that count is
 all there is to do. Elsewhere the block's deviations are sorted for the noise, and the
 lowest neighbour, the floor and the medians to put back are computed only where needed.
+Under the Poisson floor (at least 1), a block whose largest deviation is within
+``threshold`` holds no spike either: at low counts most blocks end there.
 :func:`spike_counts` only counts, so that a caller copies and cleans only the spectra that
 hold a spike.
 """
