@@ -232,9 +232,9 @@ def remove_spikes(signal, *, threshold=10.0, window=5, counts=None, axis=None):
     >>> n, float(clean[1, 80]) < 400
     (3, True)
 
-    Poisson noise at 3 counts is not a spike (the old rule, without the floor, cut some):
+    Poisson noise at 1 count is not a spike (the rule without the floor cuts some):
 
-    >>> z = rng.poisson(3.0, (200, 1024))
+    >>> z = rng.poisson(1.0, (200, 1024))
     >>> remove_spikes(z)[1], remove_spikes(z, counts=False)[1] > 0
     (0, True)
     """
