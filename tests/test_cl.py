@@ -161,6 +161,20 @@ class TestRemoveSpikes:
         np.testing.assert_array_equal(out.compute(), ref)
         assert int(n.compute()) == nref
 
+    def test_low_counts_kept_lazy_or_not(self, rng):
+        """Poisson noise at 1 count is not cut (the Poisson floor of count data), eager or
+        lazy whatever the chunks; a spike of 300 counts is."""
+        y = rng.poisson(1.0, (8, 8, 512)).astype(np.float32)
+        y[2, 5, 100] += 300
+        out, n = hl.cl.remove_spikes(y)
+        lazy, nl = hl.cl.remove_spikes(da.from_array(y, chunks=(3, 5, -1)))
+        assert n == int(nl.compute()) == 1
+        np.testing.assert_array_equal(lazy.compute(), out)
+        assert np.argwhere(out != y).tolist() == [[2, 5, 100]]
+        assert out[2, 5, 100] < 5
+        _, plain = hl.cl.remove_spikes(y, counts=False)  # the MAD noise alone fails here
+        assert plain > 20
+
     def test_real_map_spikes_removed(self, real_file):
         s = hs.load(real_file("lumispydemos-quantum-emitters_map.dm4"))
         with warnings.catch_warnings():
@@ -185,6 +199,8 @@ class TestRemoveSpikes:
             hl.cl.remove_spikes(y, threshold=-1)
         with pytest.raises(TypeError, match="data must be a HyperSpy Signal1D or a numpy"):
             hl.cl.remove_spikes([1, 2, 3])
+        with pytest.raises(TypeError, match=r"counts must be True, False or None \(decide"):
+            hl.cl.remove_spikes(y, counts="auto")
 
 
 class TestDespikeSpectra:

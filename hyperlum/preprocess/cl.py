@@ -151,7 +151,18 @@ def _over_rows(fn, npix, threads):
         list(pool.map(lambda b: fn(slice(bounds[b], bounds[b + 1])), range(threads)))
 
 
-def _despike_block(block, threshold, window, threads=1):
+def _poisson_mode(counts, dtype):
+    """The kernels' ``poisson`` argument for ``counts`` (True, False or None: auto) and the
+    data's dtype: 1 (floor on every spectrum), 0 (on none), -1 (on the spectra whose finite
+    values are all whole numbers of at least 0; an unsigned dtype always is)."""
+    if counts is None:
+        return 1 if np.dtype(dtype).kind == "u" else -1
+    if not isinstance(counts, (bool, np.bool_)):
+        raise TypeError(f"counts must be True, False or None (decide per spectrum), got {counts!r}")
+    return int(bool(counts))
+
+
+def _despike_block(block, threshold, window, poisson, threads=1):
     """Clean one block; return the cleaned spectra with the per-pixel spike count appended."""
     from hyperlum.kernels.despike import despike_rows
 
@@ -160,14 +171,14 @@ def _despike_block(block, threshold, window, threads=1):
     counts = np.empty(flat.shape[0])
 
     def rows(sl):
-        despike_rows(flat[sl], float(threshold), int(window), out[sl, :-1], counts[sl])
+        despike_rows(flat[sl], float(threshold), int(window), poisson, out[sl, :-1], counts[sl])
 
     _over_rows(rows, flat.shape[0], threads)
     out[:, -1] = counts
     return out.reshape(*block.shape[:-1], flat.shape[1] + 1)
 
 
-def remove_spikes(signal, *, threshold=10.0, window=5, axis=None):
+def remove_spikes(signal, *, threshold=10.0, window=5, counts=None, axis=None):
     """Replace cosmic-ray spikes in every spectrum of a cube by the running median.
 
     A channel is a spike when it stands above the median of its ``window - 1`` neighbours by
@@ -177,6 +188,17 @@ def remove_spikes(signal, *, threshold=10.0, window=5, axis=None):
     Spikes up to ``(window - 1) // 2`` channels wide are caught; the top of a real peak of
     sigma 2 channels or more, however bright, is kept (also in noiseless or denoised data).
 
+    For count data the local noise is at least the Poisson noise of the neighbour median,
+    ``sqrt(max(median, 1))``: at a few counts per channel most deviations are 0 or 1 and
+    their median absolute deviation says nothing of the noise, so ordinary Poisson
+    fluctuations would otherwise be cut. That floor is a lower bound on the spread of the
+    deviation from the median under Poisson noise (the median is noisy too), so it never
+    asks more of a spike than a perfect noise estimate would. With ``counts=None`` a
+    spectrum is taken as counts when all its finite values are whole numbers of at least 0
+    (always for unsigned integer dtypes): decided per spectrum, so the result does not
+    depend on the chunks. Counts with an offset (a camera's bias) are not Poisson at that
+    level: pass ``counts=False``.
+
     Parameters
     ----------
     signal : hyperspy Signal1D, numpy.ndarray or dask.array.Array
@@ -185,6 +207,9 @@ def remove_spikes(signal, *, threshold=10.0, window=5, axis=None):
         Height of a spike over the running median, in units of the noise.
     window : int
         Odd number of channels of the running median, 3 to 51.
+    counts : bool, optional
+        Whether the spectra are counts (the Poisson floor of the noise): True, False, or
+        None to decide per spectrum (whole numbers of at least 0).
     axis : array_like, optional
         Channel positions for array input (not used by the method; checked for its length).
 
@@ -206,6 +231,12 @@ def remove_spikes(signal, *, threshold=10.0, window=5, axis=None):
     >>> clean, n = remove_spikes(y)
     >>> n, float(clean[1, 80]) < 400
     (3, True)
+
+    Poisson noise at 1 count is not a spike (the rule without the floor cuts some):
+
+    >>> z = rng.poisson(1.0, (200, 1024))
+    >>> remove_spikes(z)[1], remove_spikes(z, counts=False)[1] > 0
+    (0, True)
     """
     threshold = positive("threshold", threshold)
     window = integer("window", window, 3, 51)
@@ -214,7 +245,8 @@ def remove_spikes(signal, *, threshold=10.0, window=5, axis=None):
     cube = as_cube(signal, axis)
     d = cube.data
     n = d.shape[-1]
-    fn = functools.partial(_despike_block, threshold=threshold, window=window)
+    poisson = _poisson_mode(counts, d.dtype)
+    fn = functools.partial(_despike_block, threshold=threshold, window=window, poisson=poisson)
     if is_dask(d):
         stacked = map_spectra(fn, d, n + 1)
         replaced = stacked[..., n].sum().astype(np.int64)
@@ -233,7 +265,7 @@ def remove_spikes(signal, *, threshold=10.0, window=5, axis=None):
     return spectra_out(cleaned, signal), replaced
 
 
-def despike_spectra(spectra, *, threshold=10.0, window=5, threads=None):
+def despike_spectra(spectra, *, threshold=10.0, window=5, counts=None, threads=None):
     """Replace spikes in a block of spectra (numpy, pixels x channels); count them per pixel.
 
     The rule of :func:`remove_spikes`, for one in-memory block: what :func:`hyperlum.fit`
@@ -245,7 +277,7 @@ def despike_spectra(spectra, *, threshold=10.0, window=5, threads=None):
     ----------
     spectra : numpy.ndarray
         Pixels x channels, any real dtype.
-    threshold, window
+    threshold, window, counts
         As for :func:`remove_spikes`.
     threads : int, optional
         Threads over the pixels; default: every CPU this process may use.
@@ -254,7 +286,7 @@ def despike_spectra(spectra, *, threshold=10.0, window=5, threads=None):
     -------
     cleaned : numpy.ndarray
         The spectra, same dtype (``spectra`` itself when nothing was replaced).
-    counts : numpy.ndarray
+    replaced : numpy.ndarray
         Channels replaced per pixel (int32).
 
     Examples
@@ -268,10 +300,11 @@ def despike_spectra(spectra, *, threshold=10.0, window=5, threads=None):
     from hyperlum.kernels.despike import spike_counts
 
     flat = _numba_rows(spectra)
+    poisson = _poisson_mode(counts, flat.dtype)
     found = np.empty(flat.shape[0])
 
     def rows(sl):
-        spike_counts(flat[sl], float(threshold), int(window), found[sl])
+        spike_counts(flat[sl], float(threshold), int(window), poisson, found[sl])
 
     _over_rows(rows, flat.shape[0], threads)
     counts = found.astype(np.int32)
@@ -279,7 +312,7 @@ def despike_spectra(spectra, *, threshold=10.0, window=5, threads=None):
     if not hit.size:
         return spectra, counts
     # Only the spectra with a spike are filtered again, to put the medians in.
-    fixed = _despike_block(flat[hit], threshold, window)[:, :-1]
+    fixed = _despike_block(flat[hit], threshold, window, poisson)[:, :-1]
     cleaned = np.array(spectra, copy=True)
     if np.issubdtype(cleaned.dtype, np.integer):
         info = np.iinfo(cleaned.dtype)
