@@ -63,6 +63,29 @@ class TestFit:
         assert got.options["input"] == str(path.resolve())
         assert not list(tmp_path.glob("*.partial*")) and not list(tmp_path.glob(".maps*"))
 
+    def test_lorentzian_over_a_quadratic_end_to_end(self, tmp_path, capsys, rng):
+        """``--shape``/``--background`` reach the fit: named maps, parameters recovered."""
+        shape = (5, 6)
+        centre = rng.uniform(680.0, 720.0, shape)
+        gamma = rng.uniform(8.0, 14.0, shape)
+        dx = X - 700.0
+        bg = 20.0 + 0.05 * dx + 4e-4 * dx**2
+        mu = 300.0 / (1.0 + ((X - centre[..., None]) / gamma[..., None]) ** 2) + bg
+        path = tmp_path / "lor.npy"
+        np.save(path, rng.poisson(mu).astype(np.float32))
+        np.save(tmp_path / "lor.axis.npy", X)
+        out = tmp_path / "maps.zspy"
+        argv = ["--shape", "lorentzian", "--background", "poly2", "--estimator", "mle"]
+        rc, _, err = cli(capsys, "fit", path, "-o", out, "--device", "cpu", "-q", *argv)
+        assert rc == 0, err
+        got = hl.load_result(out)
+        assert {"gamma", "gamma_std", "background_quadratic"} <= set(got.names)
+        assert "sigma" not in got.names
+        assert np.asarray(got["detected"]).all()
+        for name, truth in (("centre", centre), ("gamma", gamma)):
+            z = (np.asarray(got[name]) - truth) / np.asarray(got[f"{name}_std"])
+            assert np.abs(z).max() < 5, name
+
     def test_options_reach_the_fit(self, tmp_path, capsys, cube_file):
         path, data = cube_file
         out = tmp_path / "maps.hspy"
