@@ -64,13 +64,14 @@ def peak_start(p, i, amp, centre, fwhm, wmin):
 
 
 def peak_constrain(pt, p, i, xlo, xhi, wmin, wmax):
-    """Common constraints, and ``0 <= eta <= 1`` (a step out moves halfway to the bound)."""
+    """Common constraints, and ``0 <= eta <= 1``: a step out moves halfway to the bound, or
+    onto it from within 1e-3 (a pure Gaussian or Lorentzian is a solution, reached exactly)."""
     constrain_core(pt, p, i, xlo, xhi, wmin, wmax)
     ie = i + 3
     if pt[ie] < 0.0:
-        pt[ie] = 0.5 * p[ie]
+        pt[ie] = 0.5 * p[ie] if p[ie] > 1e-3 else 0.0
     elif pt[ie] > 1.0:
-        pt[ie] = 0.5 * (p[ie] + 1.0)
+        pt[ie] = 0.5 * (p[ie] + 1.0) if p[ie] < 1.0 - 1e-3 else 1.0
 
 
 def peak_step_small(delta, p, i, tol):
