@@ -374,9 +374,9 @@ def _powerlaw_arrays(block, x, lo, hi, max_iter, tol, level, dtype, device):
     """Fit and subtract one block: ``(subtracted[..., channel], rows[..., ROWS])``.
 
     The window goes to the engine as it is (a saturated or non-finite channel there makes the
-    pixel bad input); so does a window with fewer than 2 positive channels, which holds no
-    power law. For the subtraction, saturated and non-finite channels become NaN: elsewhere
-    than in the window only they are NaN in the subtracted spectrum.
+    pixel bad input). A window with fewer than 2 positive channels holds no power law: such a
+    pixel is bad input without a fit. For the subtraction, saturated and non-finite channels
+    become NaN: elsewhere than in the window only they are NaN in the subtracted spectrum.
     """
     nav = block.shape[:-1]
     n = block.shape[-1]
@@ -391,14 +391,16 @@ def _powerlaw_arrays(block, x, lo, hi, max_iter, tol, level, dtype, device):
         saturated = np.sum(flat >= level, axis=-1, dtype=np.float64)
     window = flat[:, lo:hi]
     nonpositive = np.sum(~(window > 0), axis=-1, dtype=np.float64)
-    rows = _engine_rows(window, x[lo:hi], max_iter, tol, level, device)
+    fit = (hi - lo) - nonpositive >= 2
     m = 2 * _NBG  # the parameters and their standard deviations come first
-    chisq, state, iterations = rows[m], rows[m + 1], rows[m + 2]
-    few = (hi - lo) - nonpositive < 2
-    state[few] = BAD_INPUT
-    iterations[few] = 0
+    rows = np.full((n_outputs(0, _NBG), flat.shape[0]), np.nan)
+    rows[m + 1 :] = [[BAD_INPUT], [0]]  # state, iterations
+    if fit.all():
+        rows = _engine_rows(window, x[lo:hi], max_iter, tol, level, device)
+    elif fit.any():
+        rows[:, fit] = _engine_rows(window[fit], x[lo:hi], max_iter, tol, level, device)
     params = rows[:_NBG]
-    params[:, few] = chisq[few] = np.nan
+    chisq, state, iterations = rows[m], rows[m + 1], rows[m + 2]
     if nonfinite.any() or saturated.any():
         flat = _flagged(flat, level)
     flat = flat.astype(kernel_dtype(flat), copy=False)
