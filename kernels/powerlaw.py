@@ -28,7 +28,34 @@ def log_axis(x, xref):
         return np.where(x > 0, np.log(np.where(x > 0, x, 1.0) / xref), np.nan)
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+#: Channels per block: the first one's power is exact (``math.exp``), the others are stepped
+#: from it by :func:`exp_small` where ``|r dt|`` stays within :data:`SMALL` over the block.
+BLOCK = 32
+SMALL = 0.25
+
+
+def exp_small(z):
+    """``exp(z)`` for ``|z| <= SMALL``: Taylor to degree 12 (remainder < 3e-18 relative).
+
+    Plain arithmetic, so a loop over channels vectorises; ``math.exp`` is a scalar library
+    call on a CPU (measured: a block of 32 channels costs a third).
+
+    Examples
+    --------
+    >>> z = np.linspace(-SMALL, SMALL, 101)
+    >>> float(np.max(np.abs(exp_small(z) / np.exp(z) - 1))) < 1e-15
+    True
+    """
+    p = 1.0 / 479001600.0
+    for k in (39916800.0, 3628800.0, 362880.0, 40320.0, 5040.0, 720.0, 120.0, 24.0, 6.0, 2.0):
+        p = p * z + 1.0 / k
+    return (p * z + 1.0) * z + 1.0
+
+
+_exp_small = numba.njit(inline="always")(exp_small)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 def _rows(data, t, params, sub, start, stop):
     n = data.shape[1]
     for pix in range(start, stop):
@@ -38,11 +65,20 @@ def _rows(data, t, params, sub, start, stop):
             for i in range(n):
                 sub[pix, i] = math.nan
             continue
-        for i in range(n):
-            y = float(data[pix, i])
-            if math.isfinite(t[i]):
-                y -= a * math.exp(-r * t[i])
-            sub[pix, i] = y
+        for i0 in range(0, n, BLOCK):
+            i1 = min(i0 + BLOCK, n)
+            base = t[i0]
+            # t is monotonic (NaN only at an end, x <= 0): finite ends, finite block
+            if abs(r) * abs(t[i1 - 1] - base) <= SMALL:
+                v0 = a * math.exp(-r * base)
+                for i in range(i0, i1):
+                    sub[pix, i] = float(data[pix, i]) - v0 * _exp_small(-r * (t[i] - base))
+            else:
+                for i in range(i0, i1):
+                    y = float(data[pix, i])
+                    if math.isfinite(t[i]):
+                        y -= a * math.exp(-r * t[i])
+                    sub[pix, i] = y
 
 
 def subtract_chunk(data, x, xref, params, sub, threads=None):
