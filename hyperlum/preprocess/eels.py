@@ -435,8 +435,9 @@ def subtract_powerlaw(
     The fit is the non-linear least-squares fit of ``A * E**-r`` to the counts of the window
     (as exSpy's ``remove_background(fast=False)``), run by the fitting engine of
     :func:`hyperlum.fit` with no peak and its ``"powerlaw"`` background, on the CPU or the
-    GPU. Channels with zero or negative counts are fitted like the others; how many there were
-    is in the ``nonpositive`` map. A pixel with a NaN / inf in the window, or fewer than 2
+    GPU, started from the log-log line through the window's positive channels. Channels with
+    zero or negative counts are fitted like the others; how many there were is in the
+    ``nonpositive`` map. A pixel with a NaN / inf in the window, or fewer than 2
     positive channels, is flagged ``bad_input`` (state 3) and its subtracted spectrum is NaN.
     So is a pixel with a saturated channel in the window (integer data at its dtype's largest
     value: the true count is unknown). A NaN, infinite or saturated channel outside the window
