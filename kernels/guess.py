@@ -93,7 +93,7 @@ def guess(y, x, xref, npk, nbg, est, smin, saturation, p):
     xl /= m
     xr /= m
     o = NP * npk
-    background_start(left, right, xl, xr, xref, x[0], x[n - 1], nbg, est == MLE, p, o)
+    background_start(y, x, npk, left, right, xl, xr, xref, x[0], x[n - 1], nbg, est == MLE, p, o)
     h = max(1, n // 256)
     for k in range(npk):
         # Largest smoothed residual; the window sum slides along the channels.

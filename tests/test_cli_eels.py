@@ -38,11 +38,13 @@ def edge_map(tmp_path, rng):
 def test_map_outputs(main, edge_map, tmp_path, capsys):
     out = tmp_path / "out"
     argv = ["eels", str(edge_map), "--fit-range", "580", "635", "--edge", "641", "700"]
+    argv += ["--device", "cpu"]
     assert main(argv + ["-o", str(out)]) == 0
     printed = capsys.readouterr().out
     assert (
-        "48 pixels; power law 580-635: 48 converged, 0 bad input (0 with a saturated channel, "
-        "0 with a NaN or inf channel); edge_641_700: 48 pixels with a value; wrote" in printed
+        "48 pixels; power law 580-635 on the CPU: 48 converged, 0 bad input (0 with a saturated "
+        "channel, 0 with a NaN or inf channel); edge_641_700: 48 pixels with a value; wrote"
+        in printed
     )
     for name in ("eels_maps.hspy", "profile.csv", "edge_map.png", "profile.png", "spectra.png"):
         assert (out / name).is_file()
@@ -115,6 +117,28 @@ def test_bad_options_one_line(main, edge_map, tmp_path, capsys, extra, message):
     assert code == 2
     assert message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()  # nothing written
+
+
+def test_device(main, edge_map, tmp_path, capsys, monkeypatch):
+    from hyperlum.fitting import _backend
+
+    argv = ["eels", str(edge_map), "--fit-range", "580", "635", "--edge", "641", "700"]
+    with pytest.raises(SystemExit) as exc:
+        main(argv + ["--device", "gpu", "-o", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert "argument --device: invalid choice: 'gpu' (choose from" in err
+    # No usable GPU: --device cuda is refused before any work, --device auto fits on the CPU.
+    monkeypatch.setattr(_backend, "cuda_status", lambda: (False, "no GPU in this test"))
+    assert main(argv + ["--device", "cuda", "-o", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err == (
+        "hyperlum eels: error: --device cuda was asked for, but no GPU in this test\n"
+    )
+    assert not (tmp_path / "o").exists()
+    assert main(argv + ["-o", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr()
+    assert "power law 580-635 on the CPU: 48 converged" in out.out and out.err == ""
+    assert hl.load_result(tmp_path / "o" / "eels_maps.hspy").options["device"] == "cpu"
 
 
 def test_missing_file(main, tmp_path, capsys):
@@ -215,11 +239,11 @@ def test_bad_pixels_and_float16_are_not_fatal(main, edge_map, tmp_path, capsys, 
     core.save(tmp_path / "core16.hspy")
     argv = ["eels", str(tmp_path / "core16.hspy"), "--low-loss", str(tmp_path / "ll.hspy")]
     argv += ["--fit-range", "580", "635", "--edge", "641", "700", "-o", str(tmp_path / "o")]
-    assert main(argv) == 0
+    assert main(argv + ["--device", "cpu"]) == 0
     printed = capsys.readouterr().out
     assert (
-        "power law 580-635: 47 converged, 1 bad input (0 with a saturated channel, 1 with a NaN"
-        in printed
+        "power law 580-635 on the CPU: 47 converged, 1 bad input (0 with a saturated channel, "
+        "1 with a NaN" in printed
     )
     assert "2 pixels with a bad ZLP only recalibrated" in printed
     res = hl.load_result(tmp_path / "o" / "eels_maps.hspy")
@@ -243,10 +267,10 @@ def test_one_fit_range_per_edge(main, real_file, tmp_path, capsys):
     core = real_file("exspydemos-LSMO_STO_linescan.hspy")
     argv = ["eels", str(core), "--fit-range", "420", "450", "--edge", "455", "475"]
     argv += ["--fit-range", "600", "635", "--edge", "636", "670", "-o", str(tmp_path / "o")]
-    assert main(argv) == 0
+    assert main(argv + ["--device", "cpu"]) == 0
     printed = capsys.readouterr().out
-    assert "power law 420-450: 10 converged" in printed
-    assert "power law 600-635: 10 converged" in printed
+    assert "power law 420-450 on the CPU: 10 converged" in printed
+    assert "power law 600-635 on the CPU: 10 converged" in printed
     res = hl.load_result(tmp_path / "o" / "eels_maps.hspy")
     assert res.options["fit_range"] == [[420.0, 450.0], [600.0, 635.0]]
     assert {"bg_420_450_r", "bg_600_635_r"} <= set(res.maps)
@@ -262,11 +286,11 @@ def test_saturated_uint16_pixel_is_flagged(main, edge_map, tmp_path, capsys):
     core.data[3, 6, 90:95] = 65535  # a full detector in the fit window (590-594 eV)
     core.data[0, 0, 250] = 65535  # and once far past the edges: only that channel is lost
     core.save(tmp_path / "core16.hspy")
-    argv = ["eels", str(tmp_path / "core16.hspy"), "--fit-range", "580", "635"]
+    argv = ["eels", str(tmp_path / "core16.hspy"), "--fit-range", "580", "635", "--device", "cpu"]
     assert main(argv + ["--edge", "641", "700", "-o", str(tmp_path / "o")]) == 0
     assert (
-        "power law 580-635: 47 converged, 1 bad input (2 with a saturated channel, 0 with a NaN"
-        in capsys.readouterr().out
+        "power law 580-635 on the CPU: 47 converged, 1 bad input (2 with a saturated channel, "
+        "0 with a NaN" in capsys.readouterr().out
     )
     res = hl.load_result(tmp_path / "o" / "eels_maps.hspy")
     assert np.asarray(res.maps["saturated"])[[3, 0], [6, 0]].tolist() == [5, 1]

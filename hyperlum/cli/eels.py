@@ -54,6 +54,12 @@ def register(subparsers):
         type=_width,
         help="width of the profile band on a 2-D map (calibrated units, > 0; default 1 pixel)",
     )
+    p.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where the power laws are fitted (default: auto, the GPU when one is usable)",
+    )
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs in OUT")
     p.set_defaults(func=run)
@@ -145,6 +151,7 @@ def _run(args, out):
                 f"--edge {edge[0]:g} {edge[1]:g} starts before the end of its --fit-range "
                 f"{lo:g} {hi:g}: the power law is fitted before the edge"
             )
+    device = _device(args.device)
     notes = []
     if args.low_loss:
         ll = _load(args.low_loss, "--low-loss")
@@ -156,14 +163,14 @@ def _run(args, out):
         notes.append(note + ")")
     fits = {}  # fit range -> (subtracted, power-law maps), each range fitted once
     for fit_range in dict.fromkeys(ranges):
-        fits[fit_range] = hl.eels.subtract_powerlaw(core, fit_range=fit_range)
+        fits[fit_range] = hl.eels.subtract_powerlaw(core, fit_range=fit_range, device=device)
     total = hl.eels.edge_intensity(core, window=_full_range(core))
     ok = np.isfinite(total.data) & (total.data > 0)
     maps = {}
     for fit_range, (_, bg) in fits.items():
         prefix = "" if len(fits) == 1 else _edge_name(fit_range).replace("edge", "bg", 1) + "_"
         maps.update({prefix + k: v for k, v in bg.maps.items()})
-        notes.append(_fit_sentence(fit_range, bg))
+        notes.append(_fit_sentence(fit_range, bg, device))
     maps["total"] = total.data
     names = []
     for fit_range, edge in pairs:
@@ -210,8 +217,25 @@ def _run(args, out):
     return 0
 
 
-def _fit_sentence(fit_range, bg):
-    """``power law 600-635: 10 converged, 0 bad input (0 with a saturated channel, ...)``."""
+def _device(device):
+    """The device of ``--device``, resolved without a notice (the summary names it): the GPU
+    for ``auto`` when one is usable; for ``cuda`` without one, a usage error saying why."""
+    from hyperlum.fitting import _backend
+
+    if device == "cpu":
+        return "cpu"
+    ok, reason = _backend.cuda_status()
+    if device == "cuda" and not ok:
+        raise UsageError(f"--device cuda was asked for, but {reason}")
+    return "cuda" if ok else "cpu"
+
+
+_NAMES = {"cpu": "CPU", "cuda": "GPU"}
+
+
+def _fit_sentence(fit_range, bg, device):
+    """``power law 600-635 on the CPU: 10 converged, 0 bad input (0 with a saturated channel,
+    ...)``."""
     import numpy as np
 
     import hyperlum as hl
@@ -222,7 +246,8 @@ def _fit_sentence(fit_range, bg):
         for k, what in (("saturated", "saturated"), ("nonfinite", "NaN or inf"))
     ]
     return (
-        f"power law {fit_range[0]:g}-{fit_range[1]:g}: {counts['converged']} converged, "
+        f"power law {fit_range[0]:g}-{fit_range[1]:g} on the {_NAMES[device]}: "
+        f"{counts['converged']} converged, "
         f"{counts['bad_input']} bad input ({', '.join(flags)})"
     )
 

@@ -3,8 +3,9 @@
 * :func:`zlp_centre` fits a Gaussian to the zero-loss peak (ZLP) of every pixel through
   :func:`hyperlum.fit` (sub-channel centres); :func:`align_zlp` moves the ZLP of every pixel to
   0 eV and applies the same shifts to the matching core-loss spectra (DualEELS).
-* :func:`subtract_powerlaw` fits ``A * E**-r`` per pixel in a window before an edge (numba
-  kernel :mod:`hyperlum.kernels.powerlaw`) and subtracts it from the whole spectrum.
+* :func:`subtract_powerlaw` fits ``A * E**-r`` per pixel in a window before an edge (the
+  fitting engine with no peak and the power-law background, CPU or GPU) and subtracts it from
+  the whole spectrum.
 * :func:`edge_intensity` integrates a window; :func:`normalise` divides each spectrum by its
   total core-loss intensity; :func:`~hyperlum.analysis.profile.line_profile` profiles a map across
   an interface in calibrated distance.
@@ -23,9 +24,12 @@ import numpy as np
 
 from hyperlum._validate import choice, integer, positive, value_range
 from hyperlum.analysis.profile import line_profile
+from hyperlum.fitting._backend import DEVICES, resolve_device
+from hyperlum.fitting.fit import kernel_dtype
 from hyperlum.fitting.result import FitResult
 from hyperlum.io.cube import as_cube, is_dask, is_signal, map_spectra
-from hyperlum.kernels.constants import STATES
+from hyperlum.kernels.backgrounds import BACKGROUNDS as BACKGROUND_MODELS
+from hyperlum.kernels.constants import BAD_INPUT, LSE, STATES, n_outputs
 from hyperlum.preprocess._signals import map_out, spectra_out
 
 __all__ = [
@@ -344,15 +348,35 @@ def _window_slice(name, value, x, units):
     return int(idx[0]), int(idx[-1]) + 1
 
 
-#: Maps that :func:`subtract_powerlaw` counts per pixel besides the kernel's rows.
-COUNTS = ("saturated", "nonfinite")
+#: The power-law maps, in the order :func:`_powerlaw_arrays` stacks them.
+ROWS = ("A", "r", "chisq", "state", "iterations", "nonpositive", "saturated", "nonfinite")
+#: The engine's background model of :func:`subtract_powerlaw`, and its number of parameters.
+_KIND, _NBG = BACKGROUND_MODELS["powerlaw"]
 
 
-def _powerlaw_arrays(block, x, lo, hi, max_iter, tol, level, dtype):
-    """Fit and subtract one block: ``(subtracted[..., channel], rows[..., ROWS + COUNTS])``.
+def _engine_rows(window, xw, max_iter, tol, level, device):
+    """The engine's rows (``n_outputs(0, 2)`` x pixels) for the power law fitted to ``window``
+    (pixels x channels of the fit window at ``xw``): no peak, least squares."""
+    if device == "cuda":
+        from hyperlum.kernels import cuda
 
-    Saturated and non-finite channels become NaN before the fit: in the window they make the
-    pixel bad input, elsewhere only they are NaN in the subtracted spectrum.
+        return cuda.fit_chunk(window, xw, 0, _NBG, LSE, max_iter, tol, level, background=_KIND)
+    from hyperlum.kernels import cpu  # numba: imported when first needed
+
+    # float64 whatever the input: the window is copied anyway (it is a few channels of each
+    # spectrum), and the same counts in another dtype then give the same fit to the last bit
+    window = np.ascontiguousarray(window, dtype=np.float64)
+    out = np.empty((n_outputs(0, _NBG), window.shape[0]))
+    return cpu.fit_chunk(window, xw, 0, _NBG, LSE, max_iter, tol, level, out, background=_KIND)
+
+
+def _powerlaw_arrays(block, x, lo, hi, max_iter, tol, level, dtype, device):
+    """Fit and subtract one block: ``(subtracted[..., channel], rows[..., ROWS])``.
+
+    The window goes to the engine as it is (a saturated or non-finite channel there makes the
+    pixel bad input). A window with fewer than 2 positive channels holds no power law: such a
+    pixel is bad input without a fit. For the subtraction, saturated and non-finite channels
+    become NaN: elsewhere than in the window only they are NaN in the subtracted spectrum.
     """
     nav = block.shape[:-1]
     n = block.shape[-1]
@@ -365,38 +389,61 @@ def _powerlaw_arrays(block, x, lo, hi, max_iter, tol, level, dtype):
         nonfinite = np.sum(~np.isfinite(flat), axis=-1, dtype=np.float64)
     if level < math.inf:
         saturated = np.sum(flat >= level, axis=-1, dtype=np.float64)
+    window = flat[:, lo:hi]
+    nonpositive = np.sum(~(window > 0), axis=-1, dtype=np.float64)
+    fit = (hi - lo) - nonpositive >= 2
+    m = 2 * _NBG  # the parameters and their standard deviations come first
+    rows = np.full((n_outputs(0, _NBG), flat.shape[0]), np.nan)
+    rows[m + 1 :] = [[BAD_INPUT], [0]]  # state, iterations
+    if fit.all():
+        rows = _engine_rows(window, x[lo:hi], max_iter, tol, level, device)
+    elif fit.any():
+        rows[:, fit] = _engine_rows(window[fit], x[lo:hi], max_iter, tol, level, device)
+    params = rows[:_NBG]
+    chisq, state, iterations = rows[m], rows[m + 1], rows[m + 2]
     if nonfinite.any() or saturated.any():
         flat = _flagged(flat, level)
-    from hyperlum.kernels import powerlaw  # numba: imported when first needed
+    flat = flat.astype(kernel_dtype(flat), copy=False)
+    from hyperlum.kernels import powerlaw
 
-    out = np.empty((powerlaw.N_ROWS, flat.shape[0]))
+    xref = 0.5 * (x[lo] + x[hi - 1])  # the engine's reference: the middle of the window
     sub = np.empty((flat.shape[0], n), dtype=dtype)
-    powerlaw.subtract_chunk(flat, x, lo, hi, max_iter, tol, out, sub)
-    rows = np.concatenate([out, saturated[None], nonfinite[None]])
-    return sub.reshape(*nav, n), rows.T.reshape(*nav, rows.shape[0])
+    powerlaw.subtract_chunk(flat, x, xref, params, sub)
+    a = params[0] * np.exp(params[1] * math.log(xref))  # the background at x = 1
+    table = np.stack([a, params[1], chisq, state, iterations, nonpositive, saturated, nonfinite])
+    return sub.reshape(*nav, n), table.T.reshape(*nav, len(ROWS))
 
 
-def _powerlaw_block(block, x, lo, hi, max_iter, tol, level):
+def _powerlaw_block(block, x, lo, hi, max_iter, tol, level, device):
     """:func:`_powerlaw_arrays` for ``map_blocks``: the rows appended to the channels."""
-    sub, rows = _powerlaw_arrays(block, x, lo, hi, max_iter, tol, level, np.float64)
+    sub, rows = _powerlaw_arrays(block, x, lo, hi, max_iter, tol, level, np.float64, device)
     return np.concatenate([sub, rows], axis=-1)
 
 
 def subtract_powerlaw(
-    data, *, fit_range, axis=None, max_iterations=100, tolerance=1e-10, saturation=None
+    data,
+    *,
+    fit_range,
+    axis=None,
+    max_iterations=100,
+    tolerance=1e-10,
+    saturation=None,
+    device="auto",
 ):
     """Fit ``A * E**-r`` per pixel in ``fit_range`` and subtract it from the whole spectrum.
 
     The fit is the non-linear least-squares fit of ``A * E**-r`` to the counts of the window
-    (as exSpy's ``remove_background(fast=False)``), seeded by a log-log line. Channels with
-    zero or negative counts are left out of the seed only; how many there were is in the
-    ``nonpositive`` map. A pixel with a NaN / inf in the window, or fewer than 2 positive
-    channels, is flagged ``bad_input`` (state 3) and its subtracted spectrum is NaN. So is a
-    pixel with a saturated channel in the window (integer data at its dtype's largest value:
-    the true count is unknown). A NaN, infinite or saturated channel outside the window is NaN
-    in the subtracted spectrum, the rest of that pixel is fitted and subtracted as usual; the
-    ``saturated`` and ``nonfinite`` maps count such channels per pixel. Channels at ``E <= 0``
-    are left as they are (HyperSpy's ``PowerLaw`` is zero there).
+    (as exSpy's ``remove_background(fast=False)``), run by the fitting engine of
+    :func:`hyperlum.fit` with no peak and its ``"powerlaw"`` background, on the CPU or the
+    GPU, started from the log-log line through the window's positive channels. Channels with
+    zero or negative counts are fitted like the others; how many there were is in the
+    ``nonpositive`` map. A pixel with a NaN / inf in the window, or fewer than 2
+    positive channels, is flagged ``bad_input`` (state 3) and its subtracted spectrum is NaN.
+    So is a pixel with a saturated channel in the window (integer data at its dtype's largest
+    value: the true count is unknown). A NaN, infinite or saturated channel outside the window
+    is NaN in the subtracted spectrum, the rest of that pixel is fitted and subtracted as
+    usual; the ``saturated`` and ``nonfinite`` maps count such channels per pixel. Channels at
+    ``E <= 0`` are left as they are (HyperSpy's ``PowerLaw`` is zero there).
 
     Parameters
     ----------
@@ -409,10 +456,13 @@ def subtract_powerlaw(
     max_iterations : int
         Levenberg-Marquardt iterations at most per pixel.
     tolerance : float
-        Convergence: relative step or relative decrease of the sum of squares below this.
+        Convergence: relative step (``A``; absolute for ``r``) or relative decrease of the
+        sum of squares below this.
     saturation : float, optional
         Counts at or above which a channel is saturated. Default: the largest value of an
         integer dtype, none for floats.
+    device : {"auto", "cpu", "cuda"}
+        Where to fit (see :func:`hyperlum.fit`); the subtraction runs on the CPU.
 
     Returns
     -------
@@ -431,7 +481,7 @@ def subtract_powerlaw(
     >>> e = np.arange(400.0, 700.0, 1.0)
     >>> r = np.array([3.0, 3.5])
     >>> cube = 1e11 * e ** -r[:, None] + np.where(e > 640, 50.0, 0.0)
-    >>> sub, maps = subtract_powerlaw(cube, fit_range=(580, 630), axis=e)
+    >>> sub, maps = subtract_powerlaw(cube, fit_range=(580, 630), axis=e, device="cpu")
     >>> np.round(maps.maps["r"], 6).tolist(), np.round(sub[:, [200, 250]], 6) + 0.0
     ([3.0, 3.5], array([[ 0., 50.],
            [ 0., 50.]]))
@@ -439,6 +489,7 @@ def subtract_powerlaw(
     cube = _checked_cube(data, axis)
     max_iterations = integer("max_iterations", max_iterations, 1, 10_000)
     tolerance = positive("tolerance", tolerance)
+    choice("device", device, DEVICES)
     level = _saturation_level(saturation, cube.data.dtype)
     x = cube.x
     units = cube.signal_axis.get("units")
@@ -447,12 +498,9 @@ def subtract_powerlaw(
         raise ValueError(
             f"fit_range={tuple(fit_range)!r} must lie at positive energies for a power law"
         )
+    device = resolve_device(device)
     d = cube.data
     n = x.size
-    from hyperlum.kernels import powerlaw
-
-    names = powerlaw.ROWS + COUNTS
-    nrow = len(names)
     out_dtype = np.float32 if d.dtype in (np.float16, np.float32) else np.float64
     if is_dask(d):
         fn = functools.partial(
@@ -463,15 +511,16 @@ def subtract_powerlaw(
             max_iter=max_iterations,
             tol=tolerance,
             level=level,
+            device=device,
         )
-        stacked = map_spectra(fn, d, n + nrow)
+        stacked = map_spectra(fn, d, n + len(ROWS))
         sub = stacked[..., :n].astype(out_dtype)
         table = stacked[..., n:]
     else:
         sub, table = _powerlaw_arrays(
-            np.asarray(d), x, lo, hi, max_iterations, tolerance, level, out_dtype
+            np.asarray(d), x, lo, hi, max_iterations, tolerance, level, out_dtype, device
         )
-    rows = {name: table[..., k] for k, name in enumerate(names)}
+    rows = {name: table[..., k] for k, name in enumerate(ROWS)}
     state = rows["state"].astype(np.int8)
     maps = {
         "A": rows["A"],
@@ -492,6 +541,7 @@ def subtract_powerlaw(
         "max_iterations": max_iterations,
         "tolerance": tolerance,
         "saturation": level if level < math.inf else None,
+        "device": device,
         "axis_units": units,
     }
     result = FitResult(maps, cube.nav_axes, options, cube.signal_axis, cube.title)

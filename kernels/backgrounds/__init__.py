@@ -2,8 +2,9 @@
 
 Each module gives, as plain Python functions compiled per model (see
 :mod:`hyperlum.kernels.compile`): ``background_point`` (value and derivatives at a channel),
-``background_value``, ``background_start`` (starting values from the two ends of the
-spectrum) and ``background_step_small``; and for numpy: ``evaluate`` and ``NAMES`` (the maps).
+``background_value``, ``background_start`` (starting values from the spectrum, with the mean
+counts of its two ends at hand) and ``background_step_small``; and for numpy: ``evaluate`` and
+``NAMES`` (the maps).
 ``xref`` is the middle of the fitted range.
 
 :data:`BACKGROUNDS` names every choice of ``hl.fit(..., background=...)`` and of the command

@@ -50,10 +50,11 @@ def background_value(x, xref, p, o, nbg):
     return f
 
 
-def background_start(left, right, xl, xr, xref, x0, x1, nbg, positive, p, o):
+def background_start(y, x, npk, left, right, xl, xr, xref, x0, x1, nbg, positive, p, o):
     """Starting terms into ``p[o ..]`` from the mean counts ``left``, ``right`` at the mean
     positions ``xl``, ``xr`` of the two ends: a constant at the lower end, or the line through
     both (higher terms 0). ``positive``: keep the background >= 0 over ``x0 .. x1`` (Poisson).
+    The spectrum ``y`` over ``x`` and the number of peaks ``npk`` are not needed here.
     """
     b0 = 0.0
     b1 = 0.0

@@ -28,16 +28,45 @@ def background_value(x, xref, p, o, nbg):
     return p[o] * math.exp(-p[o + 1] * math.log(x / xref))
 
 
-def background_start(left, right, xl, xr, xref, x0, x1, nbg, positive, p, o):
-    """The power law through the mean counts of the two ends (``left`` at ``xl``, ``right`` at
-    ``xr``); with an end at or below zero, a flat one at the larger end's level."""
-    r = 0.0
-    level = max(left, right, 1e-12)
-    if left > 0.0 and right > 0.0 and xl > 0.0 and xr > 0.0 and xl != xr:
+def background_start(y, x, npk, left, right, xl, xr, xref, x0, x1, nbg, positive, p, o):
+    """Starting ``A`` and ``r`` into ``p[o], p[o + 1]``.
+
+    Under peaks (``npk > 0``), the power law through the mean counts of the two ends of the
+    spectrum (``left`` at ``xl``, ``right`` at ``xr``), where peaks are least likely. Alone,
+    or when an end is at or below zero, the least-squares line ``ln y = ln A - r ln(x / xref)``
+    through the positive channels (a log-log fit, the usual seed of an EELS background): from
+    zero ends the two-point start would be ``A ~ 0``, where ``r`` has no gradient and the fit
+    wanders off to a spike on one channel. With fewer than 2 positive channels, a flat start
+    at the larger end's level.
+    """
+    if npk > 0 and left > 0.0 and right > 0.0 and xl > 0.0 and xr > 0.0 and xl != xr:
         r = -math.log(right / left) / math.log(xr / xl)
-        level = left * math.exp(r * math.log(xl / xref))
-    p[o] = level
-    p[o + 1] = r
+        p[o] = left * math.exp(r * math.log(xl / xref))
+        p[o + 1] = r
+        return
+    k = 0
+    st = 0.0
+    sl = 0.0
+    stt = 0.0
+    stl = 0.0
+    for i in range(y.shape[0]):
+        v = float(y[i])
+        if v > 0.0:
+            t = math.log(x[i] / xref)
+            lv = math.log(v)
+            k += 1
+            st += t
+            sl += lv
+            stt += t * t
+            stl += t * lv
+    det = k * stt - st * st
+    if k < 2 or not det > 0.0:
+        p[o] = max(left, right, 1e-12)
+        p[o + 1] = 0.0
+        return
+    slope = (k * stl - st * sl) / det
+    p[o] = math.exp((sl - slope * st) / k)
+    p[o + 1] = -slope
 
 
 def background_step_small(delta, p, o, nbg, tol, xspan, amax):
