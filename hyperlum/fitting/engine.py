@@ -41,14 +41,10 @@ from pathlib import Path
 import numpy as np
 
 from hyperlum.fitting import resume
+from hyperlum.fitting.options import DEFAULTS
 from hyperlum.io import outputs
 from hyperlum.io.cube import as_numpy, is_dask, is_signal
 
-#: Input bytes per chunk (as float64 spectra) on the CPU.
-CHUNK_BYTES = 32 * 2**20
-#: The same on the GPU: a chunk must hold enough pixels to fill it (131,072 pixels at 1024
-#: channels); the CUDA launcher pipelines such a chunk in slabs.
-GPU_CHUNK_BYTES = 2**30
 #: Most bytes (as stored, e.g. uint16) one read may bring into memory: a stored chunk up to
 #: this is read once, whole, for all the chunks cut from it; a larger one is read part by part
 #: (each read decompresses it again, but the memory stays bounded).
@@ -60,7 +56,7 @@ RESULT_EXTENSIONS = (".zspy", ".hspy")
 # -- the plan --------------------------------------------------------------------------------
 def default_chunk_bytes(device):
     """Bytes of float64 spectra per chunk: 32 MiB on the CPU, 1 GiB on ``"cuda"``."""
-    return GPU_CHUNK_BYTES if device == "cuda" else CHUNK_BYTES
+    return DEFAULTS.gpu_chunk_bytes if device == "cuda" else DEFAULTS.chunk_bytes
 
 
 def stored_chunks(data):
@@ -371,7 +367,7 @@ def fit_to_file(
     chunk_bytes=None,
     progress=True,
     scheduler=None,
-    timeout=10.0,
+    timeout=DEFAULTS.scheduler_timeout,
     note=None,
     switch="overwrite=True",
     manifest=None,

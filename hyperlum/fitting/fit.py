@@ -13,11 +13,12 @@ import numpy as np
 
 from hyperlum._validate import choice, integer, positive
 from hyperlum.fitting import _backend, detect, engine, resume
+from hyperlum.fitting.options import CHOICES, DEFAULTS, LIMITS
 from hyperlum.fitting.result import FitResult, load_result
 from hyperlum.io.cube import as_cube, map_spectra
 from hyperlum.kernels.backgrounds import BACKGROUNDS as BACKGROUND_MODELS
-from hyperlum.kernels.constants import BACKGROUNDS, ESTIMATORS, MAX_PEAKS, n_outputs, n_params
-from hyperlum.kernels.shapes import SHAPES, get_shape
+from hyperlum.kernels.constants import BACKGROUNDS, ESTIMATORS, n_outputs, n_params
+from hyperlum.kernels.shapes import get_shape
 from hyperlum.preprocess.cl import despike_spectra
 
 
@@ -36,14 +37,14 @@ class FitSpec(NamedTuple):
     #: threads cost 20% here).
     threads: int | None = None
     #: Replace cosmic-ray spikes in each chunk before fitting (:func:`hl.cl.despike_spectra`).
-    despike: bool = True
+    despike: bool = DEFAULTS.despike
     #: ``peaks="auto"``: fit 1 to ``peaks`` Gaussians, keep per pixel what the data support.
     auto: bool = False
     #: Instrument resolution (FWHM, axis units) for the detection verdict; 0: one channel.
     resolution: float = 0.0
-    false_alarm: float = detect.FALSE_ALARM
+    false_alarm: float = DEFAULTS.false_alarm
     #: Peak shape (a key of :data:`hyperlum.kernels.shapes.SHAPES`).
-    shape: str = "gaussian"
+    shape: str = DEFAULTS.shape
     #: The background's kernel module (:data:`hyperlum.kernels.backgrounds.MODULES`);
     #: ``background`` is its number of terms.
     bg_kind: str = "polynomial"
@@ -247,21 +248,21 @@ def fit(
     data,
     *,
     axis=None,
-    peaks=1,
-    shape="gaussian",
-    background="constant",
-    estimator="lse",
-    device="auto",
+    peaks=DEFAULTS.peaks,
+    shape=DEFAULTS.shape,
+    background=DEFAULTS.background,
+    estimator=DEFAULTS.estimator,
+    device=DEFAULTS.device,
     signal_range=None,
-    max_iterations=50,
-    tolerance=1e-7,
+    max_iterations=DEFAULTS.max_iterations,
+    tolerance=DEFAULTS.tolerance,
     saturation=None,
     chunk_bytes=None,
     progress=None,
-    max_peaks=2,
-    despike=True,
+    max_peaks=DEFAULTS.max_peaks,
+    despike=DEFAULTS.despike,
     resolution=None,
-    false_alarm=detect.FALSE_ALARM,
+    false_alarm=DEFAULTS.false_alarm,
     out=None,
     overwrite=False,
 ):
@@ -410,19 +411,19 @@ def fit(
 def plan(
     cube,
     *,
-    peaks=1,
-    shape="gaussian",
-    background="constant",
-    estimator="lse",
-    device="auto",
+    peaks=DEFAULTS.peaks,
+    shape=DEFAULTS.shape,
+    background=DEFAULTS.background,
+    estimator=DEFAULTS.estimator,
+    device=DEFAULTS.device,
     signal_range=None,
-    max_iterations=50,
-    tolerance=1e-7,
+    max_iterations=DEFAULTS.max_iterations,
+    tolerance=DEFAULTS.tolerance,
     saturation=None,
-    max_peaks=2,
-    despike=True,
+    max_peaks=DEFAULTS.max_peaks,
+    despike=DEFAULTS.despike,
     resolution=None,
-    false_alarm=detect.FALSE_ALARM,
+    false_alarm=DEFAULTS.false_alarm,
     label=str,
 ):
     """Check the fit options against a cube; say what the kernels will be asked to do.
@@ -458,11 +459,12 @@ def plan(
     """
     auto = isinstance(peaks, str) and peaks == "auto"
     if auto:
-        peaks = integer(label("max_peaks"), max_peaks, 1, MAX_PEAKS)
+        peaks = integer(label("max_peaks"), max_peaks, *LIMITS["max_peaks"])
     elif isinstance(peaks, str):
-        raise ValueError(f"{label('peaks')} must be 1 to {MAX_PEAKS} or 'auto', got {peaks!r}")
+        lo, hi = LIMITS["peaks"]
+        raise ValueError(f"{label('peaks')} must be {lo} to {hi} or 'auto', got {peaks!r}")
     else:
-        peaks = integer(label("peaks"), peaks, 1, MAX_PEAKS)
+        peaks = integer(label("peaks"), peaks, *LIMITS["peaks"])
     if not isinstance(despike, bool):
         raise TypeError(f"{label('despike')} must be True or False, got {despike!r}")
     if resolution is not None:
@@ -470,16 +472,16 @@ def plan(
     false_alarm = positive(label("false_alarm"), false_alarm)
     if not false_alarm < 1:
         raise ValueError(f"{label('false_alarm')} must be below 1, got {false_alarm!r}")
-    choice(label("shape"), shape, tuple(SHAPES))
-    choice(label("background"), background, tuple(BACKGROUNDS))
+    choice(label("shape"), shape, CHOICES["shape"])
+    choice(label("background"), background, CHOICES["background"])
     if background == "powerlaw" and not np.min(cube.x) > 0:
         raise ValueError(
             f"{label('background')}='powerlaw' needs positive axis positions, the fitted "
             f"range starts at {np.min(cube.x):g}"
         )
-    choice(label("estimator"), estimator, tuple(ESTIMATORS))
-    choice(label("device"), device, _backend.DEVICES)
-    max_iterations = integer(label("max_iterations"), max_iterations, 1, 10_000)
+    choice(label("estimator"), estimator, CHOICES["estimator"])
+    choice(label("device"), device, CHOICES["device"])
+    max_iterations = integer(label("max_iterations"), max_iterations, *LIMITS["max_iterations"])
     tolerance = positive(label("tolerance"), tolerance)
     m = n_params(peaks, BACKGROUNDS[background], get_shape(shape).n_params)
     if cube.x.size < m + 2:

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from hyperlum.fitting.options import DEFAULTS
 from hyperlum.io.cube import is_dask
 from hyperlum.kernels.backgrounds import map_names
 from hyperlum.kernels.constants import STATES, n_outputs, n_params
@@ -80,14 +81,14 @@ class FitResult:
         :func:`hyperlum.fitting.fit.fit_block` stacked on the last axis of ``stacked``: the kernel
         rows, then ``detected`` per peak, the spikes
         replaced per pixel and, when ``options["peaks"] == "auto"``, the peaks kept."""
-        shape = get_shape(options.get("shape", "gaussian"))
+        shape = get_shape(options.get("shape", DEFAULTS.shape))
         m = n_params(npk, nbg, shape.n_params)
         rows = lambda r: stacked[..., r]  # noqa: E731
         maps = {}
         for k in range(npk):
             maps.update(peak_maps(rows, k, npk, m, shape))
         first = shape.n_params * npk
-        for j, name in enumerate(map_names(options.get("background", "constant"))[:nbg]):
+        for j, name in enumerate(map_names(options.get("background", DEFAULTS.background))[:nbg]):
             maps[name] = rows(first + j)
             maps[f"{name}_std"] = rows(m + first + j)
         maps["chisq"] = rows(2 * m + npk)

@@ -286,11 +286,12 @@ def model_spectra(res, x, pixels):
     xr = x[fitted_range(res, x)]
     xref = 0.5 * (xr[0] + xr[-1]) if xr.size else 0.0
     from hyperlum.fitting.model_cubes import evaluate, param_map_names
+    from hyperlum.fitting.options import DEFAULTS
     from hyperlum.kernels.shapes import get_shape
 
-    peaks = int(opts.get("peaks", 1))
-    shape = opts.get("shape", "gaussian")
-    background = opts.get("background", "constant")
+    peaks = int(opts.get("peaks", DEFAULTS.peaks))
+    shape = opts.get("shape", DEFAULTS.shape)
+    background = opts.get("background", DEFAULTS.background)
     names = param_map_names(peaks, shape, background)
     params = np.stack([np.asarray(maps[n], dtype=float)[pixels].ravel() for n in names], -1)
     nbg = len(names) - peaks * get_shape(shape).n_params
