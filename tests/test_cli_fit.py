@@ -340,7 +340,8 @@ BAD = [
         None,
         ["--scheduler", "nowhere"],
         "m.zspy",
-        r"--scheduler nowhere: give a scheduler address \(tcp://host:8786\) or local:N",
+        r"--scheduler nowhere: give a scheduler address \(tcp://host:8786\), local:N or "
+        "synchronous",
     ),
     (
         "no local workers",

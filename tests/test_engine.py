@@ -211,6 +211,60 @@ class TestOut:
         assert (out / "notes.txt").read_text() == "mine"
 
 
+class TestScheduler:
+    def test_synchronous_fits_in_the_calling_thread_and_gives_the_same_maps(
+        self, tmp_path, counts, monkeypatch
+    ):
+        from hyperlum.fitting import fit as fit_module
+
+        small = 2 * 8 * 100 * 8  # 5 chunks
+        threads = []
+        real = fit_module.fit_block
+        monkeypatch.setattr(
+            fit_module,
+            "fit_block",
+            lambda *a, **k: threads.append(threading.current_thread()) or real(*a, **k),
+        )
+        default = hl.fit(counts, axis=X, device="cpu", chunk_bytes=small)
+        assert len(threads) == 5
+        assert any(t is not threading.main_thread() for t in threads)  # the runner's threads
+        threads.clear()
+        sync = hl.fit(counts, axis=X, device="cpu", chunk_bytes=small, scheduler="synchronous")
+        out = tmp_path / "maps.zspy"
+        kept = hl.fit(
+            counts, axis=X, device="cpu", chunk_bytes=small, scheduler="synchronous", out=out
+        )
+        assert threads == [threading.main_thread()] * 10
+        assert_same_maps(sync, default)
+        assert_same_maps(kept, default)
+
+    @pytest.mark.parametrize(
+        ("scheduler", "error", "message"),
+        [
+            (
+                "nowhere",
+                ValueError,
+                r"^scheduler='nowhere': give a scheduler address \(tcp://host:8786\), local:N "
+                r"or synchronous$",
+            ),
+            ("local:x", ValueError, r"^scheduler='local:x': local:N needs N worker processes"),
+            (
+                2,
+                TypeError,
+                r"^scheduler must be None, 'synchronous', 'local:N' or a dask .* got 2$",
+            ),
+        ],
+    )
+    def test_bad_scheduler(self, counts, scheduler, error, message):
+        with pytest.raises(error, match=message):
+            hl.fit(counts, axis=X, device="cpu", scheduler=scheduler)
+
+    def test_lazy_fit_without_out_refuses_a_scheduler(self, counts):
+        lazy = da.from_array(counts, chunks=(3, 8, -1))
+        with pytest.raises(ValueError, match=r"^scheduler is for fits made now: a lazy fit"):
+            hl.fit(lazy, axis=X, device="cpu", scheduler="synchronous")
+
+
 _SCRIPT = textwrap.dedent(
     """
     import sys

@@ -80,7 +80,8 @@ def register(subparsers):
         "--scheduler",
         metavar="ADDRESS",
         help="fit on a dask.distributed cluster: a scheduler address, or local:N for N local "
-        "worker processes (default: in this process)",
+        "worker processes; synchronous: one chunk at a time in this thread (default: in this "
+        "process, chunks side by side)",
     )
     p.add_argument(
         "--max-iterations",
@@ -134,21 +135,6 @@ def _hints(args):
     return hints
 
 
-def _scheduler(value):
-    if value is None:
-        return None
-    if value.startswith("local:"):
-        n = value.split(":", 1)[1]
-        if not n.isdigit() or not 1 <= int(n) <= 256:
-            raise UsageError(f"--scheduler {value}: local:N needs N worker processes, 1 to 256")
-        return ("local", int(n))
-    if ":" not in value:
-        raise UsageError(
-            f"--scheduler {value}: give a scheduler address (tcp://host:8786) or local:N"
-        )
-    return ("address", value)
-
-
 def _plan(args, cube):
     """Check the fit options against the cube; return (FitSpec, options as hl.fit has them)."""
     from hyperlum.fitting import _backend
@@ -193,7 +179,7 @@ def _run(args, notes):
     t_start = time.perf_counter()
     out = Path(args.output)
     engine.check_output(out)
-    sched = _scheduler(args.scheduler)
+    sched = engine.parse_scheduler(args.scheduler, label=f"--scheduler {args.scheduler}")
     if args.chunk_mb is not None and not args.chunk_mb > 0:
         raise UsageError(f"--chunk-mb must be a positive number, got {args.chunk_mb:g}")
     hints = _hints(args)

@@ -265,6 +265,7 @@ def fit(
     false_alarm=DEFAULTS.false_alarm,
     out=None,
     overwrite=False,
+    scheduler=None,
 ):
     """Fit peak(s) of one shape plus a background to the spectrum of every pixel.
 
@@ -332,6 +333,17 @@ def fit(
     overwrite : bool
         With ``out``: replace an ``OUT`` that holds another fit (never a file or folder
         hyperlum did not write), and discard the interrupted fit of other data or options.
+    scheduler : str, optional
+        Where the chunks of an eager fit or one with ``out`` are fitted, as ``hyperlum fit
+        --scheduler`` takes it (:func:`hyperlum.fitting.engine.parse_scheduler`). None: in
+        this process, reads ahead of fits, chunks side by side on the CPUs;
+        ``"synchronous"``: in this process, one chunk at a time in the calling thread (for
+        debuggers and profilers); ``"local:N"``: a dask.distributed cluster of N worker
+        processes started for this fit; ``"tcp://host:port"``: the dask scheduler there
+        (workers read their chunks from the file of a signal loaded with
+        ``hl.load(path, lazy=True)``, else the chunks are sent to them). A lazy fit without
+        ``out`` gives lazy maps: compute them under the scheduler of your choice instead.
+        The maps do not depend on the scheduler.
 
     Returns
     -------
@@ -366,7 +378,13 @@ def fit(
         chunk_bytes = positive("chunk_bytes", chunk_bytes)
     if out is not None:
         engine.check_output(out)
+    sched = engine.parse_scheduler(scheduler)
     cube = as_cube(data, axis).crop(signal_range)
+    if sched is not None and cube.lazy and out is None:
+        raise ValueError(
+            "scheduler is for fits made now: a lazy fit without out gives lazy maps; give out, "
+            "or compute the maps under a dask scheduler of your own"
+        )
     spec, options = plan(
         cube,
         peaks=peaks,
@@ -399,12 +417,13 @@ def fit(
             overwrite=overwrite,
             chunk_bytes=chunk_bytes,
             progress=progress,
+            scheduler=sched,
         )
         return load_result(out) if done.complete else done.result
     if cube.lazy:
         stacked = _fit_lazy(cube, spec, chunk_bytes)
     else:
-        stacked = _fit_eager(cube, spec, chunk_bytes, progress)
+        stacked = _fit_eager(cube, spec, chunk_bytes, progress, sched)
     return FitResult.from_stacked(stacked, spec.peaks, spec.background, cube, options)
 
 
@@ -535,16 +554,17 @@ def _fit_lazy(cube, spec, chunk_bytes):
     return map_spectra(fn, cube.data, spec.n_outputs, nav_chunks=grid)
 
 
-def _fit_eager(cube, spec, chunk_bytes, progress):
+def _fit_eager(cube, spec, chunk_bytes, progress, scheduler):
     data = cube.data
-    if spec.device == "cuda":
+    if spec.device == "cuda" and scheduler is None:
         # One call: the CUDA launcher slabs the pixels itself and overlaps the copies of one
         # slab with the fit of another, which separate calls could not.
         flat = data.reshape(-1, data.shape[-1])
         return fit_block(flat, cube.x, spec).reshape(*cube.nav_shape, spec.n_outputs)
-    grid = engine.chunk_plan(cube.nav_shape, cube.x.size, chunk_bytes=chunk_bytes)
+    grid = engine.chunk_plan(
+        cube.nav_shape, cube.x.size, device=spec.device, chunk_bytes=chunk_bytes
+    )
     todo = list(np.ndindex(*(len(c) for c in grid)))
-    workers, spec = engine.workers_for(spec, len(todo))
     out = np.empty((*cube.nav_shape, spec.n_outputs))
     from tqdm.auto import tqdm
 
@@ -556,12 +576,5 @@ def _fit_eager(cube, spec, chunk_bytes, progress):
             out[resume.block_slices(grid, idx)] = rows
             bar.update(rows[..., 0].size)
 
-        engine.run_chunks(
-            todo,
-            grid,
-            lambda slices: data[slices],
-            functools.partial(fit_block, x=cube.x, spec=spec),
-            done,
-            workers=workers,
-        )
+        engine.fit_chunks(cube, spec, fit_block, grid, todo, done, scheduler=scheduler)
     return out
