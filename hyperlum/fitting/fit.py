@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from hyperlum._validate import choice, integer, positive
-from hyperlum.fitting import _backend, detect, engine, resume
+from hyperlum.fitting import _backend, covariance, detect, engine, resume
 from hyperlum.fitting.options import CHOICES, DEFAULTS, LIMITS
 from hyperlum.fitting.result import FitResult, load_result
 from hyperlum.io.cube import as_cube, map_spectra
@@ -64,10 +64,17 @@ class FitSpec(NamedTuple):
         return n_outputs(self.peaks, self.background, self.peak_params)
 
     @property
+    def fwhm_rows(self):
+        """True when :func:`fit_block` adds the FWHM's standard deviation per peak: for a shape
+        whose FWHM depends on more than its width (:mod:`hyperlum.fitting.covariance`)."""
+        return not get_shape(self.shape).module.FWHM_FROM_WIDTH
+
+    @property
     def n_outputs(self):
         """Rows of :func:`fit_block`: the kernel rows, ``detected`` per peak, spikes replaced,
-        and with ``auto`` the number of peaks kept."""
-        return self.kernel_outputs + self.peaks + 1 + int(self.auto)
+        with ``auto`` the number of peaks kept, and with :attr:`fwhm_rows` the FWHM's standard
+        deviation per peak."""
+        return self.kernel_outputs + self.peaks * (1 + self.fwhm_rows) + 1 + int(self.auto)
 
 
 def fit_block(block, x, spec):
@@ -92,10 +99,11 @@ def fit_block(block, x, spec):
     if spec.despike:
         flat, spikes, replaced = _despike(flat, spec.saturation, spec.threads)
     if spec.auto:
-        rows, verdict, n_kept = _fit_auto(flat, x, spec)
+        rows, verdict, n_kept, fwhm_std = _fit_auto(flat, x, spec)
         extra = [verdict, spikes[None], n_kept[None]]
     else:
         rows = _kernel_rows(flat, x, spec)
+        fwhm_std = _fwhm_std(flat, x, rows, spec)
         rss0, rss1 = detect.peak_rss(
             flat, x, rows, peaks=spec.peaks, shape=spec.shape, threads=spec.threads
         )
@@ -115,8 +123,29 @@ def fit_block(block, x, spec):
         detect.clear_spike_remnants(verdict, rows, *replaced, x, shape=spec.shape)
         if spec.auto:
             extra[2] = verdict.sum(axis=0)[None]
+    if spec.fwhm_rows:
+        extra.append(fwhm_std)
     out = np.concatenate([rows, *extra], axis=0)
     return out.T.reshape(*nav, spec.n_outputs)
+
+
+def _fwhm_std(flat, x, rows, spec):
+    """The FWHM's standard deviation per peak, ``(peaks, pixels)``, where the kernels do not
+    give it (:attr:`FitSpec.fwhm_rows`), else None."""
+    if not spec.fwhm_rows:
+        return None
+    if hasattr(flat, "__cuda_array_interface__") and hasattr(flat, "get"):
+        flat = flat.get()
+    return covariance.fwhm_std(
+        flat,
+        x,
+        rows,
+        peaks=spec.peaks,
+        n_background=spec.background,
+        shape=spec.shape,
+        background=spec.bg_kind,
+        estimator=spec.estimator,
+    )
 
 
 def _despike(flat, saturation, threads):
@@ -182,11 +211,13 @@ def _fit_auto(flat, x, spec):
     likelihood ratio against model ``k - 1`` passes :func:`detect.threshold` and each of its
     peaks is converged, resolved and located. Returns the rows of the kept models in the
     layout of ``spec.peaks`` Gaussians (absent peaks NaN; model 1 where none is kept), the
-    verdict per peak and the number of peaks kept.
+    verdict per peak, the number of peaks kept and the FWHM's standard deviation per peak
+    (:func:`_fwhm_std`; None for a shape whose kernels give it).
     """
     big, nbg, n = spec.peaks, spec.background, flat.shape[-1]
     npix = flat.shape[0]
     rows = np.full((spec.kernel_outputs, npix), np.nan)
+    fwhm_std = np.full((big, npix), np.nan) if spec.fwhm_rows else None
     kept = np.zeros(npix)
     alive = np.arange(npix)
     prev = None
@@ -207,10 +238,12 @@ def _fit_auto(flat, x, spec):
             ok = valid.all(axis=0) & (t > limit)
         take = ok if k > 1 else np.ones(alive.size, bool)
         rows[:, alive[take]] = _padded(part[:, take], k, big, nbg, spec.peak_params)
+        if spec.fwhm_rows:
+            fwhm_std[:k, alive[take]] = _fwhm_std(data[take], x, part[:, take], sub)
         kept[alive[ok]] = k
         alive, prev = alive[ok], obj[ok]
     verdict = (np.arange(big)[:, None] < kept[None, :]).astype(np.float64)
-    return rows, verdict, kept
+    return rows, verdict, kept, fwhm_std
 
 
 def _padded(part, k, big, nbg, npar=3):
