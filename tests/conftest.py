@@ -91,3 +91,15 @@ def kill_after_chunks(cmd, out, *, env, chunks=3):
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
     return len([n for n in os.listdir(marks) if ".tmp-" not in n])  # a marker cut off: no
+
+
+def cli(capsys, *argv):
+    """Run ``hyperlum ARGV`` in this process; return (exit code, stdout, stderr)."""
+    from hyperlum.cli import main
+
+    try:
+        rc = main([str(a) for a in argv])
+    except SystemExit as stop:  # argparse errors
+        rc = stop.code
+    out, err = capsys.readouterr()
+    return rc, out, err

@@ -8,23 +8,12 @@ import sys
 import hyperspy.api as hs
 import numpy as np
 import pytest
-from conftest import gaussian_cube
+from conftest import cli, gaussian_cube
 
 import hyperlum as hl
-from hyperlum.cli import main
 from hyperlum.fitting import _backend
 
 X = np.linspace(600.0, 800.0, 120)
-
-
-def cli(capsys, *argv):
-    """Run ``hyperlum ARGV`` in this process; return (exit code, stdout, stderr)."""
-    try:
-        rc = main([str(a) for a in argv])
-    except SystemExit as stop:  # argparse errors
-        rc = stop.code
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import dask.array as da
 import numba
 import numpy as np
 import pytest
+from conftest import cli
 
 import hyperlum as hl
 from hyperlum.fitting import detect
@@ -193,17 +194,6 @@ class TestPaths:
             assert back.maps[name].dtype == res.maps[name].dtype
             np.testing.assert_array_equal(back.maps[name], res.maps[name])
         assert back.maps["detected"][:2].all() and not back.maps["detected"][2:].any()
-
-
-def cli(capsys, *argv):
-    from hyperlum.cli import main
-
-    try:
-        rc = main([str(a) for a in argv])
-    except SystemExit as stop:  # argparse errors
-        rc = stop.code
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 class TestCommandLine:

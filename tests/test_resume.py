@@ -8,21 +8,14 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import BIG_CHUNK_BYTES, BIG_SHAPE, big_cube, gaussian_cube, kill_after_chunks
+from conftest import BIG_CHUNK_BYTES, BIG_SHAPE, big_cube, cli, gaussian_cube, kill_after_chunks
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import hyperlum as hl
-from hyperlum.cli import main
 from hyperlum.fitting import resume
 
 X = np.linspace(600.0, 800.0, 100)
-
-
-def cli(capsys, *argv):
-    rc = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 def assert_same_maps(a, b):
