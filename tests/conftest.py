@@ -103,3 +103,10 @@ def cli(capsys, *argv):
         rc = stop.code
     out, err = capsys.readouterr()
     return rc, out, err
+
+
+def assert_same_maps(a, b):
+    """Two fit results hold the same maps, bit for bit."""
+    assert a.names == b.names
+    for name in a.names:
+        np.testing.assert_array_equal(np.asarray(a.maps[name]), np.asarray(b.maps[name]), name)

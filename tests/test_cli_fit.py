@@ -8,7 +8,7 @@ import sys
 import hyperspy.api as hs
 import numpy as np
 import pytest
-from conftest import cli, gaussian_cube
+from conftest import assert_same_maps, cli, gaussian_cube
 
 import hyperlum as hl
 from hyperlum.fitting import _backend
@@ -25,12 +25,6 @@ def cube_file(tmp_path, rng):
     np.save(path, data)
     np.save(tmp_path / "cube.axis.npy", X)
     return path, data
-
-
-def assert_same_maps(a, b):
-    assert a.names == b.names
-    for name in a.names:
-        np.testing.assert_array_equal(np.asarray(a.maps[name]), np.asarray(b.maps[name]), name)
 
 
 class TestFit:

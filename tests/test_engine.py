@@ -11,19 +11,20 @@ import time
 import dask.array as da
 import numpy as np
 import pytest
-from conftest import BIG_CHUNK_BYTES, BIG_SHAPE, big_cube, gaussian_cube, kill_after_chunks
+from conftest import (
+    BIG_CHUNK_BYTES,
+    BIG_SHAPE,
+    assert_same_maps,
+    big_cube,
+    gaussian_cube,
+    kill_after_chunks,
+)
 
 import hyperlum as hl
 from hyperlum.fitting import engine, resume
 from hyperlum.io.cube import as_numpy
 
 X = np.linspace(600.0, 800.0, 100)
-
-
-def assert_same_maps(a, b):
-    assert a.names == b.names
-    for name in a.names:
-        np.testing.assert_array_equal(np.asarray(a.maps[name]), np.asarray(b.maps[name]), name)
 
 
 @pytest.fixture
