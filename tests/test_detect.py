@@ -204,7 +204,9 @@ class TestCommandLine:
         y[5, 90] += 3000
         y[7, 20] += 2500
         path = tmp_path / "cube.npy"
-        np.save(path, y.reshape(6, 8, -1).astype(np.float32))
+        # float64: the models the library tests compile anyway (a float32 2-peak model would
+        # be a numba compile of its own, ~15 s CPU on a fresh checkout)
+        np.save(path, y.reshape(6, 8, -1))
         np.save(tmp_path / "cube.axis.npy", X)
         return path
 
