@@ -46,3 +46,67 @@ def gaussian_cube(rng, shape, x, *, centre=(680, 740), sigma=(6, 20), amp=(40, 4
         + truth["background"][..., None]
     )
     return truth, mu
+
+
+#: The cube of the SIGKILL tests: 60 rows of 160 pixels x 1024 channels, one row per chunk
+#: (60 chunks): about a second on one core, long enough to be killed part way.
+BIG_SHAPE = (60, 160)
+BIG_CHUNK_BYTES = 160 * 1024 * 8
+
+
+def big_cube(tmp_path, shape=BIG_SHAPE):
+    """Save a seeded Poisson cube ``big.npy`` and its axis ``big.axis.npy``; return the path."""
+    rng = np.random.default_rng(7)
+    x = np.linspace(600.0, 800.0, 1024)
+    _, mu = gaussian_cube(rng, shape, x)
+    path = tmp_path / "big.npy"
+    np.save(path, rng.poisson(mu).astype(np.float32))
+    np.save(tmp_path / "big.axis.npy", x)
+    return path
+
+
+def kill_after_chunks(cmd, out, *, env, chunks=3):
+    """Run ``cmd`` (a fit into ``out``) on one CPU and SIGKILL it once ``chunks`` chunks are
+    done; return how many were. Fails if the fit ends first."""
+    import signal
+    import subprocess
+    import time
+
+    from hyperlum.fitting import resume
+
+    def one_core():  # the same speed on any machine: the fit threads follow the affinity
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+    proc = subprocess.Popen(
+        cmd, env=env, preexec_fn=one_core, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    marks = resume.partial_path(out) / "done"
+    deadline = time.monotonic() + 120  # the first run may compile the kernels
+    while time.monotonic() < deadline and proc.poll() is None:
+        if marks.is_dir() and len(os.listdir(marks)) >= chunks:
+            break
+        time.sleep(0.005)
+    assert proc.poll() is None, f"the fit ended before it could be killed: {proc.communicate()}"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    return len([n for n in os.listdir(marks) if ".tmp-" not in n])  # a marker cut off: no
+
+
+def cli(capsys, *argv):
+    """Run ``hyperlum ARGV`` in this process; return (exit code, stdout, stderr)."""
+    from hyperlum.cli import main
+
+    try:
+        rc = main([str(a) for a in argv])
+    except SystemExit as stop:  # argparse errors
+        rc = stop.code
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def assert_same_maps(a, b):
+    """Two fit results hold the same maps, bit for bit."""
+    assert a.names == b.names
+    for name in a.names:
+        np.testing.assert_array_equal(np.asarray(a.maps[name]), np.asarray(b.maps[name]), name)

@@ -5,20 +5,11 @@ import re
 import hyperspy.api as hs
 import numpy as np
 import pytest
+from conftest import cli
 
 from hyperlum.cli import info, main
 
 X = np.linspace(600.0, 800.0, 40)
-
-
-def run(capsys, *argv):
-    """Run ``hyperlum ARGV`` in this process; return (exit code, stdout, stderr)."""
-    try:
-        rc = main([str(a) for a in argv])
-    except SystemExit as stop:  # argparse errors
-        rc = stop.code
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 @pytest.fixture
@@ -31,7 +22,7 @@ def cube(tmp_path):
 
 
 def test_plain_hyperlum_prints_the_help(capsys):
-    rc, out, err = run(capsys)
+    rc, out, err = cli(capsys)
     assert (rc, err) == (0, "")
     assert out.startswith("usage: hyperlum [-h] {fit,eels,info,demo,report} ...")
     assert "New here? Run: hyperlum demo -o demo-out" in " ".join(out.split())
@@ -56,7 +47,7 @@ def test_plain_hyperlum_prints_the_help(capsys):
 def test_numeric_options_named(tmp_path, capsys, cube, argv, line):
     argv = [a.format(c=cube, o=tmp_path / "out.zspy") for a in argv]
     before = sorted(tmp_path.iterdir())
-    rc, out, err = run(capsys, *argv)
+    rc, out, err = cli(capsys, *argv)
     assert rc == 2 and out == ""
     assert err == f"hyperlum {argv[0]}: error: {line}\n"
     assert sorted(tmp_path.iterdir()) == before
@@ -91,7 +82,7 @@ def _signal_file(tmp_path, name, data, **axis):
 )
 def test_bad_file_one_line(tmp_path, capsys, make, line):
     src = make(tmp_path)
-    rc, out, err = run(capsys, "fit", src, "-o", tmp_path / "m.zspy", "-q", "--device", "cpu")
+    rc, out, err = cli(capsys, "fit", src, "-o", tmp_path / "m.zspy", "-q", "--device", "cpu")
     assert rc == 2 and out == ""
     assert re.fullmatch(f"hyperlum fit: error: {line}\n", err), err
     assert not (tmp_path / "m.zspy").exists()
@@ -101,7 +92,7 @@ def test_damaged_chunk_names_file_and_chunk(tmp_path, capsys):
     src = _signal_file(tmp_path, "c.zspy", np.ones((3, 4, 40), dtype=np.float32))
     chunk = src / "Experiments" / "__unnamed__" / "data" / "0" / "0" / "0"
     chunk.write_bytes(chunk.read_bytes()[:16] + b"\xff" * 24 + chunk.read_bytes()[40:])
-    rc, out, err = run(capsys, "fit", src, "-o", tmp_path / "m.zspy", "-q", "--device", "cpu")
+    rc, out, err = cli(capsys, "fit", src, "-o", tmp_path / "m.zspy", "-q", "--device", "cpu")
     assert rc == 2 and out == ""
     assert err == (
         f"hyperlum fit: error: {src}: the data chunk [0:3, 0:4, 0:40] could not be read "
@@ -111,7 +102,7 @@ def test_damaged_chunk_names_file_and_chunk(tmp_path, capsys):
 
 def test_range_partly_outside_says_what_is_used(tmp_path, capsys, cube):
     out = tmp_path / "m.zspy"
-    rc, stdout, err = run(
+    rc, stdout, err = cli(
         capsys, "fit", cube, "-o", out, "-q", "--device", "cpu", "--range", "500", "700"
     )
     assert rc == 0 and out.exists()
@@ -126,7 +117,7 @@ def test_unexpected_error_is_one_line_exit_1(capsys, monkeypatch):
         return 1 / 0
 
     monkeypatch.setattr(info, "report", broken)
-    rc, out, err = run(capsys, "info")
+    rc, out, err = cli(capsys, "info")
     assert rc == 1 and out == ""
     assert err == (
         "hyperlum info: internal error (please report it; HYPERLUM_TRACEBACK=1 shows the "

@@ -6,6 +6,7 @@ import dask.array as da
 import numba
 import numpy as np
 import pytest
+from conftest import cli
 
 import hyperlum as hl
 from hyperlum.fitting import detect
@@ -195,17 +196,6 @@ class TestPaths:
         assert back.maps["detected"][:2].all() and not back.maps["detected"][2:].any()
 
 
-def cli(capsys, *argv):
-    from hyperlum.cli import main
-
-    try:
-        rc = main([str(a) for a in argv])
-    except SystemExit as stop:  # argparse errors
-        rc = stop.code
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
 class TestCommandLine:
     @pytest.fixture
     def spiked_file(self, tmp_path, rng):
@@ -214,7 +204,9 @@ class TestCommandLine:
         y[5, 90] += 3000
         y[7, 20] += 2500
         path = tmp_path / "cube.npy"
-        np.save(path, y.reshape(6, 8, -1).astype(np.float32))
+        # float64: the models the library tests compile anyway (a float32 2-peak model would
+        # be a numba compile of its own, ~15 s CPU on a fresh checkout)
+        np.save(path, y.reshape(6, 8, -1))
         np.save(tmp_path / "cube.axis.npy", X)
         return path
 

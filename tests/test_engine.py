@@ -2,7 +2,6 @@
 ``hl.fit(..., out=)`` resumable from Python (SIGKILL mid-run, then the same call again)."""
 
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -12,19 +11,20 @@ import time
 import dask.array as da
 import numpy as np
 import pytest
-from conftest import gaussian_cube
+from conftest import (
+    BIG_CHUNK_BYTES,
+    BIG_SHAPE,
+    assert_same_maps,
+    big_cube,
+    gaussian_cube,
+    kill_after_chunks,
+)
 
 import hyperlum as hl
 from hyperlum.fitting import engine, resume
 from hyperlum.io.cube import as_numpy
 
 X = np.linspace(600.0, 800.0, 100)
-
-
-def assert_same_maps(a, b):
-    assert a.names == b.names
-    for name in a.names:
-        np.testing.assert_array_equal(np.asarray(a.maps[name]), np.asarray(b.maps[name]), name)
 
 
 @pytest.fixture
@@ -211,6 +211,60 @@ class TestOut:
         assert (out / "notes.txt").read_text() == "mine"
 
 
+class TestScheduler:
+    def test_synchronous_fits_in_the_calling_thread_and_gives_the_same_maps(
+        self, tmp_path, counts, monkeypatch
+    ):
+        from hyperlum.fitting import fit as fit_module
+
+        small = 2 * 8 * 100 * 8  # 5 chunks
+        threads = []
+        real = fit_module.fit_block
+        monkeypatch.setattr(
+            fit_module,
+            "fit_block",
+            lambda *a, **k: threads.append(threading.current_thread()) or real(*a, **k),
+        )
+        default = hl.fit(counts, axis=X, device="cpu", chunk_bytes=small)
+        assert len(threads) == 5
+        assert any(t is not threading.main_thread() for t in threads)  # the runner's threads
+        threads.clear()
+        sync = hl.fit(counts, axis=X, device="cpu", chunk_bytes=small, scheduler="synchronous")
+        out = tmp_path / "maps.zspy"
+        kept = hl.fit(
+            counts, axis=X, device="cpu", chunk_bytes=small, scheduler="synchronous", out=out
+        )
+        assert threads == [threading.main_thread()] * 10
+        assert_same_maps(sync, default)
+        assert_same_maps(kept, default)
+
+    @pytest.mark.parametrize(
+        ("scheduler", "error", "message"),
+        [
+            (
+                "nowhere",
+                ValueError,
+                r"^scheduler='nowhere': give a scheduler address \(tcp://host:8786\), local:N "
+                r"or synchronous$",
+            ),
+            ("local:x", ValueError, r"^scheduler='local:x': local:N needs N worker processes"),
+            (
+                2,
+                TypeError,
+                r"^scheduler must be None, 'synchronous', 'local:N' or a dask .* got 2$",
+            ),
+        ],
+    )
+    def test_bad_scheduler(self, counts, scheduler, error, message):
+        with pytest.raises(error, match=message):
+            hl.fit(counts, axis=X, device="cpu", scheduler=scheduler)
+
+    def test_lazy_fit_without_out_refuses_a_scheduler(self, counts):
+        lazy = da.from_array(counts, chunks=(3, 8, -1))
+        with pytest.raises(ValueError, match=r"^scheduler is for fits made now: a lazy fit"):
+            hl.fit(lazy, axis=X, device="cpu", scheduler="synchronous")
+
+
 _SCRIPT = textwrap.dedent(
     """
     import sys
@@ -219,51 +273,34 @@ _SCRIPT = textwrap.dedent(
 
     src, out = sys.argv[1], sys.argv[2]
     x = np.load(src.replace(".npy", ".axis.npy"))
-    hl.fit(np.load(src), axis=x, device="cpu", out=out, chunk_bytes=2 * 160 * 1024 * 8,
+    hl.fit(np.load(src), axis=x, device="cpu", out=out, chunk_bytes=int(sys.argv[3]),
            progress=False)
     """
 )
 
 
 def test_sigkill_then_same_call_gives_the_maps_of_an_uninterrupted_fit(tmp_path):
-    rng = np.random.default_rng(7)
-    x = np.linspace(600.0, 800.0, 1024)
-    _, mu = gaussian_cube(rng, (120, 160), x)  # 19,200 pixels: seconds on one core
-    src = tmp_path / "big.npy"
-    np.save(src, rng.poisson(mu).astype(np.float32))
-    np.save(tmp_path / "big.axis.npy", x)
+    src = big_cube(tmp_path)
     script = tmp_path / "fit.py"
     script.write_text(_SCRIPT)
     out = tmp_path / "maps.zspy"
     env = dict(os.environ, PYTHONWARNINGS="ignore")
-
-    def one_core():  # the same speed on any machine: the fit threads follow the affinity
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-
-    cmd = [sys.executable, str(script), str(src), str(out)]
-    proc = subprocess.Popen(
-        cmd, env=env, preexec_fn=one_core, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    marks = resume.partial_path(out) / "done"
-    deadline = time.monotonic() + 120  # the first run may compile the kernels
-    while time.monotonic() < deadline and proc.poll() is None:
-        if marks.is_dir() and len(os.listdir(marks)) >= 3:
-            break
-        time.sleep(0.005)
-    assert proc.poll() is None, f"the fit ended before it could be killed: {proc.communicate()}"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    n_done = len([n for n in os.listdir(marks) if ".tmp-" not in n])  # a marker cut off: no
-    assert 3 <= n_done < 60  # 2 rows per chunk: 60 chunks
+    cmd = [sys.executable, str(script), str(src), str(out), str(BIG_CHUNK_BYTES)]
+    n_done = kill_after_chunks(cmd, out, env=env)
+    n_chunks = BIG_SHAPE[0]
+    assert 3 <= n_done < n_chunks
     assert not out.exists()
 
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
-    assert f"hyperlum: resumed {out}: {n_done} of 60 chunks were already done\n" in again.stderr
+    assert f"hyperlum: resumed {out}: {n_done} of {n_chunks} chunks were already done\n" in (
+        again.stderr
+    )
     assert not resume.partial_path(out).exists()
 
     ref = tmp_path / "ref.zspy"  # the uninterrupted fit, in a fresh process too
-    assert subprocess.run([*cmd[:3], str(ref)], env=env, timeout=300).returncode == 0
+    ref_cmd = [*cmd[:3], str(ref), *cmd[4:]]
+    assert subprocess.run(ref_cmd, env=env, timeout=300).returncode == 0
     assert_same_maps(hl.load_result(out), hl.load_result(ref))
 
 

@@ -115,6 +115,67 @@ class TestPoissonNoise:
         assert np.sqrt(np.mean(z**2)) < 1.10
 
 
+class TestEmgFwhmUncertainty:
+    """The EMG's FWHM depends on sigma and tau: its std comes from their covariance
+    (:mod:`hyperlum.fitting.covariance`), which the kernels do not keep."""
+
+    XE = np.linspace(1.5, 2.5, 200)  # eV: the band edge's low-energy tail, emg_low
+    TRUTH = np.array([100.0, 2.0, 0.03, 0.05])
+
+    @pytest.mark.parametrize("estimator", ["lse", "mle"])
+    def test_fwhm_std_is_the_spread_over_noisy_repeats(self, rng, estimator):
+        from hyperlum.kernels.shapes import get_shape
+
+        mu = get_shape("emg_low").evaluate(self.XE, self.TRUTH) + 5.0
+        cube = rng.poisson(np.broadcast_to(mu, (16, 16, self.XE.size))).astype(np.float32)
+        res = hl.fit(cube, axis=self.XE, shape="emg_low", estimator=estimator, device="cpu")
+        fwhm, std = res.maps["fwhm"], res.maps["fwhm_std"]
+        assert res.maps["converged"].all() and np.isfinite(std).all()
+        # 256 repeats: their spread is known to 4.4%; the std varies little between pixels
+        assert np.median(std) == pytest.approx(np.std(fwhm), rel=0.15)
+        z = (fwhm - get_shape("emg_low").fwhm(self.TRUTH)) / std
+        assert 0.85 < np.sqrt(np.mean(z**2)) < 1.15
+
+    @pytest.mark.parametrize("estimator", [0, 1], ids=["lse", "mle"])
+    def test_recomputed_covariance_is_the_kernels(self, rng, estimator):
+        """Its diagonal is the kernels' variances: the same covariance, computed again."""
+        from hyperlum.fitting.covariance import covariance
+        from hyperlum.kernels import cpu
+        from hyperlum.kernels.shapes import get_shape
+
+        mu = get_shape("emg_low").evaluate(self.XE, self.TRUTH) + 5.0
+        y = rng.poisson(np.broadcast_to(mu, (20, self.XE.size))).astype(np.float64)
+        rows = np.empty((14, 20))
+        cpu.fit_chunk(y, self.XE, 1, 1, estimator, 50, 1e-7, np.inf, rows, shape="emg_low")
+        cov = covariance(
+            y,
+            self.XE,
+            rows,
+            peaks=1,
+            n_background=1,
+            shape="emg_low",
+            background="polynomial",
+            estimator=estimator,
+        )
+        np.testing.assert_allclose(
+            np.sqrt(np.diagonal(cov, axis1=1, axis2=2)).T, rows[5:10], rtol=2e-3
+        )
+        corr = cov[:, 2, 3] / np.sqrt(cov[:, 2, 2] * cov[:, 3, 3])
+        assert (corr < -0.3).all()  # sigma and tau trade off: their covariance matters
+
+    def test_auto_peaks_and_lazy_fits_have_it_too(self, rng):
+        from hyperlum.kernels.shapes import get_shape
+
+        mu = get_shape("emg_low").evaluate(self.XE, self.TRUTH) + 5.0
+        cube = rng.poisson(np.broadcast_to(mu, (4, 4, self.XE.size))).astype(np.float32)
+        eager = hl.fit(cube, axis=self.XE, shape="emg_low", device="cpu")
+        lazy = hl.fit(da.from_array(cube, chunks=(2, 4, -1)), axis=self.XE, shape="emg_low")
+        np.testing.assert_array_equal(lazy.compute().maps["fwhm_std"], eager.maps["fwhm_std"])
+        # max_peaks=1: the path of peaks="auto" without compiling a 2-EMG model (80 s here)
+        auto = hl.fit(cube, axis=self.XE, shape="emg_low", device="cpu", peaks="auto", max_peaks=1)
+        np.testing.assert_allclose(auto.maps["fwhm_std"], eager.maps["fwhm_std"], rtol=1e-12)
+
+
 class TestBadPixels:
     def test_flagged_not_fatal_and_neighbours_untouched(self, rng):
         truth, mu = gaussian_cube(rng, (3, 4), X)

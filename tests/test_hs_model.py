@@ -31,9 +31,11 @@ def fake_result(rng, s, peaks, background, signal_range=None, shape="gaussian"):
     cube = as_cube(s).crop(signal_range)
     nbg = BACKGROUNDS[background]
     npar = get_shape(shape).n_params
-    # kernel rows, then fit_block's: detected per peak (all 1 here), spikes replaced (0)
+    # kernel rows, then fit_block's: detected per peak (all 1 here), spikes replaced (0), and
+    # for a FWHM that is not the width's multiple (the EMG's) its std per peak
     base = n_outputs(peaks, nbg, npar)
-    rows = rng.uniform(0.1, 2.0, s.data.shape[:-1] + (base + peaks + 1,))
+    extra = 0 if get_shape(shape).module.FWHM_FROM_WIDTH else peaks
+    rows = rng.uniform(0.1, 2.0, s.data.shape[:-1] + (base + peaks + 1 + extra,))
     rows[..., base : base + peaks] = 1.0
     rows[..., base + peaks] = 0.0
     for k in range(peaks):

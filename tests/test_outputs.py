@@ -7,22 +7,12 @@ import re
 import hyperspy.api as hs
 import numpy as np
 import pytest
-from conftest import gaussian_cube
+from conftest import cli, gaussian_cube
 
 import hyperlum as hl
-from hyperlum.cli import main
 from hyperlum.io import outputs
 
 X = np.linspace(600.0, 800.0, 60)
-
-
-def cli(capsys, *argv):
-    try:
-        rc = main([str(a) for a in argv])
-    except SystemExit as stop:
-        rc = stop.code
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 def tree_hash(path):

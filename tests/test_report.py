@@ -8,6 +8,7 @@ import pytest
 import hyperlum as hl
 from hyperlum.demo import make_demo
 from hyperlum.fitting.result import FitResult
+from hyperlum.io import outputs
 from hyperlum.viz.report import PIXEL_REPORT_FILES, REPORT_FILES, make_report
 
 pytestmark = pytest.mark.filterwarnings("ignore:the result has no .detected. map:UserWarning")
@@ -45,14 +46,25 @@ def test_report_files_and_findings(fitted, tmp_path):
 
 
 def test_refuses_to_overwrite(fitted, tmp_path):
+    """overwrite=True replaces the report files hyperlum wrote, never a file of the user's."""
     signal, image, truth, res = fitted
     (tmp_path / "maps.png").write_bytes(b"mine")
     with pytest.raises(FileExistsError, match="already holds maps.png"):
         make_report(res, image, tmp_path)
+    with pytest.raises(
+        FileExistsError,
+        match=r"maps\.png is a file that hyperlum did not write; move it away or choose another",
+    ):
+        make_report(res, image, tmp_path, overwrite=True)
     assert (tmp_path / "maps.png").read_bytes() == b"mine"
     assert sorted(os.listdir(tmp_path)) == ["maps.png"]
-    make_report(res, image, tmp_path, overwrite=True)
-    assert (tmp_path / "maps.png").read_bytes()[:4] == b"\x89PNG"
+    (tmp_path / "maps.png").unlink()
+    first = make_report(res, image, tmp_path)
+    assert all(outputs.is_ours(p) for p in first.paths)  # in the folder's .hyperlum-files
+    before = os.stat(tmp_path / "maps.png").st_mtime_ns
+    again = make_report(res, image, tmp_path, overwrite=True)
+    assert sorted(again.paths) == sorted(first.paths)
+    assert os.stat(tmp_path / "maps.png").st_mtime_ns > before
 
 
 def test_segments_intensity_without_image(fitted, tmp_path):

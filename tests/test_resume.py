@@ -5,31 +5,25 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
-from conftest import gaussian_cube
+from conftest import (
+    BIG_CHUNK_BYTES,
+    BIG_SHAPE,
+    assert_same_maps,
+    big_cube,
+    cli,
+    gaussian_cube,
+    kill_after_chunks,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import hyperlum as hl
-from hyperlum.cli import main
 from hyperlum.fitting import resume
 
 X = np.linspace(600.0, 800.0, 100)
-
-
-def cli(capsys, *argv):
-    rc = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def assert_same_maps(a, b):
-    assert a.names == b.names
-    for name in a.names:
-        np.testing.assert_array_equal(np.asarray(a.maps[name]), np.asarray(b.maps[name]), name)
 
 
 @pytest.fixture
@@ -358,7 +352,7 @@ class TestOneWriter:
         assert rc == 0, err
 
     def test_two_identical_runs_at_once(self, tmp_path, capsys):
-        src = _sigkill_cube(tmp_path, shape=(40, 160))
+        src = big_cube(tmp_path, shape=(40, 160))
         out = tmp_path / "maps.zspy"
         chunk = ["--chunk-mb", str(2 * 160 * 1024 * 8 / 2**20)]
         cmd = [sys.executable, "-m", "hyperlum.cli", "fit", str(src), "-o", str(out), *chunk, "-q"]
@@ -387,41 +381,14 @@ class TestOneWriter:
         assert_same_maps(hl.load_result(out), hl.load_result(ref))
 
 
-def _sigkill_cube(tmp_path, shape=(120, 160)):
-    rng = np.random.default_rng(7)
-    x = np.linspace(600.0, 800.0, 1024)
-    _, mu = gaussian_cube(rng, shape, x)
-    path = tmp_path / "big.npy"
-    np.save(path, rng.poisson(mu).astype(np.float32))
-    np.save(tmp_path / "big.axis.npy", x)
-    return path
-
-
 def test_sigkill_then_rerun_gives_the_maps_of_an_uninterrupted_run(tmp_path, capsys):
-    src = _sigkill_cube(tmp_path)  # 19,200 pixels x 1024 channels: seconds on one core
+    src = big_cube(tmp_path)
     out = tmp_path / "maps.zspy"
-    chunk = ["--chunk-mb", str(2 * 160 * 1024 * 8 / 2**20)]  # 2 rows per chunk: 60 chunks
+    chunk = ["--chunk-mb", str(BIG_CHUNK_BYTES / 2**20)]
     cmd = [sys.executable, "-m", "hyperlum.cli", "fit", str(src), "-o", str(out), *chunk, "-q"]
     env = dict(os.environ, PYTHONWARNINGS="ignore")
-
-    def one_core():  # the same speed on any machine: the fit threads follow the affinity
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-
-    proc = subprocess.Popen(
-        cmd, env=env, preexec_fn=one_core, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    marks = resume.partial_path(out) / "done"
-    deadline = time.monotonic() + 120  # the first run may compile the kernels
-    while time.monotonic() < deadline and proc.poll() is None:
-        if marks.is_dir() and len(os.listdir(marks)) >= 3:
-            break
-        time.sleep(0.005)
-    assert proc.poll() is None, f"the fit ended before it could be killed: {proc.communicate()}"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
-    n_done = len(os.listdir(marks))
-    assert 3 <= n_done < 60
+    n_done = kill_after_chunks(cmd, out, env=env)
+    assert 3 <= n_done < BIG_SHAPE[0]
     assert not out.exists()  # an interrupted output never looks complete
     assert not list(tmp_path.glob(".maps*"))
     # the disk loses bytes of a finished chunk: the rerun must not trust it
@@ -430,7 +397,7 @@ def test_sigkill_then_rerun_gives_the_maps_of_an_uninterrupted_run(tmp_path, cap
     rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     assert f"resumed {out}: " in rerun.stderr and "(1 damaged, fitted again)" in rerun.stderr
-    assert "19200 pixels" in rerun.stdout
+    assert f"{BIG_SHAPE[0] * BIG_SHAPE[1]} pixels" in rerun.stdout
     assert not resume.partial_path(out).exists()
 
     ref_out = tmp_path / "ref.zspy"  # the reference in a fresh process too, as a user runs it

@@ -286,11 +286,8 @@ def hist2d(res, x, y, *, bins=64, range=None, mask=None, detected=True):
         As :func:`numpy.histogram2d`.
     range : [[xmin, xmax], [ymin, ymax]], optional
         As :func:`numpy.histogram2d`; default: the range of the values.
-    mask : array_like of bool, optional
-        Pixels to keep, e.g. ``seg.mask("core")``.
-    detected : bool
-        Only pixels with a detected peak (see :func:`valid_mask`); ``False``: every converged
-        pixel.
+    mask, detected
+        Which pixels count, as for :func:`hist1d`.
 
     Returns
     -------

@@ -134,8 +134,6 @@ def demo(outdir, *, size=112, seed=0, device="auto", overwrite=False):
     rep = make_report(
         res, image, outdir, signal=signal, interface_width=truth["rim_width"], overwrite=overwrite
     )
-    for p in rep.paths:
-        outputs.record(p)
     ious = _ious(rep.segmentation.labels, truth["labels"])
 
     scan = hl.load(data.path(LINESCAN))

@@ -16,16 +16,16 @@ import time
 from pathlib import Path
 
 from hyperlum.cli import UsageError, finite_float
-from hyperlum.kernels.constants import BACKGROUNDS
-from hyperlum.kernels.shapes import SHAPES
+from hyperlum.fitting.options import CHOICES, DEFAULTS, LIMITS
 
-SCHEDULER_TIMEOUT = 10.0  # seconds for a scheduler address to answer as a dask scheduler
+SCHEDULER_TIMEOUT = DEFAULTS.scheduler_timeout  # seconds for a scheduler address to answer
+MIB = 2**20
 
 
 def register(subparsers):
     p = subparsers.add_parser(
         "fit",
-        help="fit Gaussian peak(s) + background at every pixel of a file",
+        help="fit peak(s) + background at every pixel of a file",
         description=__doc__.splitlines()[0].split(": ", 1)[1],
     )
     p.add_argument("input", metavar="IN", help="spectrum image: .dm3/.dm4, .sur, .h5, .hspy, ...")
@@ -37,20 +37,27 @@ def register(subparsers):
         metavar=("LO", "HI"),
         help="fit only this part of the axis",
     )
+    lo, hi = LIMITS["peaks"]
     p.add_argument(
         "--peaks",
         type=_peaks,
-        default=1,
+        default=DEFAULTS.peaks,
         metavar="N",
-        help="Gaussians, 1 to 4, or auto: per pixel as many as the data support (1)",
+        help=f"peaks, {lo} to {hi}, or auto: per pixel as many as the data support "
+        f"({DEFAULTS.peaks})",
     )
     p.add_argument(
-        "--max-peaks", type=int, default=2, metavar="N", help="most Gaussians for --peaks auto (2)"
+        "--max-peaks",
+        type=int,
+        default=DEFAULTS.max_peaks,
+        metavar="N",
+        help=f"most peaks for --peaks auto ({DEFAULTS.max_peaks})",
     )
     p.add_argument(
         "--no-despike",
         dest="despike",
         action="store_false",
+        default=DEFAULTS.despike,
         help="do not replace cosmic-ray spikes before fitting",
     )
     p.add_argument(
@@ -59,23 +66,43 @@ def register(subparsers):
         metavar="FWHM",
         help="instrument resolution (axis units) for the detection verdict (one channel)",
     )
-    p.add_argument("--shape", choices=tuple(SHAPES), default="gaussian", help="peak shape")
-    p.add_argument("--background", choices=tuple(BACKGROUNDS), default="constant")
-    p.add_argument("--estimator", choices=("lse", "mle"), default="lse")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    for name, what in (
+        ("shape", "peak shape"),
+        ("background", "background under the peaks"),
+        ("estimator", "least squares or Poisson maximum likelihood"),
+        ("device", "where to fit"),
+    ):
+        default = getattr(DEFAULTS, name)
+        p.add_argument(
+            f"--{name}", choices=CHOICES[name], default=default, help=f"{what} ({default})"
+        )
     p.add_argument(
         "--scheduler",
         metavar="ADDRESS",
         help="fit on a dask.distributed cluster: a scheduler address, or local:N for N local "
-        "worker processes (default: in this process)",
+        "worker processes; synchronous: one chunk at a time in this thread (default: in this "
+        "process, chunks side by side)",
     )
-    p.add_argument("--max-iterations", type=int, default=50, metavar="N")
-    p.add_argument("--tolerance", type=finite_float, default=1e-7, metavar="T")
+    p.add_argument(
+        "--max-iterations",
+        type=int,
+        default=DEFAULTS.max_iterations,
+        metavar="N",
+        help=f"Levenberg-Marquardt iterations at most per pixel ({DEFAULTS.max_iterations})",
+    )
+    p.add_argument(
+        "--tolerance",
+        type=finite_float,
+        default=DEFAULTS.tolerance,
+        metavar="T",
+        help=f"convergence: relative decrease of the objective or step ({DEFAULTS.tolerance:g})",
+    )
     p.add_argument(
         "--chunk-mb",
         type=finite_float,
         metavar="MB",
-        help="size of a chunk, as float64 spectra (32 on the CPU, 1024 on a GPU)",
+        help=f"size of a chunk, as float64 spectra ({DEFAULTS.chunk_bytes / MIB:g} on the CPU, "
+        f"{DEFAULTS.gpu_chunk_bytes / MIB:g} on a GPU)",
     )
     p.add_argument("--format", metavar="READER", help="RosettaSciIO reader, e.g. Delmic")
     p.add_argument("--axis", metavar="FILE", help="channel positions of a .npy input")
@@ -91,7 +118,8 @@ def register(subparsers):
 def _peaks(value):
     if value == "auto" or value.isdigit():
         return value if value == "auto" else int(value)
-    raise argparse.ArgumentTypeError(f"give 1 to 4 or auto, not {value!r}")
+    lo, hi = LIMITS["peaks"]
+    raise argparse.ArgumentTypeError(f"give {lo} to {hi} or auto, not {value!r}")
 
 
 def _hints(args):
@@ -105,21 +133,6 @@ def _hints(args):
     if args.signal_type:
         hints["signal_type"] = args.signal_type
     return hints
-
-
-def _scheduler(value):
-    if value is None:
-        return None
-    if value.startswith("local:"):
-        n = value.split(":", 1)[1]
-        if not n.isdigit() or not 1 <= int(n) <= 256:
-            raise UsageError(f"--scheduler {value}: local:N needs N worker processes, 1 to 256")
-        return ("local", int(n))
-    if ":" not in value:
-        raise UsageError(
-            f"--scheduler {value}: give a scheduler address (tcp://host:8786) or local:N"
-        )
-    return ("address", value)
 
 
 def _plan(args, cube):
@@ -166,7 +179,7 @@ def _run(args, notes):
     t_start = time.perf_counter()
     out = Path(args.output)
     engine.check_output(out)
-    sched = _scheduler(args.scheduler)
+    sched = engine.parse_scheduler(args.scheduler, label=f"--scheduler {args.scheduler}")
     if args.chunk_mb is not None and not args.chunk_mb > 0:
         raise UsageError(f"--chunk-mb must be a positive number, got {args.chunk_mb:g}")
     hints = _hints(args)
@@ -195,7 +208,7 @@ def _run(args, notes):
         identity=identity,
         source=engine.Source(str(src), hints, channels),
         overwrite=args.overwrite,
-        chunk_bytes=None if args.chunk_mb is None else args.chunk_mb * 2**20,
+        chunk_bytes=None if args.chunk_mb is None else args.chunk_mb * MIB,
         progress=not args.quiet,
         scheduler=sched,
         timeout=SCHEDULER_TIMEOUT,

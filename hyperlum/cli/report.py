@@ -125,8 +125,6 @@ def _run(args):
             detected=not args.all_converged,
             overwrite=args.overwrite,
         )
-    for p in rep.paths:
-        outputs.record(p)
     for w in caught:
         print(f"hyperlum report: warning: {w.message}", file=sys.stderr)
     print(rep.findings.strip())

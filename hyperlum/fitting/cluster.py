@@ -1,9 +1,10 @@
-"""Fits on a dask.distributed cluster for :func:`hyperlum.fitting.engine.fit_to_file`.
+"""Fits on a dask.distributed cluster for :func:`hyperlum.fitting.engine.fit_chunks`.
 
-Each worker opens the input file itself (once per worker) and reads the chunks it fits, so
-that no chunk of data travels through this process; only the fitted rows come back. A
-scheduler address is probed first: ``Client`` alone may wait for ever on a port that accepts
-and says nothing.
+For data read from a file, each worker opens the file itself (once per worker) and reads the
+chunks it fits, so that no chunk of data travels through this process; only the fitted rows
+come back. Data held in this process goes to the workers chunk by chunk (a dask array is
+computed on the cluster). A scheduler address is probed first: ``Client`` alone may wait for
+ever on a port that accepts and says nothing.
 """
 
 import functools
@@ -66,13 +67,14 @@ def probe_scheduler(address, *, timeout):
 
 def fit_chunks(cube, spec, kernel, grid, todo, done, scheduler, source, timeout):
     """Fit chunks ``todo`` of ``grid`` on a dask.distributed cluster, each worker reading its
-    own chunks from ``source``; ``done(idx, rows)`` as each comes back (see
-    :func:`hyperlum.fitting.engine.run_chunks`). ``scheduler``: ``("local", n)`` or
-    ``("address", address)``; ``timeout``: seconds for the address to answer."""
+    own chunks from ``source`` (None: the chunks of ``cube`` go to the workers);
+    ``done(idx, rows)`` as each comes back (see :func:`hyperlum.fitting.engine.run_chunks`).
+    ``scheduler``: ``("local", n)`` or ``("address", address)``; ``timeout``: seconds for the
+    address to answer."""
     from dask.distributed import Client, LocalCluster, as_completed
 
-    if source is None:
-        raise ValueError("a dask.distributed fit reads its chunks from a file: give its source")
+    from hyperlum.io.cube import is_dask
+
     kind, value = scheduler
     cluster = None
     try:
@@ -91,20 +93,23 @@ def fit_chunks(cube, spec, kernel, grid, todo, done, scheduler, source, timeout)
         spec = spec._replace(threads=max(1, len(os.sched_getaffinity(0)) // value))
     fit = functools.partial(kernel, x=cube.x, spec=spec)
     try:
-        hints_json = json.dumps(source.hints, sort_keys=True)
-        path = str(Path(source.path).resolve())
-        futures = {
-            client.submit(
-                fit_file_chunk,
-                path,
-                hints_json,
-                source.channels,
-                fit,
-                resume.block_slices(grid, idx),
-                pure=False,
-            ): idx
-            for idx in todo
-        }
+        if source is None:
+
+            def submit(nav):
+                block = cube.data[nav]
+                return client.submit(
+                    fit, client.compute(block) if is_dask(block) else as_numpy(block), pure=False
+                )
+        else:
+            hints_json = json.dumps(source.hints, sort_keys=True)
+            path = str(Path(source.path).resolve())
+
+            def submit(nav):
+                return client.submit(
+                    fit_file_chunk, path, hints_json, source.channels, fit, nav, pure=False
+                )
+
+        futures = {submit(resume.block_slices(grid, idx)): idx for idx in todo}
         for fut in as_completed(futures):
             done(futures[fut], fut.result())
             fut.release()

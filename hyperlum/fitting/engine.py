@@ -10,6 +10,9 @@ and the resumable output behind ``hl.fit(..., out="maps.zspy")``.
   the fit runs; with at least as many chunks as CPUs the chunks are fitted side by side, one
   CPU each (the spike filter and the detection verdict then run in parallel too), else one at
   a time on every CPU. Results are handed back in order.
+  :func:`fit_chunks` runs them so, or one at a time in the calling thread, or on a
+  dask.distributed cluster (:mod:`hyperlum.fitting.cluster`): the ``scheduler`` of ``hl.fit``
+  and ``hyperlum fit`` (:func:`parse_scheduler`).
 - **Output** (:func:`fit_to_file`): each finished chunk goes to the checksummed partial store
   ``OUT.partial`` (:mod:`hyperlum.fitting.resume`) under a writer lock; a run killed at any
   point and started again fits only what is missing; the maps are written under a temporary
@@ -41,14 +44,10 @@ from pathlib import Path
 import numpy as np
 
 from hyperlum.fitting import resume
+from hyperlum.fitting.options import DEFAULTS
 from hyperlum.io import outputs
 from hyperlum.io.cube import as_numpy, is_dask, is_signal
 
-#: Input bytes per chunk (as float64 spectra) on the CPU.
-CHUNK_BYTES = 32 * 2**20
-#: The same on the GPU: a chunk must hold enough pixels to fill it (131,072 pixels at 1024
-#: channels); the CUDA launcher pipelines such a chunk in slabs.
-GPU_CHUNK_BYTES = 2**30
 #: Most bytes (as stored, e.g. uint16) one read may bring into memory: a stored chunk up to
 #: this is read once, whole, for all the chunks cut from it; a larger one is read part by part
 #: (each read decompresses it again, but the memory stays bounded).
@@ -60,7 +59,7 @@ RESULT_EXTENSIONS = (".zspy", ".hspy")
 # -- the plan --------------------------------------------------------------------------------
 def default_chunk_bytes(device):
     """Bytes of float64 spectra per chunk: 32 MiB on the CPU, 1 GiB on ``"cuda"``."""
-    return GPU_CHUNK_BYTES if device == "cuda" else CHUNK_BYTES
+    return DEFAULTS.gpu_chunk_bytes if device == "cuda" else DEFAULTS.chunk_bytes
 
 
 def stored_chunks(data):
@@ -371,7 +370,7 @@ def fit_to_file(
     chunk_bytes=None,
     progress=True,
     scheduler=None,
-    timeout=10.0,
+    timeout=DEFAULTS.scheduler_timeout,
     note=None,
     switch="overwrite=True",
     manifest=None,
@@ -401,7 +400,7 @@ def fit_to_file(
     progress : bool
         Show a progress bar (pixels) on stderr.
     scheduler : tuple, optional
-        ``("local", n)`` or ``("address", address)``: fit on a dask.distributed cluster.
+        Where the chunks are fitted (:func:`parse_scheduler`); None: in this process.
     timeout : float
         Seconds a scheduler address has to answer.
     note : callable, optional
@@ -515,14 +514,17 @@ def fit_to_file(
 
         with bar:
             for _ in range(3):  # the output is made of verified chunks only
-                if scheduler is None:
-                    _fit_here(cube, spec, kernel, store.grid, todo, done)
-                else:
-                    from hyperlum.fitting import cluster
-
-                    cluster.fit_chunks(
-                        cube, spec, kernel, store.grid, todo, done, scheduler, source, timeout
-                    )
+                fit_chunks(
+                    cube,
+                    spec,
+                    kernel,
+                    store.grid,
+                    todo,
+                    done,
+                    scheduler=scheduler,
+                    source=source,
+                    timeout=timeout,
+                )
                 stacked, todo = store.stacked()
                 if not todo:
                     break
@@ -548,14 +550,72 @@ def _option(switch):
     return "-o" if switch.startswith("-") else "out"
 
 
-def _fit_here(cube, spec, kernel, grid, todo, done):
-    """Fit chunks ``todo`` in this process, reads ahead of fits (:func:`run_chunks`)."""
-    workers, spec = workers_for(spec, len(todo))
+def fit_chunks(
+    cube,
+    spec,
+    kernel,
+    grid,
+    todo,
+    done,
+    *,
+    scheduler=None,
+    source=None,
+    timeout=DEFAULTS.scheduler_timeout,
+):
+    """Fit the chunks ``todo`` of ``grid`` where ``scheduler`` says.
+
+    Parameters
+    ----------
+    cube : hyperlum.io.cube.Cube
+        The data, restricted to the fitted channels.
+    spec : FitSpec
+        What to fit.
+    kernel : callable
+        ``kernel(block, x, spec)`` -> rows (:func:`hyperlum.fitting.fit.fit_block`).
+    grid : tuple of tuple of int
+        The chunk grid.
+    todo : list of tuple
+        Chunk indices.
+    done : callable
+        ``done(idx, rows)``, called in this thread as each chunk is fitted.
+    scheduler : tuple, optional
+        As :func:`parse_scheduler` gives it. None: in this process, reads ahead of fits
+        (:func:`run_chunks`), in the order of ``todo``.
+    source : Source, optional
+        The file the cube was read from: dask.distributed workers read their chunks from it.
+    timeout : float
+        Seconds a scheduler address has to answer.
+
+    Examples
+    --------
+    >>> from hyperlum.io.cube import as_cube
+    >>> from hyperlum.fitting.fit import fit_block, plan
+    >>> x = np.linspace(650.0, 770.0, 120)
+    >>> cube = as_cube(100 * np.exp(-0.5 * ((x - np.array([[700.0], [710.0]])) / 8.0) ** 2), x)
+    >>> spec, _ = plan(cube, device="cpu")
+    >>> got = {}
+    >>> fit_chunks(cube, spec, fit_block, ((1, 1),), [(0,), (1,)], got.__setitem__,
+    ...            scheduler=parse_scheduler("synchronous"))
+    >>> [round(float(got[idx][0, 1]), 3) for idx in [(0,), (1,)]]  # the centres
+    [700.0, 710.0]
+    """
+    if scheduler is not None and scheduler[0] in ("local", "address"):
+        from hyperlum.fitting import cluster
+
+        cluster.fit_chunks(cube, spec, kernel, grid, todo, done, scheduler, source, timeout)
+        return
     data = cube.data
+    read = lambda slices: as_numpy(data[slices])  # noqa: E731
+    if scheduler is not None:  # "synchronous": one chunk at a time, in this thread
+        fit = functools.partial(kernel, x=cube.x, spec=spec)
+        for idx in todo:
+            done(idx, fit(read(resume.block_slices(grid, idx))))
+        return
+    workers, spec = workers_for(spec, len(todo))
     run_chunks(
         todo,
         grid,
-        lambda slices: as_numpy(data[slices]),
+        read,
         functools.partial(kernel, x=cube.x, spec=spec),
         done,
         workers=workers,
@@ -563,3 +623,45 @@ def _fit_here(cube, spec, kernel, grid, todo, done):
         nav_shape=cube.nav_shape,
         max_read_pixels=max(1, READ_BYTES // (data.shape[-1] * data.dtype.itemsize)),
     )
+
+
+def parse_scheduler(value, *, label=None):
+    """Where chunks are fitted, from ``hl.fit(scheduler=...)`` or ``hyperlum fit --scheduler``.
+
+    ``None``: in this process, a thread reading ahead of the fits, chunks side by side on the
+    CPUs (:func:`run_chunks`); ``"synchronous"``: in this process, one chunk at a time, read
+    and fitted in the calling thread (for debuggers and profilers; the kernels still use
+    every CPU); ``"local:N"``: a dask.distributed cluster of N worker processes on this
+    machine; ``"tcp://host:port"`` (any address with ``:``): the dask scheduler there.
+    ``label`` starts the error messages (default ``scheduler='...'``).
+
+    Examples
+    --------
+    >>> parse_scheduler("local:4"), parse_scheduler("tcp://10.0.0.2:8786")
+    (('local', 4), ('address', 'tcp://10.0.0.2:8786'))
+    >>> parse_scheduler("local:0")
+    Traceback (most recent call last):
+    ...
+    ValueError: scheduler='local:0': local:N needs N worker processes, 1 to 256
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(
+            "scheduler must be None, 'synchronous', 'local:N' or a dask scheduler address, "
+            f"got {value!r}"
+        )
+    if label is None:
+        label = f"scheduler={value!r}"
+    if value == "synchronous":
+        return ("synchronous", None)
+    if value.startswith("local:"):
+        n = value.split(":", 1)[1]
+        if not n.isdigit() or not 1 <= int(n) <= 256:
+            raise ValueError(f"{label}: local:N needs N worker processes, 1 to 256")
+        return ("local", int(n))
+    if ":" not in value:
+        raise ValueError(
+            f"{label}: give a scheduler address (tcp://host:8786), local:N or synchronous"
+        )
+    return ("address", value)

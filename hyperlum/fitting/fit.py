@@ -12,12 +12,13 @@ from typing import NamedTuple
 import numpy as np
 
 from hyperlum._validate import choice, integer, positive
-from hyperlum.fitting import _backend, detect, engine, resume
+from hyperlum.fitting import _backend, covariance, detect, engine, resume
+from hyperlum.fitting.options import CHOICES, DEFAULTS, LIMITS
 from hyperlum.fitting.result import FitResult, load_result
 from hyperlum.io.cube import as_cube, map_spectra
 from hyperlum.kernels.backgrounds import BACKGROUNDS as BACKGROUND_MODELS
-from hyperlum.kernels.constants import BACKGROUNDS, ESTIMATORS, MAX_PEAKS, n_outputs, n_params
-from hyperlum.kernels.shapes import SHAPES, get_shape
+from hyperlum.kernels.constants import BACKGROUNDS, ESTIMATORS, n_outputs, n_params
+from hyperlum.kernels.shapes import get_shape
 from hyperlum.preprocess.cl import despike_spectra
 
 
@@ -36,14 +37,14 @@ class FitSpec(NamedTuple):
     #: threads cost 20% here).
     threads: int | None = None
     #: Replace cosmic-ray spikes in each chunk before fitting (:func:`hl.cl.despike_spectra`).
-    despike: bool = True
+    despike: bool = DEFAULTS.despike
     #: ``peaks="auto"``: fit 1 to ``peaks`` Gaussians, keep per pixel what the data support.
     auto: bool = False
     #: Instrument resolution (FWHM, axis units) for the detection verdict; 0: one channel.
     resolution: float = 0.0
-    false_alarm: float = detect.FALSE_ALARM
+    false_alarm: float = DEFAULTS.false_alarm
     #: Peak shape (a key of :data:`hyperlum.kernels.shapes.SHAPES`).
-    shape: str = "gaussian"
+    shape: str = DEFAULTS.shape
     #: The background's kernel module (:data:`hyperlum.kernels.backgrounds.MODULES`);
     #: ``background`` is its number of terms.
     bg_kind: str = "polynomial"
@@ -63,10 +64,17 @@ class FitSpec(NamedTuple):
         return n_outputs(self.peaks, self.background, self.peak_params)
 
     @property
+    def fwhm_rows(self):
+        """True when :func:`fit_block` adds the FWHM's standard deviation per peak: for a shape
+        whose FWHM depends on more than its width (:mod:`hyperlum.fitting.covariance`)."""
+        return not get_shape(self.shape).module.FWHM_FROM_WIDTH
+
+    @property
     def n_outputs(self):
         """Rows of :func:`fit_block`: the kernel rows, ``detected`` per peak, spikes replaced,
-        and with ``auto`` the number of peaks kept."""
-        return self.kernel_outputs + self.peaks + 1 + int(self.auto)
+        with ``auto`` the number of peaks kept, and with :attr:`fwhm_rows` the FWHM's standard
+        deviation per peak."""
+        return self.kernel_outputs + self.peaks * (1 + self.fwhm_rows) + 1 + int(self.auto)
 
 
 def fit_block(block, x, spec):
@@ -91,10 +99,11 @@ def fit_block(block, x, spec):
     if spec.despike:
         flat, spikes, replaced = _despike(flat, spec.saturation, spec.threads)
     if spec.auto:
-        rows, verdict, n_kept = _fit_auto(flat, x, spec)
+        rows, verdict, n_kept, fwhm_std = _fit_auto(flat, x, spec)
         extra = [verdict, spikes[None], n_kept[None]]
     else:
         rows = _kernel_rows(flat, x, spec)
+        fwhm_std = _fwhm_std(flat, x, rows, spec)
         rss0, rss1 = detect.peak_rss(
             flat, x, rows, peaks=spec.peaks, shape=spec.shape, threads=spec.threads
         )
@@ -114,8 +123,29 @@ def fit_block(block, x, spec):
         detect.clear_spike_remnants(verdict, rows, *replaced, x, shape=spec.shape)
         if spec.auto:
             extra[2] = verdict.sum(axis=0)[None]
+    if spec.fwhm_rows:
+        extra.append(fwhm_std)
     out = np.concatenate([rows, *extra], axis=0)
     return out.T.reshape(*nav, spec.n_outputs)
+
+
+def _fwhm_std(flat, x, rows, spec):
+    """The FWHM's standard deviation per peak, ``(peaks, pixels)``, where the kernels do not
+    give it (:attr:`FitSpec.fwhm_rows`), else None."""
+    if not spec.fwhm_rows:
+        return None
+    if hasattr(flat, "__cuda_array_interface__") and hasattr(flat, "get"):
+        flat = flat.get()
+    return covariance.fwhm_std(
+        flat,
+        x,
+        rows,
+        peaks=spec.peaks,
+        n_background=spec.background,
+        shape=spec.shape,
+        background=spec.bg_kind,
+        estimator=spec.estimator,
+    )
 
 
 def _despike(flat, saturation, threads):
@@ -181,11 +211,13 @@ def _fit_auto(flat, x, spec):
     likelihood ratio against model ``k - 1`` passes :func:`detect.threshold` and each of its
     peaks is converged, resolved and located. Returns the rows of the kept models in the
     layout of ``spec.peaks`` Gaussians (absent peaks NaN; model 1 where none is kept), the
-    verdict per peak and the number of peaks kept.
+    verdict per peak, the number of peaks kept and the FWHM's standard deviation per peak
+    (:func:`_fwhm_std`; None for a shape whose kernels give it).
     """
     big, nbg, n = spec.peaks, spec.background, flat.shape[-1]
     npix = flat.shape[0]
     rows = np.full((spec.kernel_outputs, npix), np.nan)
+    fwhm_std = np.full((big, npix), np.nan) if spec.fwhm_rows else None
     kept = np.zeros(npix)
     alive = np.arange(npix)
     prev = None
@@ -206,10 +238,12 @@ def _fit_auto(flat, x, spec):
             ok = valid.all(axis=0) & (t > limit)
         take = ok if k > 1 else np.ones(alive.size, bool)
         rows[:, alive[take]] = _padded(part[:, take], k, big, nbg, spec.peak_params)
+        if spec.fwhm_rows:
+            fwhm_std[:k, alive[take]] = _fwhm_std(data[take], x, part[:, take], sub)
         kept[alive[ok]] = k
         alive, prev = alive[ok], obj[ok]
     verdict = (np.arange(big)[:, None] < kept[None, :]).astype(np.float64)
-    return rows, verdict, kept
+    return rows, verdict, kept, fwhm_std
 
 
 def _padded(part, k, big, nbg, npar=3):
@@ -247,23 +281,24 @@ def fit(
     data,
     *,
     axis=None,
-    peaks=1,
-    shape="gaussian",
-    background="constant",
-    estimator="lse",
-    device="auto",
+    peaks=DEFAULTS.peaks,
+    shape=DEFAULTS.shape,
+    background=DEFAULTS.background,
+    estimator=DEFAULTS.estimator,
+    device=DEFAULTS.device,
     signal_range=None,
-    max_iterations=50,
-    tolerance=1e-7,
+    max_iterations=DEFAULTS.max_iterations,
+    tolerance=DEFAULTS.tolerance,
     saturation=None,
     chunk_bytes=None,
     progress=None,
-    max_peaks=2,
-    despike=True,
+    max_peaks=DEFAULTS.max_peaks,
+    despike=DEFAULTS.despike,
     resolution=None,
-    false_alarm=detect.FALSE_ALARM,
+    false_alarm=DEFAULTS.false_alarm,
     out=None,
     overwrite=False,
+    scheduler=None,
 ):
     """Fit peak(s) of one shape plus a background to the spectrum of every pixel.
 
@@ -331,6 +366,17 @@ def fit(
     overwrite : bool
         With ``out``: replace an ``OUT`` that holds another fit (never a file or folder
         hyperlum did not write), and discard the interrupted fit of other data or options.
+    scheduler : str, optional
+        Where the chunks of an eager fit or one with ``out`` are fitted, as ``hyperlum fit
+        --scheduler`` takes it (:func:`hyperlum.fitting.engine.parse_scheduler`). None: in
+        this process, reads ahead of fits, chunks side by side on the CPUs;
+        ``"synchronous"``: in this process, one chunk at a time in the calling thread (for
+        debuggers and profilers); ``"local:N"``: a dask.distributed cluster of N worker
+        processes started for this fit; ``"tcp://host:port"``: the dask scheduler there
+        (workers read their chunks from the file of a signal loaded with
+        ``hl.load(path, lazy=True)``, else the chunks are sent to them). A lazy fit without
+        ``out`` gives lazy maps: compute them under the scheduler of your choice instead.
+        The maps do not depend on the scheduler.
 
     Returns
     -------
@@ -365,7 +411,13 @@ def fit(
         chunk_bytes = positive("chunk_bytes", chunk_bytes)
     if out is not None:
         engine.check_output(out)
+    sched = engine.parse_scheduler(scheduler)
     cube = as_cube(data, axis).crop(signal_range)
+    if sched is not None and cube.lazy and out is None:
+        raise ValueError(
+            "scheduler is for fits made now: a lazy fit without out gives lazy maps; give out, "
+            "or compute the maps under a dask scheduler of your own"
+        )
     spec, options = plan(
         cube,
         peaks=peaks,
@@ -398,31 +450,32 @@ def fit(
             overwrite=overwrite,
             chunk_bytes=chunk_bytes,
             progress=progress,
+            scheduler=sched,
         )
         return load_result(out) if done.complete else done.result
     if cube.lazy:
         stacked = _fit_lazy(cube, spec, chunk_bytes)
     else:
-        stacked = _fit_eager(cube, spec, chunk_bytes, progress)
+        stacked = _fit_eager(cube, spec, chunk_bytes, progress, sched)
     return FitResult.from_stacked(stacked, spec.peaks, spec.background, cube, options)
 
 
 def plan(
     cube,
     *,
-    peaks=1,
-    shape="gaussian",
-    background="constant",
-    estimator="lse",
-    device="auto",
+    peaks=DEFAULTS.peaks,
+    shape=DEFAULTS.shape,
+    background=DEFAULTS.background,
+    estimator=DEFAULTS.estimator,
+    device=DEFAULTS.device,
     signal_range=None,
-    max_iterations=50,
-    tolerance=1e-7,
+    max_iterations=DEFAULTS.max_iterations,
+    tolerance=DEFAULTS.tolerance,
     saturation=None,
-    max_peaks=2,
-    despike=True,
+    max_peaks=DEFAULTS.max_peaks,
+    despike=DEFAULTS.despike,
     resolution=None,
-    false_alarm=detect.FALSE_ALARM,
+    false_alarm=DEFAULTS.false_alarm,
     label=str,
 ):
     """Check the fit options against a cube; say what the kernels will be asked to do.
@@ -458,11 +511,12 @@ def plan(
     """
     auto = isinstance(peaks, str) and peaks == "auto"
     if auto:
-        peaks = integer(label("max_peaks"), max_peaks, 1, MAX_PEAKS)
+        peaks = integer(label("max_peaks"), max_peaks, *LIMITS["max_peaks"])
     elif isinstance(peaks, str):
-        raise ValueError(f"{label('peaks')} must be 1 to {MAX_PEAKS} or 'auto', got {peaks!r}")
+        lo, hi = LIMITS["peaks"]
+        raise ValueError(f"{label('peaks')} must be {lo} to {hi} or 'auto', got {peaks!r}")
     else:
-        peaks = integer(label("peaks"), peaks, 1, MAX_PEAKS)
+        peaks = integer(label("peaks"), peaks, *LIMITS["peaks"])
     if not isinstance(despike, bool):
         raise TypeError(f"{label('despike')} must be True or False, got {despike!r}")
     if resolution is not None:
@@ -470,16 +524,16 @@ def plan(
     false_alarm = positive(label("false_alarm"), false_alarm)
     if not false_alarm < 1:
         raise ValueError(f"{label('false_alarm')} must be below 1, got {false_alarm!r}")
-    choice(label("shape"), shape, tuple(SHAPES))
-    choice(label("background"), background, tuple(BACKGROUNDS))
+    choice(label("shape"), shape, CHOICES["shape"])
+    choice(label("background"), background, CHOICES["background"])
     if background == "powerlaw" and not np.min(cube.x) > 0:
         raise ValueError(
             f"{label('background')}='powerlaw' needs positive axis positions, the fitted "
             f"range starts at {np.min(cube.x):g}"
         )
-    choice(label("estimator"), estimator, tuple(ESTIMATORS))
-    choice(label("device"), device, _backend.DEVICES)
-    max_iterations = integer(label("max_iterations"), max_iterations, 1, 10_000)
+    choice(label("estimator"), estimator, CHOICES["estimator"])
+    choice(label("device"), device, CHOICES["device"])
+    max_iterations = integer(label("max_iterations"), max_iterations, *LIMITS["max_iterations"])
     tolerance = positive(label("tolerance"), tolerance)
     m = n_params(peaks, BACKGROUNDS[background], get_shape(shape).n_params)
     if cube.x.size < m + 2:
@@ -533,16 +587,17 @@ def _fit_lazy(cube, spec, chunk_bytes):
     return map_spectra(fn, cube.data, spec.n_outputs, nav_chunks=grid)
 
 
-def _fit_eager(cube, spec, chunk_bytes, progress):
+def _fit_eager(cube, spec, chunk_bytes, progress, scheduler):
     data = cube.data
-    if spec.device == "cuda":
+    if spec.device == "cuda" and scheduler is None:
         # One call: the CUDA launcher slabs the pixels itself and overlaps the copies of one
         # slab with the fit of another, which separate calls could not.
         flat = data.reshape(-1, data.shape[-1])
         return fit_block(flat, cube.x, spec).reshape(*cube.nav_shape, spec.n_outputs)
-    grid = engine.chunk_plan(cube.nav_shape, cube.x.size, chunk_bytes=chunk_bytes)
+    grid = engine.chunk_plan(
+        cube.nav_shape, cube.x.size, device=spec.device, chunk_bytes=chunk_bytes
+    )
     todo = list(np.ndindex(*(len(c) for c in grid)))
-    workers, spec = engine.workers_for(spec, len(todo))
     out = np.empty((*cube.nav_shape, spec.n_outputs))
     from tqdm.auto import tqdm
 
@@ -554,12 +609,5 @@ def _fit_eager(cube, spec, chunk_bytes, progress):
             out[resume.block_slices(grid, idx)] = rows
             bar.update(rows[..., 0].size)
 
-        engine.run_chunks(
-            todo,
-            grid,
-            lambda slices: data[slices],
-            functools.partial(fit_block, x=cube.x, spec=spec),
-            done,
-            workers=workers,
-        )
+        engine.fit_chunks(cube, spec, fit_block, grid, todo, done, scheduler=scheduler)
     return out

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from hyperlum.fitting.options import DEFAULTS
 from hyperlum.io.cube import is_dask
 from hyperlum.kernels.backgrounds import map_names
 from hyperlum.kernels.constants import STATES, n_outputs, n_params
@@ -29,10 +30,11 @@ def _per_peak(fn, params):
         return fn(params)
 
 
-def peak_maps(rows, k, npk, m, shape):
+def peak_maps(rows, k, npk, m, shape, fwhm_std_row=None):
     """The maps of peak ``k`` of ``npk`` from the kernel rows (``rows(r)`` is row ``r``): the
     shape's parameters, ``fwhm`` (unless a parameter) and ``intensity`` (the area), each with
-    its ``_std``. A FWHM that depends on more than the width (the EMG's) has a NaN std."""
+    its ``_std``. A FWHM that depends on more than the width (the EMG's) takes its std from
+    row ``fwhm_std_row`` (:mod:`hyperlum.fitting.covariance`), NaN without one."""
     sfx = _peak_suffix(k, npk)
     npar = shape.n_params
     values = [rows(npar * k + q) for q in range(npar)]
@@ -50,6 +52,8 @@ def peak_maps(rows, k, npk, m, shape):
         maps[f"fwhm{sfx}"] = _per_peak(shape.fwhm, params)
         if shape.module.FWHM_FROM_WIDTH:
             std_maps[f"fwhm{sfx}_std"] = stds[2] * shape.module.FWHM_PER_WIDTH
+        elif fwhm_std_row is not None:
+            std_maps[f"fwhm{sfx}_std"] = rows(fwhm_std_row)
         else:
             std_maps[f"fwhm{sfx}_std"] = stds[2] * np.nan
     maps[f"intensity{sfx}"] = _per_peak(shape.area, params)
@@ -78,16 +82,21 @@ class FitResult:
     def from_stacked(cls, stacked, npk, nbg, cube, options):
         """Build the named maps from the rows of
         :func:`hyperlum.fitting.fit.fit_block` stacked on the last axis of ``stacked``: the kernel
-        rows, then ``detected`` per peak, the spikes
-        replaced per pixel and, when ``options["peaks"] == "auto"``, the peaks kept."""
-        shape = get_shape(options.get("shape", "gaussian"))
+        rows, then ``detected`` per peak, the spikes replaced per pixel, when
+        ``options["peaks"] == "auto"`` the peaks kept, and for a shape whose FWHM is not its
+        width's multiple the FWHM's standard deviation per peak."""
+        shape = get_shape(options.get("shape", DEFAULTS.shape))
         m = n_params(npk, nbg, shape.n_params)
         rows = lambda r: stacked[..., r]  # noqa: E731
+        base = n_outputs(npk, nbg, shape.n_params)
+        auto = options.get("peaks") == "auto"
+        fwhm_rows = None if shape.module.FWHM_FROM_WIDTH else base + npk + 1 + auto
         maps = {}
         for k in range(npk):
-            maps.update(peak_maps(rows, k, npk, m, shape))
+            row = None if fwhm_rows is None else fwhm_rows + k
+            maps.update(peak_maps(rows, k, npk, m, shape, row))
         first = shape.n_params * npk
-        for j, name in enumerate(map_names(options.get("background", "constant"))[:nbg]):
+        for j, name in enumerate(map_names(options.get("background", DEFAULTS.background))[:nbg]):
             maps[name] = rows(first + j)
             maps[f"{name}_std"] = rows(m + first + j)
         maps["chisq"] = rows(2 * m + npk)
@@ -95,7 +104,6 @@ class FitResult:
         maps["state"] = state
         maps["converged"] = state == 0
         maps["iterations"] = rows(2 * m + npk + 2).astype(np.int32)
-        base = n_outputs(npk, nbg, shape.n_params)
         detected = [rows(base + k) > 0.5 for k in range(npk)]
         if npk > 1:
             maps.update({f"detected_{k + 1}": d for k, d in enumerate(detected)})
@@ -104,7 +112,7 @@ class FitResult:
             anywhere = anywhere | d
         maps["detected"] = anywhere
         maps["spikes"] = rows(base + npk).astype(np.int32)
-        if options.get("peaks") == "auto":
+        if auto:
             maps["n_peaks"] = rows(base + npk + 1).astype(np.int8)
         opts = dict(options, axis_units=cube.signal_axis.get("units"))
         return cls(maps, cube.nav_axes, opts, cube.signal_axis, cube.title)

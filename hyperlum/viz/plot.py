@@ -286,11 +286,12 @@ def model_spectra(res, x, pixels):
     xr = x[fitted_range(res, x)]
     xref = 0.5 * (xr[0] + xr[-1]) if xr.size else 0.0
     from hyperlum.fitting.model_cubes import evaluate, param_map_names
+    from hyperlum.fitting.options import DEFAULTS
     from hyperlum.kernels.shapes import get_shape
 
-    peaks = int(opts.get("peaks", 1))
-    shape = opts.get("shape", "gaussian")
-    background = opts.get("background", "constant")
+    peaks = int(opts.get("peaks", DEFAULTS.peaks))
+    shape = opts.get("shape", DEFAULTS.shape)
+    background = opts.get("background", DEFAULTS.background)
     names = param_map_names(peaks, shape, background)
     params = np.stack([np.asarray(maps[n], dtype=float)[pixels].ravel() for n in names], -1)
     nbg = len(names) - peaks * get_shape(shape).n_params
@@ -452,16 +453,9 @@ def plot_region_histograms(
     """
     import matplotlib.pyplot as plt
 
-    from hyperlum.analysis.stats import hist1d, maps_of, units_of, valid_mask
+    from hyperlum.analysis.stats import hist1d, units_of, valid_mask
 
-    maps = maps_of(res)
-    shape = np.shape(maps["converged"])
-    full = np.ones(shape, bool) if mask is None else np.asarray(mask, bool)
-    groups = (
-        [("detected pixels" if detected and "detected" in maps else "converged pixels", full)]
-        if seg is None
-        else [(r, seg.mask(r) & full) for r in regions]
-    )
+    maps, full, groups = _region_groups(res, seg, regions, mask, detected)
     fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), layout="constrained")
     axes = np.atleast_1d(axes)
     for ax, name in zip(axes, names, strict=True):
@@ -493,6 +487,19 @@ def plot_region_histograms(
     return fig
 
 
+def _region_groups(res, seg, regions, mask, detected):
+    """The maps of ``res``, the user's ``mask`` (all True without one) and the pixel groups
+    to draw: ``(label, mask)`` per region of ``seg``, or one group of every pixel."""
+    from hyperlum.analysis.stats import maps_of
+
+    maps = maps_of(res)
+    full = np.ones(np.shape(maps["converged"]), bool) if mask is None else np.asarray(mask, bool)
+    if seg is not None:
+        return maps, full, [(r, seg.mask(r) & full) for r in regions]
+    label = "detected pixels" if detected and "detected" in maps else "converged pixels"
+    return maps, full, [(label, full)]
+
+
 def plot_hist2d_regions(
     res,
     seg=None,
@@ -511,16 +518,9 @@ def plot_hist2d_regions(
     """
     import matplotlib.pyplot as plt
 
-    from hyperlum.analysis.stats import hist2d, maps_of, valid_mask
+    from hyperlum.analysis.stats import hist2d, valid_mask
 
-    maps = maps_of(res)
-    shape = np.shape(maps["converged"])
-    full = np.ones(shape, bool) if mask is None else np.asarray(mask, bool)
-    groups = (
-        [("detected pixels" if detected and "detected" in maps else "converged pixels", full)]
-        if seg is None
-        else [(r, seg.mask(r) & full) for r in regions]
-    )
+    maps, full, groups = _region_groups(res, seg, regions, mask, detected)
     fig, axes = plt.subplots(
         len(pairs),
         len(groups),

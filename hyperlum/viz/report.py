@@ -8,10 +8,14 @@ regions. Everything goes into one folder. It never replaces a file that is alrea
 unless asked to, and it checks every input before it writes anything.
 """
 
+import functools
 import os
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from hyperlum.io import outputs
 
 #: Files the report writes (PNG figures, CSV tables, the findings).
 REPORT_FILES = (
@@ -47,13 +51,17 @@ class Report:
 
 
 def check_free(outdir, names, overwrite):
-    """Raise FileExistsError if any of ``names`` exists in ``outdir`` (unless ``overwrite``)."""
-    taken = [n for n in names if os.path.exists(os.path.join(outdir, n))]
+    """Raise FileExistsError if any of ``names`` exists in ``outdir``, unless ``overwrite``;
+    even then, a file that hyperlum did not write is never replaced
+    (:func:`hyperlum.io.outputs.check_replaceable`)."""
+    taken = [n for n in names if os.path.lexists(os.path.join(outdir, n))]
     if taken and not overwrite:
         raise FileExistsError(
             f"{outdir} already holds {', '.join(taken)}; choose another folder or pass "
             "--overwrite (overwrite=True in Python) to replace them"
         )
+    for n in taken:
+        outputs.check_replaceable(os.path.join(outdir, n), overwrite=True)
 
 
 def _pixel_size(result):
@@ -106,6 +114,23 @@ def _brightest_pixels(maps, valid, k=2):
     return out[:k]
 
 
+def _each_warning_once(func):
+    """Run ``func`` giving each warning it raises once, in order, pointed at its caller."""
+
+    @functools.wraps(func)
+    def run(*args, **kwargs):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = func(*args, **kwargs)
+        for message in dict.fromkeys(str(w.message) for w in caught):  # once each, in order
+            kind = next(w.category for w in caught if str(w.message) == message)
+            warnings.warn(message, kind, stacklevel=2)
+        return out
+
+    return run
+
+
+@_each_warning_once
 def make_report(
     result,
     image=None,
@@ -150,8 +175,10 @@ def make_report(
         ``detected`` maps; for older results without them, the converged pixels, with a
         warning). ``False``: every converged pixel.
     overwrite : bool
-        Replace report files already in ``outdir``. Without it, nothing is written when one
-        of them exists.
+        Replace report files already in ``outdir`` that hyperlum wrote (each file written is
+        noted in the folder's ``.hyperlum-files`` list, :mod:`hyperlum.io.outputs`); a file of
+        the user's under a report name is never replaced. Without it, nothing is written when
+        one of them exists.
     dpi : int
         Resolution of the PNG figures.
 
@@ -160,42 +187,6 @@ def make_report(
     Report
         ``paths`` (files written), ``findings`` (text), ``segmentation``, ``stats``.
     """
-    import warnings
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        rep = _make_report(
-            result,
-            image,
-            outdir,
-            signal,
-            seg,
-            interface_width,
-            shell_width,
-            min_snr,
-            detected,
-            overwrite,
-            dpi,
-        )
-    for message in dict.fromkeys(str(w.message) for w in caught):  # once each, in order
-        kind = next(w.category for w in caught if str(w.message) == message)
-        warnings.warn(message, kind, stacklevel=2)
-    return rep
-
-
-def _make_report(
-    result,
-    image,
-    outdir,
-    signal,
-    seg,
-    interface_width,
-    shell_width,
-    min_snr,
-    detected,
-    overwrite,
-    dpi,
-):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -290,6 +281,7 @@ def _saver(outdir, dpi, written):
         path = os.path.join(outdir, name)
         fig.savefig(path, dpi=dpi)
         plt.close(fig)
+        outputs.record(path)  # hyperlum's: a later overwrite may replace it
         written.append(path)
 
     return save
@@ -302,6 +294,7 @@ def _write(outdir, name, text_or_df, written):
             fh.write(text_or_df)
     else:
         text_or_df.to_csv(path)
+    outputs.record(path)
     written.append(path)
 
 
