@@ -60,60 +60,6 @@ def half_edge(y, x, xref, p, k, o, nbg, i, h, half, step):
     return i
 
 
-def smoothed_max(y, x, xref, p, k, o, nbg, h):
-    """``(i, r)``: the first channel ``i`` where the smoothed residual (the mean of
-    :func:`residual` over channels ``i - h .. i + h``, clipped at the ends) is largest, and
-    that mean ``r``.
-
-    The window sum slides along the channels. Inside, where the window is whole, the loop
-    compares sums, not means (no division; one dependent addition a channel); the ends
-    divide by the clipped count.
-    """
-    n = y.shape[0]
-    imax = 0
-    rmax = -math.inf
-    total = 0.0
-    for j in range(min(h, n - 1) + 1):
-        total += residual(y, x, xref, p, k, o, nbg, j)
-    lo = min(h, n)
-    hi = max(n - h - 1, lo)
-    for i in range(n):
-        if i == lo:
-            # the whole windows i - h .. i + h, i < hi: their sums, compared as sums
-            tmax = -math.inf
-            imid = lo
-            for q in range(lo, hi):
-                # branch-free: on a rising flank a branch here was mispredicted often
-                imid = q if total > tmax else imid
-                tmax = max(total, tmax)
-                # (residual written out: LLVM does not inline its call here; see half_edge)
-                a = q + h + 1
-                b = q - h
-                d = float(y[a]) - float(y[b])
-                d -= background_value(x[a], xref, p, o, nbg) - background_value(
-                    x[b], xref, p, o, nbg
-                )
-                if k > 0:
-                    d -= peaks_value(x[a], p, k) - peaks_value(x[b], p, k)
-                total += d
-            r = tmax / (2 * h + 1)
-            if r > rmax:
-                rmax = r
-                imax = imid
-        if lo <= i < hi:
-            continue
-        count = min(i + h, n - 1) - max(i - h, 0) + 1
-        r = total / count
-        if r > rmax:
-            rmax = r
-            imax = i
-        if i + h + 1 < n:
-            total += residual(y, x, xref, p, k, o, nbg, i + h + 1)
-        if i - h >= 0:
-            total -= residual(y, x, xref, p, k, o, nbg, i - h)
-    return imax, rmax
-
-
 def guess(y, x, xref, npk, nbg, est, smin, saturation, p):
     """Starting values into ``p`` (layout of :mod:`~hyperlum.kernels.models`), or a bad pixel.
 
@@ -150,7 +96,24 @@ def guess(y, x, xref, npk, nbg, est, smin, saturation, p):
     background_start(left, right, xl, xr, xref, x[0], x[n - 1], nbg, est == MLE, p, o)
     h = max(1, n // 256)
     for k in range(npk):
-        imax, rmax = smoothed_max(y, x, xref, p, k, o, nbg, h)
+        # Largest smoothed residual; the window sum slides along the channels.
+        imax = 0
+        rmax = -math.inf
+        total = 0.0
+        full = 2 * h + 1
+        inv_full = 1.0 / full
+        for j in range(min(h, n - 1) + 1):
+            total += residual(y, x, xref, p, k, o, nbg, j)
+        for i in range(n):
+            count = min(i + h, n - 1) - max(i - h, 0) + 1
+            r = total * inv_full if count == full else total / count
+            if r > rmax:
+                rmax = r
+                imax = i
+            if i + h + 1 < n:
+                total += residual(y, x, xref, p, k, o, nbg, i + h + 1)
+            if i - h >= 0:
+                total -= residual(y, x, xref, p, k, o, nbg, i - h)
         half = 0.5 * rmax
         il = half_edge(y, x, xref, p, k, o, nbg, imax, h, half, -1)
         ir = half_edge(y, x, xref, p, k, o, nbg, imax, h, half, 1)
@@ -161,4 +124,4 @@ def guess(y, x, xref, npk, nbg, est, smin, saturation, p):
     return False
 
 
-FUNCTIONS = (residual, half_edge, smoothed_max, guess)
+FUNCTIONS = (residual, half_edge, guess)
