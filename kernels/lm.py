@@ -49,15 +49,19 @@ def accumulate(y, x, xref, p, npk, nbg, est, H, g, R, h, D, W, C, middle):
     F = W[2]
     for i0 in range(0, n, nblock):
         nb = min(nblock, n - i0)
+        # views indexed from 0: y[i0 + j] would be checked for a negative index (numba's
+        # wrap-around) channel by channel, which keeps the loop from loading 4 at once
+        ys = y[i0 : i0 + nb]
+        xs = x[i0 : i0 + nb]
         # Outside every peak's window only the background terms get contributions.
         first = 0 if peaks_block(x, i0, nb, p, npk, D, F, R, h, C) else o
         # Branch-free over the block (it vectorises); the Poisson logarithms follow apart.
         fmin = math.inf
         for j in range(nb):
-            f = F[j] + background_point(x[i0 + j], xref, p, o, nbg, D, j)
+            f = F[j] + background_point(xs[j], xref, p, o, nbg, D, j)
             if est != LSE:
                 fmin = min(fmin, f)
-            c, w, r = channel_terms(est, float(y[i0 + j]), f)
+            c, w, r = channel_terms(est, float(ys[j]), f)
             chi2 += c
             W[0, j] = w
             W[1, j] = r
@@ -65,7 +69,7 @@ def accumulate(y, x, xref, p, npk, nbg, est, H, g, R, h, D, W, C, middle):
             if fmin < 0.0:
                 return math.inf
             for j in range(nb):
-                chi2 += deviance_log(float(y[i0 + j]), W[0, j])
+                chi2 += deviance_log(float(ys[j]), W[0, j])
         for a in range(first, m):
             s = 0.0
             for j in range(nb):

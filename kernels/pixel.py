@@ -19,6 +19,10 @@ from hyperlum.kernels.lm import accumulate, cho_solve, cholesky, constrain, step
 from hyperlum.kernels.shapes.gaussian import FWHM_PER_WIDTH, peak_area
 from hyperlum.kernels.shapes.gaussian import N_PARAMS as NP
 
+#: The passes of a step predicted to lower the least-squares objective by less than this share
+#: of it (likely the last accepted one near a minimum) sum the sandwich middle too.
+QTOL = 1e-2
+
 
 def uniform_step(x):
     """The step of ``x`` if it is uniform (to 1e-9 of a step), else 0."""
@@ -74,9 +78,12 @@ def fit_pixel(out, pix, y, x, h, npk, nbg, est, max_iter, tol, saturation, M, V)
         out[rows - 2, pix] = BAD_INPUT
         out[rows - 1, pix] = 0
         return
-    # Least squares on wide blocks (a CPU) sums the sandwich middle in every pass, beside H.
-    middle = 2 if est == LSE and H.shape[1] >= 2 * m else 0
-    chi2 = accumulate(y, x, xref, p, npk, nbg, est, H, g, R, h, D, W, C, middle)
+    # Least squares on wide blocks (a CPU) sums the sandwich middle beside H, but only in the
+    # passes that may be the last accepted one: those of a step predicted to lower the
+    # objective by less than QTOL of it. ``hasq``: H's columns m .. 2m - 1 hold it at p.
+    wide = est == LSE and H.shape[1] >= 2 * m
+    chi2 = accumulate(y, x, xref, p, npk, nbg, est, H, g, R, h, D, W, C, 0)
+    hasq = False
     state = MAX_ITERATIONS
     lam = 1e-3
     it = 0
@@ -142,6 +149,7 @@ def fit_pixel(out, pix, y, x, h, npk, nbg, est, max_iter, tol, saturation, M, V)
                 p[j] = pt[j]
             state = CONVERGED
             break
+        middle = 2 if wide and pred <= QTOL * chi2 else 0
         chi2n = accumulate(y, x, xref, pt, npk, nbg, est, Hn, gn, R, h, D, W, C, middle)
         if chi2n <= chi2:
             small = step_is_small(delta, p, npk, nbg, tol, xspan)
@@ -150,6 +158,7 @@ def fit_pixel(out, pix, y, x, h, npk, nbg, est, max_iter, tol, saturation, M, V)
                 g[a] = gn[a]
                 for b in range(2 * m if middle else m):
                     H[a, b] = Hn[a, b]
+            hasq = middle == 2
             done = small or chi2 - chi2n <= tol * chi2n
             chi2 = chi2n
             lam = max(0.1 * lam, 1e-9)
@@ -168,8 +177,8 @@ def fit_pixel(out, pix, y, x, h, npk, nbg, est, max_iter, tol, saturation, M, V)
     # least squares, the noise need not be uniform (counts are not), so the sandwich
     # H^-1 (J^T diag(r^2) J) H^-1, scaled by n / (n - m), is used: right for any noise, equal to
     # chi2/dof H^-1 for uniform noise. Its middle comes from the last accepted pass (columns
-    # m .. 2m - 1 of H), or, on narrow blocks, from one more pass at the solution (which also
-    # gives chi2 there). The covariance ends in Hn.
+    # m .. 2m - 1 of H) when that pass summed it, otherwise (narrow blocks: a GPU) from one
+    # more pass at the solution (which also gives chi2 there). The covariance ends in Hn.
     if state != SINGULAR and not cholesky(H, 0.0, m, L):
         state = SINGULAR
     if state != SINGULAR:
@@ -181,7 +190,7 @@ def fit_pixel(out, pix, y, x, h, npk, nbg, est, max_iter, tol, saturation, M, V)
             for a in range(m):
                 H[a, j] = delta[a]
         if est == LSE:
-            if middle:
+            if hasq:
                 for a in range(m):
                     for b in range(m):
                         Hn[a, b] = H[a, m + b]

@@ -48,11 +48,12 @@ def peaks_block(x, i0, nb, p, npk, D, F, R, h, C):
     ``F``. ``R``, ``h`` and ``C`` (recurrence scratch of the Gaussian) are not used. Returns
     True: every channel gets contributions (long-tailed shapes have no window).
     """
+    xs = x[i0 : i0 + nb]  # indexed from 0: no negative-index check per channel
     for j in range(nb):
         F[j] = 0.0
     for k in range(npk):
         for j in range(nb):
-            F[j] += peak_point(x[i0 + j], p, NP * k, D, j)  # noqa: F821 (bound per shape)
+            F[j] += peak_point(xs[j], p, NP * k, D, j)  # noqa: F821 (bound per shape)
     return True
 
 

@@ -56,8 +56,11 @@ def peaks_block(x, i0, nb, p, npk, D, F, R, h, C):
     for j in range(nb):
         F[j] = 0.0
     nblock = D.shape[1]
-    xa = x[i0]
-    xb = x[i0 + nb - 1]
+    # a view indexed from 0: x[i0 + j] would be checked for a negative index (numba's
+    # wrap-around) channel by channel, which keeps the loops from loading 4 at once
+    xs = x[i0 : i0 + nb]
+    xa = xs[0]
+    xb = xs[nb - 1]
     active = False
     for k in range(npk):
         a = p[3 * k]
@@ -75,7 +78,7 @@ def peaks_block(x, i0, nb, p, npk, D, F, R, h, C):
         hb = nblock * h * inv_s
         if h == 0.0 or hb * hb > EXP_CUTOFF:
             for j in range(nb):
-                u = (x[i0 + j] - c) * inv_s
+                u = (xs[j] - c) * inv_s
                 u2 = u * u
                 e = 0.0
                 if u2 < EXP_CUTOFF:
@@ -105,7 +108,7 @@ def peaks_block(x, i0, nb, p, npk, D, F, R, h, C):
                 rb *= qb
         q = R[3 * k + 1]
         for j in range(nb):
-            u = (x[i0 + j] - c) * inv_s
+            u = (xs[j] - c) * inv_s
             u2 = u * u
             e = C[2 * k, j]
             r = C[2 * k + 1, j]
