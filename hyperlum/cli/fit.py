@@ -62,6 +62,11 @@ def register(subparsers):
     p.add_argument("--shape", choices=tuple(SHAPES), default="gaussian", help="peak shape")
     p.add_argument("--background", choices=tuple(BACKGROUNDS), default="constant")
     p.add_argument("--estimator", choices=("lse", "mle"), default="lse")
+    p.add_argument(
+        "--precision",
+        choices=("float32", "float64"),
+        help="working precision of the fit kernels (default: float32 on a GPU, float64 on the CPU)",
+    )
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument(
         "--scheduler",
@@ -137,6 +142,7 @@ def _plan(args, cube):
         shape=args.shape,
         background=args.background,
         estimator=args.estimator,
+        precision=args.precision,
         device=args.device,
         max_iterations=args.max_iterations,
         tolerance=args.tolerance,
