@@ -153,8 +153,8 @@ PRECISION_GRID = [
     for bg in ("none", "constant", "linear", "poly2", "poly3", "powerlaw")
     for est in ("lse", "mle")
 ]
-XP = np.linspace(650.0, 770.0, 64)
-PRECISION_PIXELS = 8
+XP = np.linspace(650.0, 770.0, 48)
+PRECISION_PIXELS = 6
 
 
 def precision_cube(index, shape, bg):
