@@ -102,7 +102,8 @@ def _scratch_bytes(name, cc):
     nbg = BACKGROUNDS[bg][1]
     key = npk if npk <= kcuda.UNROLLED_PEAKS else -1
     block = kcuda.channel_block(key, nbg, get_shape(shape).n_params)
-    return np.dtype(precision).itemsize * block * (N_MATRICES * block + N_VECTORS)
+    size = np.dtype(precision).itemsize * block * (N_MATRICES * block + N_VECTORS)
+    return -(-size // 16) * 16  # the frame is aligned to 16 bytes
 
 
 @pytest.mark.parametrize(("cc", "name"), CASES, ids=[f"sm_{c[0]}{c[1]}-{n}" for c, n in CASES])
