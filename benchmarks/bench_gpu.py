@@ -15,8 +15,11 @@ uint16 counts. Measured:
 - parity: the CPU path on random pixels of the same cube; states that agree, and relative
   differences of the fitted parameters where both converged.
 
+The kernels compute in ``--precision`` (float32 by default, as ``hl.fit`` on a GPU); the
+parity reference is the CPU's float64.
+
 Run: ``python benchmarks/bench_gpu.py [--size 512] [--channels 1024] [--parity 4096]
-[--json out.json]``. Without a usable GPU it says so and exits 0.
+[--precision float32] [--json out.json]``. Without a usable GPU it says so and exits 0.
 """
 
 import argparse
@@ -88,21 +91,24 @@ def h2d_bandwidth(nbytes=256 * 2**20, repeat=5):
     return nbytes / best
 
 
-def kernel_only(cube, x, peaks=1, background=1, estimator=0, repeat=3):
+def kernel_only(cube, x, peaks=1, background=1, estimator=0, repeat=3, precision="float32"):
     """Seconds of the transpose and of the fit kernel on a cube already on the GPU."""
     from numba import cuda
 
     from hyperlum.kernels import cuda as kc
     from hyperlum.kernels.constants import n_outputs
+    from hyperlum.kernels.pixel import uniform_step
 
     flat = cube.reshape(-1, cube.shape[-1])
     npix, nch = flat.shape
     dtype = flat.dtype.name
-    fit = kc._fit_kernel(peaks, background, estimator, dtype)
+    real = np.dtype(precision).type
+    fit = kc._fit_kernel(peaks, background, estimator, dtype, "gaussian", "polynomial", precision)
     transpose = kc._transpose_kernel(dtype)
     d_in = cuda.to_device(flat)
     d_cm = cuda.device_array((nch, npix), flat.dtype)
-    d_x = cuda.to_device(np.ascontiguousarray(x, dtype=np.float64))
+    d_x = cuda.to_device(np.ascontiguousarray(x, dtype=real))
+    h = real(uniform_step(np.asarray(x, dtype=np.float64)))
     d_out = cuda.device_array((n_outputs(peaks, background), npix))
     sat = float(np.iinfo(flat.dtype).max) if flat.dtype.kind in "ui" else np.inf
     grid_t = ((nch + kc.TILE - 1) // kc.TILE, (npix + kc.TILE - 1) // kc.TILE)
@@ -112,23 +118,24 @@ def kernel_only(cube, x, peaks=1, background=1, estimator=0, repeat=3):
         transpose[grid_t, (kc.TILE, kc.ROWS)](d_in, d_cm)
 
     def run_fit():
-        fit[grid_f, kc.THREADS](d_cm, d_x, peaks, 50, 1e-7, sat, d_out)
+        fit[grid_f, kc.THREADS](d_cm, d_x, h, peaks, 50, real(1e-7), real(sat), d_out)
 
     t_tr = min(_seconds(run_transpose) for _ in range(repeat))
     t_fit = min(_seconds(run_fit) for _ in range(repeat))
     return t_tr, t_fit, d_out.copy_to_host()
 
 
-def end_to_end(cube, x, repeat=3):
+def end_to_end(cube, x, repeat=3, precision="float32"):
     """Best wall-clock seconds of ``hl.fit(cube, device="cuda")`` and its maps."""
     import hyperlum as hl
 
-    hl.fit(cube[:2, :2], axis=x, device="cuda", progress=False)  # compile, warm pools
+    opts = {"device": "cuda", "precision": precision, "progress": False}
+    hl.fit(cube[:2, :2], axis=x, **opts)  # compile, warm pools
     best = np.inf
     res = None
     for _ in range(repeat):
         t = time.perf_counter()
-        res = hl.fit(cube, axis=x, device="cuda", progress=False)
+        res = hl.fit(cube, axis=x, **opts)
         best = min(best, time.perf_counter() - t)
     return best, res
 
@@ -137,7 +144,7 @@ def parity(cube, x, gpu_maps, n, seed=1):
     """CPU fits of ``n`` random pixels against the GPU maps of the same pixels."""
     import hyperlum as hl
 
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed)  # CPU in float64: the reference
     flat = cube.reshape(-1, cube.shape[-1])
     idx = np.sort(rng.choice(flat.shape[0], size=min(n, flat.shape[0]), replace=False))
     cpu = hl.fit(flat[idx], axis=x, device="cpu", progress=False)
@@ -162,6 +169,9 @@ def main(argv=None):
     ap.add_argument("--channels", type=int, default=1024)
     ap.add_argument("--parity", type=int, default=4096, help="pixels also fitted on the CPU")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument(
+        "--precision", choices=("float32", "float64"), default="float32", help="kernels' precision"
+    )
     ap.add_argument("--json", help="also write the figures to this JSON file")
     ap.add_argument("--allow-simulator", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -170,12 +180,13 @@ def main(argv=None):
     x, cube32, cube16 = make_cube(args.size, args.channels)
     npix = args.size * args.size
     figures = {"device": device, "size": args.size, "channels": args.channels}
+    figures["precision"] = args.precision
     bw = h2d_bandwidth()
     figures["h2d_bytes_per_s"] = bw
     print(f"host-to-device (pinned): {bw / 1e9:.1f} GB/s  (DESIGN.md roof {H2D_ROOF / 1e9:.0f})")
     for name, cube in (("float32", cube32), ("uint16", cube16)):
-        t_tr, t_fit, _ = kernel_only(cube, x, repeat=args.repeat)
-        t_e2e, res = end_to_end(cube, x, repeat=args.repeat)
+        t_tr, t_fit, _ = kernel_only(cube, x, repeat=args.repeat, precision=args.precision)
+        t_e2e, res = end_to_end(cube, x, repeat=args.repeat, precision=args.precision)
         limit = bw / (args.channels * cube.dtype.itemsize)
         f = {
             "kernel_px_per_s": npix / t_fit,

@@ -9,6 +9,9 @@ A model is a (shape, background) pair: :func:`jit_model` compiles the shape's fu
 the background's under the generic names the loop calls (``peaks_block``, ``peak_start``,
 ``background_point``, ...), with the shape's parameter count ``NP`` (and its own constants,
 e.g. the EMG's ``SIDE``) bound as compile-time constants, then the generic loop over them.
+
+Each function is compiled in a working precision, float64 or float32, from the same source
+(:mod:`hyperlum.kernels.precision`).
 """
 
 import types
@@ -16,6 +19,7 @@ import types
 from hyperlum.kernels import estimators, guess, lm, models, pixel
 from hyperlum.kernels.backgrounds import MODULES as BACKGROUND_MODULES
 from hyperlum.kernels.backgrounds import polynomial
+from hyperlum.kernels.precision import FLOAT32_VERSIONS, check_precision, real_code, real_namespace
 from hyperlum.kernels.shapes import SHAPES, gaussian, get_shape
 
 #: The modules holding the shape- and background-independent maths.
@@ -40,12 +44,13 @@ GENERIC = (
 SHARED = (*gaussian.FUNCTIONS, *polynomial.FUNCTIONS, *GENERIC)
 
 
-def jit_functions(functions, decorator, constants=None, tag=None):
+def jit_functions(functions, decorator, constants=None, tag=None, precision="float64"):
     """Compile plain ``functions`` (callees before callers) with ``decorator``.
 
     Each function is rebuilt over a copy of its module's globals in which the names of the
     functions compiled before it point at their compiled versions, and ``constants`` (name ->
-    value) are bound.
+    value) are bound; for ``precision="float32"`` its float literals and float constants are
+    float32 (see :mod:`hyperlum.kernels.precision`).
 
     Parameters
     ----------
@@ -59,20 +64,37 @@ def jit_functions(functions, decorator, constants=None, tag=None):
     tag : str, optional
         Appended to each function's qualified name (``accumulate_lorentzian_polynomial``):
         the models' compiled functions stay apart in profiles and numba's caches.
+    precision : {"float64", "float32"}
+        The working precision: the type of every float the functions compute with.
 
     Returns
     -------
     dict
         Function name to compiled function.
+
+    Examples
+    --------
+    >>> import numba, numpy as np
+    >>> def half(y):
+    ...     return float(y) * 0.5
+    >>> fns = jit_functions([half], numba.njit, precision="float32")
+    >>> fns["half"](np.uint16(3))
+    1.5
+    >>> fns["half"].nopython_signatures[0].return_type  # computed in float32
+    float32
     """
+    check_precision(precision)
     compiled = {}
-    for fn in functions:
+    for plain in functions:
+        fn = FLOAT32_VERSIONS.get(plain, plain) if precision == "float32" else plain
         namespace = dict(fn.__globals__)
         namespace.update(constants or {})
+        real_namespace(namespace, precision)
         namespace.update(compiled)
-        rebuilt = types.FunctionType(
-            fn.__code__, namespace, fn.__name__, fn.__defaults__, fn.__closure__
-        )
+        code = fn.__code__
+        if precision == "float32":
+            code = real_code(code, namespace["REAL"])
+        rebuilt = types.FunctionType(code, namespace, fn.__name__, fn.__defaults__, fn.__closure__)
         rebuilt.__qualname__ = f"{fn.__qualname__}_{tag}" if tag else fn.__qualname__
         rebuilt.__module__ = fn.__module__
         compiled[fn.__name__] = decorator(rebuilt)
@@ -86,7 +108,7 @@ def model_constants(shape):
     return {"NP": s.n_params, "FWHM_PER_WIDTH": s.module.FWHM_PER_WIDTH, **s.constants}
 
 
-def jit_model(decorator, shape="gaussian", background="polynomial"):
+def jit_model(decorator, shape="gaussian", background="polynomial", precision="float64"):
     """Compile the one-pixel fit of peaks of ``shape`` over a ``background`` with ``decorator``.
 
     Parameters
@@ -98,6 +120,8 @@ def jit_model(decorator, shape="gaussian", background="polynomial"):
     background : str
         A background kernel module: a key of :data:`hyperlum.kernels.backgrounds.MODULES`
         (``"polynomial"``, ``"power_law"``).
+    precision : {"float64", "float32"}
+        The working precision (see :func:`jit_functions`).
 
     Returns
     -------
@@ -111,6 +135,9 @@ def jit_model(decorator, shape="gaussian", background="polynomial"):
     >>> p = np.array([2.0, 0.0, 1.0])
     >>> float(fns["peaks_value"](1.0, p, 1))  # a Lorentzian of height 2 at one HWHM
     1.0
+    >>> f32 = jit_model(lambda f: f, "lorentzian", precision="float32")
+    >>> type(f32["peaks_value"](np.float32(1.0), p.astype(np.float32), 1))
+    <class 'numpy.float32'>
     """
     if shape not in SHAPES:
         raise ValueError(f"shape={shape!r} is not one of {', '.join(map(repr, SHAPES))}")
@@ -119,7 +146,8 @@ def jit_model(decorator, shape="gaussian", background="polynomial"):
         *BACKGROUND_MODULES[background].FUNCTIONS,
         *GENERIC,
     )
-    return jit_functions(functions, decorator, model_constants(shape), f"{shape}_{background}")
+    tag = f"{shape}_{background}" + ("" if precision == "float64" else f"_{precision}")
+    return jit_functions(functions, decorator, model_constants(shape), tag, precision)
 
 
 def jit_all(decorator):

@@ -15,10 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 
-from hyperlum.kernels import backgrounds, constants, shapes
+from hyperlum.kernels import backgrounds, constants, precision, shapes
 from hyperlum.kernels import compile as _compile
 from hyperlum.kernels.compile import jit_model
 from hyperlum.kernels.constants import MAX_PARAMS, N_MATRICES, N_VECTORS
+from hyperlum.kernels.pixel import uniform_step
+from hyperlum.kernels.precision import PRECISIONS, check_precision
 
 #: Compiler options of the shared maths. ``error_model="numpy"``: a division by zero gives
 #: inf/nan as on a GPU, instead of a check and a branch per division, which kept loops with a
@@ -27,14 +29,14 @@ JIT_OPTIONS = {"error_model": "numpy", "fastmath": {"contract", "arcp", "reassoc
 
 
 @functools.cache
-def _model_functions(shape, background):
+def _model_functions(shape, background, precision):
     """The shared maths of one model compiled with ``numba.njit`` (not cached on disk: only
     the row loops are, with the digest of every source they inline)."""
-    return jit_model(numba.njit(nogil=True, **JIT_OPTIONS), shape, background)
+    return jit_model(numba.njit(nogil=True, **JIT_OPTIONS), shape, background, precision)
 
 
 def _sources():
-    modules = [constants, _compile, *_compile.MODULES, shapes, backgrounds]
+    modules = [constants, _compile, precision, *_compile.MODULES, shapes, backgrounds]
     modules += [m for m, _ in shapes.SHAPES.values()] + list(backgrounds.MODULES.values())
     modules.append(shapes.common)
     return "".join(inspect.getsource(m) for m in dict.fromkeys(modules))
@@ -50,12 +52,11 @@ CHANNEL_BLOCK = 128
 
 
 def _row_loop(npk, nbg, est, digest):
-    def rows(data, x, max_iter, tol, saturation, out, start, stop):
+    def rows(data, x, h, max_iter, tol, saturation, out, start, stop):
         if digest < 0:  # never true: ties the disk cache entry to the kernel sources
             return
-        M = np.empty((N_MATRICES, MAX_PARAMS, CHANNEL_BLOCK))
-        V = np.empty((N_VECTORS, CHANNEL_BLOCK))
-        h = uniform_step(x)  # noqa: F821 (bound per model by _rows_kernel)
+        M = np.empty((N_MATRICES, MAX_PARAMS, CHANNEL_BLOCK), REAL)  # noqa: F821 (bound
+        V = np.empty((N_VECTORS, CHANNEL_BLOCK), REAL)  # noqa: F821 per model by _rows_kernel)
         for pix in range(start, stop):
             fit_pixel(  # noqa: F821
                 out, pix, data[pix], x, h, npk, nbg, est, max_iter, tol, saturation, M, V
@@ -65,8 +66,9 @@ def _row_loop(npk, nbg, est, digest):
 
 
 @functools.cache
-def _rows_kernel(npk, nbg, est, shape="gaussian", background="polynomial"):
-    """The row loop for one model and estimator, compiled with those as constants.
+def _rows_kernel(npk, nbg, est, shape="gaussian", background="polynomial", precision="float64"):
+    """The row loop for one model, estimator and working precision, compiled with those as
+    constants.
 
     Constant sizes let LLVM unroll the small parameter loops: 2.5x faster than one loop taking
     them as arguments (measured on 1 Gaussian + constant, 1024 channels). The model's
@@ -74,11 +76,11 @@ def _rows_kernel(npk, nbg, est, shape="gaussian", background="polynomial"):
     model has its own disk-cache file, and the closure's constants (sizes, estimator, source
     digest) key its entries.
     """
-    fns = _model_functions(shape, background)
+    fit_pixel = _model_functions(shape, background, precision)["fit_pixel"]
     loop = _row_loop(npk, nbg, est, SOURCE_DIGEST)
-    namespace = dict(loop.__globals__, fit_pixel=fns["fit_pixel"], uniform_step=fns["uniform_step"])
+    namespace = dict(loop.__globals__, fit_pixel=fit_pixel, REAL=PRECISIONS[precision])
     rows = types.FunctionType(loop.__code__, namespace, "rows", None, loop.__closure__)
-    rows.__qualname__ = f"rows_{shape}_{background}"
+    rows.__qualname__ = f"rows_{shape}_{background}_{precision}"
     return numba.njit(cache=True, nogil=True)(rows)
 
 
@@ -96,20 +98,25 @@ def fit_chunk(
     *,
     shape="gaussian",
     background="polynomial",
+    precision="float64",
 ):
     """Fit every row of ``data`` (pixels x channels, float32 or float64, C order) into ``out``.
 
     ``threads`` defaults to the CPUs this process may use. ``shape`` names the peak shape (a
     key of :data:`hyperlum.kernels.shapes.SHAPES`), ``background`` the background's kernel
-    module (``"polynomial"`` with ``nbg`` terms, or ``"power_law"``). See
-    :func:`hyperlum.kernels.pixel.fit_pixel` for the rows of ``out``.
+    module (``"polynomial"`` with ``nbg`` terms, or ``"power_law"``), ``precision`` the
+    working precision of the maths (``"float64"`` or ``"float32"``; ``out`` is float64
+    either way). See :func:`hyperlum.kernels.pixel.fit_pixel` for the rows of ``out``.
     """
+    real = PRECISIONS[check_precision(precision)]
     npix = data.shape[0]
     threads = threads or len(os.sched_getaffinity(0))
     nblocks = max(1, min(npix // 16, 4 * threads))
     bounds = [b * npix // nblocks for b in range(nblocks + 1)]
-    rows = _rows_kernel(npk, nbg, est, shape, background)
-    args = (data, x, max_iter, tol, saturation, out)
+    rows = _rows_kernel(npk, nbg, est, shape, background, precision)
+    x64 = np.ascontiguousarray(x, dtype=np.float64)
+    h = real(uniform_step(x64))
+    args = (data, x64.astype(real, copy=False), h, max_iter, real(tol), real(saturation), out)
     if nblocks == 1 or threads == 1:
         rows(*args, 0, npix)
         return out

@@ -5,7 +5,10 @@ the CPU driver runs, on a column of a channel-major copy of the chunk (neighbour
 neighbouring addresses: coalesced loads). The counts stay in their native dtype (e.g. uint16)
 all the way to the kernel, which converts each value to float64 as it reads it: half the
 host-to-device bytes of float32 for 16-bit detectors. Kernels are compiled per model,
-estimator and input dtype, with those as constants (see :data:`UNROLLED_PEAKS`).
+estimator, input dtype and working precision, with those as constants (see
+:data:`UNROLLED_PEAKS`). The working precision is float32 by default (``precision=``, see
+:func:`hyperlum.kernels.compile.jit_functions`): workstation GPUs run float64 at 1/32 to 1/64
+of the float32 rate. The maps come back as float64 either way.
 
 :func:`fit_chunk` moves a host chunk to the device in slabs of pixels (:data:`SLAB_BYTES`),
 cycled over a few CUDA streams (:data:`STREAMS`), each with its own page-locked (pinned)
@@ -32,7 +35,7 @@ import numpy as np
 from numba import cuda, types
 
 from hyperlum.kernels.backgrounds import BACKGROUNDS
-from hyperlum.kernels.compile import jit_model
+from hyperlum.kernels.compile import check_precision, jit_model
 from hyperlum.kernels.constants import (
     ESTIMATORS,
     MAX_PEAKS,
@@ -41,6 +44,7 @@ from hyperlum.kernels.constants import (
     n_outputs,
     n_params,
 )
+from hyperlum.kernels.pixel import uniform_step
 from hyperlum.kernels.shapes import get_shape
 
 #: Threads per block of the fit kernel.
@@ -57,6 +61,8 @@ TILE_PAD = TILE + 1  # padded row: no shared-memory bank conflicts
 DTYPES = ("uint8", "uint16", "uint32", "int8", "int16", "int32", "float32", "float64")
 
 _float64 = types.float64
+#: numba's type of the floats of each working precision.
+_REAL = {"float32": types.float32, "float64": types.float64}
 
 # Host-side numba.cuda calls, bound once: while a simulated kernel runs, numba's simulator swaps
 # every module global that *is* numba.cuda (here: ``cuda``) for its per-kernel fake, which a
@@ -70,15 +76,17 @@ _as_cuda_array = getattr(cuda, "as_cuda_array", None)  # not in the simulator
 
 
 @functools.cache
-def _device_functions(shape, background):
-    return jit_model(_jit(device=True), shape, background)
+def _device_functions(shape, background, precision):
+    return jit_model(_jit(device=True), shape, background, precision)
 
 
-def _kernel_name(shape, npk, background, est, dtype):
-    """``fit_1peak_constant_lse_float32`` (a Gaussian), ``fit_lorentzian_1peak_...``."""
+def _kernel_name(shape, npk, background, est, dtype, precision):
+    """``fit_1peak_constant_lse_uint16_f32`` (a Gaussian reading uint16 counts, computing in
+    float32), ``fit_lorentzian_1peak_...``."""
     es = {v: k for k, v in ESTIMATORS.items()}[est]
     model = "" if shape == "gaussian" else f"{shape}_"
-    return f"fit_{model}{npk}peak_{background}_{es}_{np.dtype(dtype).name}"
+    bits = precision.removeprefix("float")
+    return f"fit_{model}{npk}peak_{background}_{es}_{np.dtype(dtype).name}_f{bits}"
 
 
 #: Kernels for up to this many peaks take the peak count as a compile-time constant: fully
@@ -104,38 +112,41 @@ def channel_block(npk, nbg, peak_params=3):
 
 
 @functools.cache
-def _fit_source(shape, background, npk, nbg, est):
-    """The fit kernel for one model and estimator, with those as compile-time constants.
+def _fit_source(shape, background, npk, nbg, est, precision):
+    """The fit kernel for one model, estimator and working precision, with those as
+    compile-time constants.
 
-    ``npk == -1`` makes the peak count the kernel's ``n_peaks`` argument instead.
+    ``npk == -1`` makes the peak count the kernel's ``n_peaks`` argument instead. The channel
+    positions ``x``, their uniform step ``h`` (0 if not uniform, computed once on the host),
+    ``tol`` and ``saturation`` come in the working precision.
     """
-    fns = _device_functions(shape, background)
-    fit_pixel = fns["fit_pixel"]
-    uniform_step = fns["uniform_step"]
+    fit_pixel = _device_functions(shape, background, precision)["fit_pixel"]
     block = channel_block(npk, nbg, get_shape(shape).n_params)
+    real = _REAL[precision]
 
-    def fit_kernel(data, x, n_peaks, max_iter, tol, saturation, out):
+    def fit_kernel(data, x, h, n_peaks, max_iter, tol, saturation, out):
         pix = cuda.grid(1)
         if pix < data.shape[1]:
-            M = cuda.local.array((N_MATRICES, block, block), _float64)
-            V = cuda.local.array((N_VECTORS, block), _float64)
+            M = cuda.local.array((N_MATRICES, block, block), real)
+            V = cuda.local.array((N_VECTORS, block), real)
             y = data[:, pix]
             k = npk if npk >= 0 else n_peaks  # a constant once numba prunes the dead branch
-            h = uniform_step(x)
             fit_pixel(out, pix, y, x, h, k, nbg, est, max_iter, tol, saturation, M, V)
 
     return fit_kernel
 
 
-def _fit_signature(dtype):
+def _fit_signature(dtype, precision):
     c2 = types.Array(numba.from_dtype(np.dtype(dtype)), 2, "C")
+    real = _REAL[precision]
     return types.void(
         c2,
-        types.Array(_float64, 1, "C"),
+        types.Array(real, 1, "C"),
+        real,
         types.int64,
         types.int64,
-        _float64,
-        _float64,
+        real,
+        real,
         types.Array(_float64, 2, "C"),
     )
 
@@ -171,13 +182,14 @@ def _transpose_signature(dtype):
     return types.void(c2, c2)
 
 
-def _fit_kernel(npk, nbg, est, dtype, shape="gaussian", background="polynomial"):
-    return _compiled_fit_kernel(shape, background, _source_key(npk), nbg, est, dtype)
+def _fit_kernel(npk, nbg, est, dtype, shape, background, precision):
+    return _compiled_fit_kernel(shape, background, _source_key(npk), nbg, est, dtype, precision)
 
 
 @functools.cache
-def _compiled_fit_kernel(shape, background, npk, nbg, est, dtype):
-    return _jit(_fit_signature(dtype))(_fit_source(shape, background, npk, nbg, est))
+def _compiled_fit_kernel(shape, background, npk, nbg, est, dtype, precision):
+    source = _fit_source(shape, background, npk, nbg, est, precision)
+    return _jit(_fit_signature(dtype, precision))(source)
 
 
 @functools.cache
@@ -342,7 +354,10 @@ def slab_pixels(n_channels, itemsize, slab_bytes=None):
 
 
 def _launch_fit(lane, kernel, transpose, d_in, d_x, args, nout):
-    """Transpose one device slab (pixels x channels) and fit it, on ``lane``'s stream."""
+    """Transpose one device slab (pixels x channels) and fit it, on ``lane``'s stream.
+
+    ``args`` are the fit kernel's arguments after ``x``.
+    """
     mem = lane.mem
     n, nch = d_in.shape
     d_cm = lane.array("cm", (nch, n), d_in.dtype, host=False)
@@ -370,6 +385,7 @@ def fit_chunk(
     streams=None,
     shape="gaussian",
     background="polynomial",
+    precision="float32",
 ):
     """Fit every row of ``data`` (pixels x channels) on the GPU; return ``(rows, pixels)`` maps.
 
@@ -390,12 +406,15 @@ def fit_chunk(
     shape, background : str
         The peak shape and the background's kernel module, as for
         :func:`hyperlum.kernels.cpu.fit_chunk`.
+    precision : {"float32", "float64"}
+        The kernels' working precision (the maps are float64 either way).
 
     Returns
     -------
     numpy.ndarray
         ``(n_outputs, pixels)`` float64, rows as in :func:`~hyperlum.kernels.pixel.fit_pixel`.
     """
+    check_precision(precision)
     nout = n_outputs(npk, nbg, get_shape(shape).n_params)
     npix, nch = data.shape
     out = np.empty((nout, npix))
@@ -414,11 +433,14 @@ def fit_chunk(
         dtype = _native(data.dtype)
         if data.dtype != dtype:
             data = data.astype(dtype)
-    kernel = _fit_kernel(npk, nbg, est, dtype.name, shape, background)
+    kernel = _fit_kernel(npk, nbg, est, dtype.name, shape, background, precision)
     transpose = _transpose_kernel(dtype.name)
     per = slab_pixels(nch, dtype.itemsize, slab_bytes)
-    xh = np.ascontiguousarray(x, dtype=np.float64)
-    args = (int(npk), int(max_iter), float(tol), float(saturation))
+    real = np.dtype(precision).type
+    x64 = np.ascontiguousarray(x, dtype=np.float64)
+    xh = x64.astype(real)
+    h = real(uniform_step(x64))
+    args = (h, int(npk), int(max_iter), real(tol), real(saturation))
     with _lane_set(streams or STREAMS) as lanes:
         _fit_slabs(data, on_device, dtype, xh, kernel, transpose, args, nout, per, lanes, out)
     return out
@@ -461,7 +483,7 @@ def _fit_slabs(data, on_device, dtype, xh, kernel, transpose, args, nout, per, l
             n = stop - start
             lane = lanes[i % len(lanes)]
             lane.finish()
-            d_x = lane.array("x", (nch,), np.float64, host=False)
+            d_x = lane.array("x", (nch,), xh.dtype, host=False)
             mem.to_device(xh, d_x, lane.stream)
             if on_device:
                 d_in = data[start:stop]
@@ -508,34 +530,44 @@ def _compute_capability(cc):
 
 
 def kernel_names(
-    peaks=None, backgrounds=None, estimators=None, dtypes=("float32",), shapes=("gaussian",)
+    peaks=None,
+    backgrounds=None,
+    estimators=None,
+    dtypes=("float32",),
+    shapes=("gaussian",),
+    precisions=("float32",),
 ):
-    """Names of the fit kernels for the given models, estimators and input dtypes.
+    """Names of the fit kernels for the given models, estimators, input dtypes and working
+    precisions (``_f32``, ``_f64`` at the end).
 
     Examples
     --------
     >>> kernel_names(peaks=[1], backgrounds=["constant"], estimators=["lse", "mle"])
-    ['fit_1peak_constant_lse_float32', 'fit_1peak_constant_mle_float32']
-    >>> kernel_names(peaks=[2], backgrounds=["poly2"], estimators=["mle"], shapes=["emg_low"])
-    ['fit_emg_low_2peak_poly2_mle_float32']
+    ['fit_1peak_constant_lse_float32_f32', 'fit_1peak_constant_mle_float32_f32']
+    >>> kernel_names(peaks=[2], backgrounds=["poly2"], estimators=["mle"], shapes=["emg_low"],
+    ...              dtypes=["uint16"], precisions=["float64"])
+    ['fit_emg_low_2peak_poly2_mle_uint16_f64']
     """
-    return [name for name, _ in _selection(peaks, backgrounds, estimators, dtypes, shapes)]
+    sel = _selection(peaks, backgrounds, estimators, dtypes, shapes, precisions)
+    return [name for name, _ in sel]
 
 
-def _selection(peaks, backgrounds, estimators, dtypes, shapes=("gaussian",)):
+def _selection(peaks, backgrounds, estimators, dtypes, shapes, precisions):
     peaks = range(1, MAX_PEAKS + 1) if peaks is None else peaks
     backgrounds = tuple(BACKGROUNDS) if backgrounds is None else backgrounds
     estimators = tuple(ESTIMATORS) if estimators is None else estimators
     sel = []
     for shape in shapes:
-        for dtype in dtypes:
-            for npk in peaks:
-                for bg in backgrounds:
-                    kind, nbg = BACKGROUNDS[bg]
-                    for es in estimators:
-                        name = _kernel_name(shape, int(npk), bg, ESTIMATORS[es], dtype)
-                        key = (shape, kind, int(npk), nbg, ESTIMATORS[es], np.dtype(dtype).name)
-                        sel.append((name, key))
+        for precision in map(check_precision, precisions):
+            for dtype in dtypes:
+                for npk in peaks:
+                    for bg in backgrounds:
+                        kind, nbg = BACKGROUNDS[bg]
+                        for es in estimators:
+                            est = ESTIMATORS[es]
+                            name = _kernel_name(shape, int(npk), bg, est, dtype, precision)
+                            dt = np.dtype(dtype).name
+                            sel.append((name, (shape, kind, int(npk), nbg, est, dt, precision)))
     return sel
 
 
@@ -547,6 +579,7 @@ def compile_ptx(
     estimators=None,
     dtypes=("float32",),
     shapes=("gaussian",),
+    precisions=("float32",),
 ):
     """PTX of the fit kernels for compute capability ``cc``, compiled without a GPU.
 
@@ -560,20 +593,22 @@ def compile_ptx(
         Input dtypes (one kernel each); the channel-major transpose kernel of each comes too.
     shapes : sequence of str
         Peak shapes (default: the Gaussian).
+    precisions : sequence of str
+        Working precisions, ``"float32"`` (default) and/or ``"float64"``.
 
     Returns
     -------
     dict
-        Kernel name (e.g. ``"fit_1peak_constant_lse_float32"``, ``"transpose_uint16"``) to
-        PTX text. Kernels above :data:`UNROLLED_PEAKS` peaks take the peak count as an
+        Kernel name (e.g. ``"fit_1peak_constant_lse_float32_f32"``, ``"transpose_uint16"``)
+        to PTX text. Kernels above :data:`UNROLLED_PEAKS` peaks take the peak count as an
         argument: 2, 3 and 4 peaks share one PTX text.
 
     Examples
     --------
     >>> ptx = compile_ptx((9, 0), peaks=[1], backgrounds=["constant"], estimators=["lse"])
     >>> sorted(ptx)
-    ['fit_1peak_constant_lse_float32', 'transpose_float32']
-    >>> ".target sm_90" in ptx["fit_1peak_constant_lse_float32"]
+    ['fit_1peak_constant_lse_float32_f32', 'transpose_float32']
+    >>> ".target sm_90" in ptx["fit_1peak_constant_lse_float32_f32"]
     True
     """
     if numba.config.ENABLE_CUDASIM:
@@ -582,12 +617,13 @@ def compile_ptx(
     result = {}
     with _compute_capability(cc):
         done = {}
-        selection = _selection(peaks, backgrounds, estimators, dtypes, shapes)
-        for name, (shape, kind, npk, nbg, est, dtype) in selection:
-            key = (shape, kind, _source_key(npk), nbg, est, dtype)
+        selection = _selection(peaks, backgrounds, estimators, dtypes, shapes, precisions)
+        for name, (shape, kind, npk, nbg, est, dtype, precision) in selection:
+            key = (shape, kind, _source_key(npk), nbg, est, dtype, precision)
             if key not in done:
-                src = _fit_source(*key[:5])
-                done[key], _ = cuda.compile_ptx(src, _fit_signature(dtype), cc=cc)
+                src = _fit_source(*key[:5], precision)
+                sig = _fit_signature(dtype, precision)
+                done[key], _ = cuda.compile_ptx(src, sig, cc=cc)
             result[name] = done[key]
         for dtype in dtypes:
             name = f"transpose_{np.dtype(dtype).name}"

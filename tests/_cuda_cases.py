@@ -2,7 +2,8 @@
 
 Run as a script (``python _cuda_cases.py OUT.npz`` with ``NUMBA_ENABLE_CUDASIM=1``) it fits
 every case with ``device="cuda"`` and saves the stacked maps; the test fits the same cubes on
-the CPU and compares.
+the CPU and compares. The parity cases run the float64 kernels (the CPU's maths to rounding);
+:data:`PRECISION_GRID` runs the float32 kernels against the float64 ones.
 """
 
 import sys
@@ -32,9 +33,15 @@ CASES = (
     ]
 )
 #: Extra parameters of each shape beyond amplitude, centre and width: drawn from these ranges.
-EXTRA = {"pseudo_voigt": [(0.2, 0.8)], "emg_low": [(2.0, 5.0)]}
+EXTRA = {"pseudo_voigt": [(0.2, 0.8)], "emg_low": [(2.0, 5.0)], "emg_high": [(2.0, 5.0)]}
 #: Width parameter ranges: a FWHM of about 12-21 channels of X.
-WIDTH = {"gaussian": (5, 9), "lorentzian": (5, 9), "pseudo_voigt": (12, 21), "emg_low": (4, 7)}
+WIDTH = {
+    "gaussian": (5, 9),
+    "lorentzian": (5, 9),
+    "pseudo_voigt": (12, 21),
+    "emg_low": (4, 7),
+    "emg_high": (4, 7),
+}
 
 
 def case_name(est, bg, peaks, max_iter, shape="gaussian"):
@@ -99,6 +106,7 @@ def fit_case(index, case, device, chunk=None):
         estimator=est,
         max_iterations=max_iter,
         device=device,
+        precision="float64",
     )
     res = res.compute() if chunk is not None else res
     return {name: np.asarray(res.maps[name]) for name in res.names}
@@ -133,11 +141,68 @@ def launch(name, index, slab_bytes, streams, on_device):
     data = cube(index, *case[:3])[0]
     if on_device:
         data = cuda.to_device(data)
-    return kcuda.fit_chunk(data, *kernel_args(case), slab_bytes=slab_bytes, streams=streams)
+    args = kernel_args(case)
+    return kcuda.fit_chunk(data, *args, slab_bytes=slab_bytes, streams=streams, precision="float64")
+
+
+#: Float32 against float64 kernels: every shape x background x estimator, one peak, on tiny
+#: Poisson cubes of ``PRECISION_PIXELS`` pixels over the channels ``XP``.
+PRECISION_GRID = [
+    (shape, bg, est)
+    for shape in ("gaussian", "lorentzian", "pseudo_voigt", "emg_low", "emg_high")
+    for bg in ("none", "constant", "linear", "poly2", "poly3", "powerlaw")
+    for est in ("lse", "mle")
+]
+XP = np.linspace(650.0, 770.0, 48)
+PRECISION_PIXELS = 6
+
+
+def precision_cube(index, shape, bg):
+    """Poisson counts of one peak of ``shape`` over background ``bg`` (``PRECISION_PIXELS``)."""
+    from hyperlum.kernels.shapes import get_shape
+
+    rng = np.random.default_rng(2000 + index)
+    n = PRECISION_PIXELS
+    params = [rng.uniform(200, 600, n), rng.uniform(695, 725, n), rng.uniform(*WIDTH[shape], n)]
+    params += [rng.uniform(*r, n) for r in EXTRA.get(shape, [])]
+    mu = get_shape(shape).evaluate(XP, np.column_stack(params))
+    if bg == "powerlaw":
+        mu += rng.uniform(20, 40, (n, 1)) * (XP / 710.0) ** -rng.uniform(2, 4, (n, 1))
+    elif bg != "none":
+        mu += rng.uniform(20, 40, (n, 1))
+    if bg in ("linear", "poly2", "poly3"):
+        mu += rng.uniform(0.05, 0.15, (n, 1)) * (XP - XP[0])
+    if bg in ("poly2", "poly3"):
+        mu += 1e-3 * (XP - 710.0) ** 2
+    if bg == "poly3":
+        mu += 2e-5 * (XP - 710.0) ** 3
+    return rng.poisson(mu).astype(np.uint16)
+
+
+def fit_precision(index, precision):
+    """Maps of grid case ``index`` fitted with ``device="cuda"`` in ``precision``."""
+    import hyperlum as hl
+
+    shape, bg, est = PRECISION_GRID[index]
+    res = hl.fit(
+        precision_cube(index, shape, bg),
+        axis=XP,
+        shape=shape,
+        background=bg,
+        estimator=est,
+        device="cuda",
+        precision=precision,
+        despike=False,
+    )
+    return {name: np.asarray(res.maps[name]) for name in res.names}
 
 
 def main(path):
     maps = {}
+    for i, case in enumerate(PRECISION_GRID):
+        for precision in ("float32", "float64"):
+            for name, m in fit_precision(i, precision).items():
+                maps[f"precision/{'_'.join(case)}/{precision}/{name}"] = m
     for i, case in enumerate(CASES):
         for name, m in fit_case(i, case, "cuda").items():
             maps[f"{case_name(*case)}/{name}"] = m

@@ -139,8 +139,10 @@ def test_kernel_compiles_without_spills():
 
     if kcuda.find_ptxas() is None:
         pytest.skip("ptxas not found (the test extra installs nvidia-cuda-nvcc)")
-    name = "fit_0peak_powerlaw_lse_float32"
-    ptx = kcuda.compile_ptx((9, 0), peaks=[0], backgrounds=["powerlaw"], estimators=["lse"])
+    name = "fit_0peak_powerlaw_lse_float32_f64"  # float32 counts, float64 maths (as used)
+    ptx = kcuda.compile_ptx(
+        (9, 0), peaks=[0], backgrounds=["powerlaw"], estimators=["lse"], precisions=["float64"]
+    )
     info = kcuda.ptxas_info(ptx[name], (9, 0))
     assert info["spill_stores"] == 0 and info["spill_loads"] == 0, info["log"]
     # local memory holds the per-thread scratch (2 parameters: 2 x 2 matrices), nothing else

@@ -11,6 +11,7 @@ import pytest
 
 MODULES = [
     "compile",
+    "precision",
     "powerlaw",
     "cuda",
     "detect",

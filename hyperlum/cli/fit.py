@@ -77,6 +77,12 @@ def register(subparsers):
             f"--{name}", choices=CHOICES[name], default=default, help=f"{what} ({default})"
         )
     p.add_argument(
+        "--precision",
+        choices=CHOICES["precision"],
+        default=DEFAULTS.precision,
+        help="working precision of the fit kernels (float32 on a GPU, float64 on the CPU)",
+    )
+    p.add_argument(
         "--scheduler",
         metavar="ADDRESS",
         help="fit on a dask.distributed cluster: a scheduler address, or local:N for N local "
@@ -150,6 +156,7 @@ def _plan(args, cube):
         shape=args.shape,
         background=args.background,
         estimator=args.estimator,
+        precision=args.precision,
         device=args.device,
         max_iterations=args.max_iterations,
         tolerance=args.tolerance,

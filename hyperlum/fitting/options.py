@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from hyperlum.fitting._backend import DEVICES
 from hyperlum.fitting.detect import FALSE_ALARM
 from hyperlum.kernels.constants import BACKGROUNDS, ESTIMATORS, MAX_PEAKS
+from hyperlum.kernels.precision import PRECISIONS
 from hyperlum.kernels.shapes import SHAPES
 
 
@@ -31,6 +32,8 @@ class FitOptions:
     shape: str = "gaussian"
     background: str = "constant"
     estimator: str = "lse"
+    #: Working precision of the kernels; None: float32 on a GPU, float64 on the CPU.
+    precision: str | None = None
     device: str = "auto"
     max_iterations: int = 50
     tolerance: float = 1e-7
@@ -53,6 +56,7 @@ CHOICES = {
     "shape": tuple(SHAPES),
     "background": tuple(BACKGROUNDS),
     "estimator": tuple(ESTIMATORS),
+    "precision": tuple(PRECISIONS),
     "device": DEVICES,
 }
 

@@ -360,7 +360,12 @@ def _engine_rows(window, xw, max_iter, tol, level, device):
     if device == "cuda":
         from hyperlum.kernels import cuda
 
-        return cuda.fit_chunk(window, xw, 0, _NBG, LSE, max_iter, tol, level, background=_KIND)
+        # float64 on the GPU too: two parameters over a short window cost little at any rate,
+        # and the background under an edge (often 10-100x the edge's counts) is subtracted
+        # exactly as on the CPU
+        return cuda.fit_chunk(
+            window, xw, 0, _NBG, LSE, max_iter, tol, level, background=_KIND, precision="float64"
+        )
     from hyperlum.kernels import cpu  # numba: imported when first needed
 
     # float64 whatever the input: the window is copied anyway (it is a few channels of each
