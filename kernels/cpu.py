@@ -18,7 +18,7 @@ import numpy as np
 from hyperlum.kernels import backgrounds, constants, precision, shapes
 from hyperlum.kernels import compile as _compile
 from hyperlum.kernels.compile import jit_model
-from hyperlum.kernels.constants import MAX_PARAMS, N_MATRICES, N_VECTORS
+from hyperlum.kernels.constants import MAX_PARAMS, N_MATRICES, N_VECTORS, n_outputs
 from hyperlum.kernels.pixel import uniform_step
 from hyperlum.kernels.precision import PRECISIONS, check_precision
 
@@ -110,6 +110,15 @@ def fit_chunk(
     """
     real = PRECISIONS[check_precision(precision)]
     npix = data.shape[0]
+    # the row loop writes without bounds checks: a wrong size would corrupt memory
+    want = (n_outputs(npk, nbg, shapes.get_shape(shape).n_params), npix)
+    if data.ndim != 2 or np.shape(x) != (data.shape[1],):
+        raise ValueError(
+            f"data must be pixels x channels with x of one value per channel, got "
+            f"data {data.shape} and x {np.shape(x)}"
+        )
+    if out.shape != want or out.dtype != np.float64:
+        raise ValueError(f"out must be float64 of shape {want}, got {out.dtype} {out.shape}")
     threads = threads or len(os.sched_getaffinity(0))
     nblocks = max(1, min(npix // 16, 4 * threads))
     bounds = [b * npix // nblocks for b in range(nblocks + 1)]

@@ -182,3 +182,17 @@ class TestGuess:
     def test_all_zero_spectrum_is_bad(self):
         x = np.linspace(600.0, 800.0, 801)
         assert py["guess"](np.zeros_like(x), x, x.mean(), 1, 1, LSE, 0.01, np.inf, np.zeros(14))
+
+
+def test_cpu_driver_refuses_an_output_of_the_wrong_size():
+    """The row loop writes without bounds checks: a wrong ``out`` is refused before it runs."""
+    from hyperlum.kernels import cpu
+
+    data = np.ones((5, 40))
+    x = np.arange(40.0)
+    with pytest.raises(
+        ValueError, match=r"out must be float64 of shape \(12, 5\), got float64 \(11, 5\)"
+    ):
+        cpu.fit_chunk(data, x, 1, 1, LSE, 50, 1e-7, np.inf, np.empty((11, 5)))
+    with pytest.raises(ValueError, match=r"got data \(5, 40\) and x \(39,\)"):
+        cpu.fit_chunk(data, x[:-1], 1, 1, LSE, 50, 1e-7, np.inf, np.empty((12, 5)))
