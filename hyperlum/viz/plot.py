@@ -239,7 +239,8 @@ def plot_maps(
         Maps to show after the image.
     mask : array_like of bool, optional
         Pixels to show on the maps, with those with a detected peak (see ``detected``);
-        the others are grey and left out of the colour limits.
+        the others are grey and left out of the colour limits. A panel with no pixel to
+        show says why (:func:`empty_reason`) and has no colour bar.
     image_title : str, optional
         Title of the first panel.
     detected : bool
