@@ -259,4 +259,9 @@ def test_nothing_detected_figures_say_so_without_colour_bars(rng):
     res.maps["detected"][0, 0] = True
     fig = plot.plot_maps(res, names=("centre",), mask=np.zeros((3, 4), bool))
     assert _texts(fig) == ["the one pixel with a detected peak is not kept"] * 2
+    # a single pixel: its value is the only tick (not a range around it that no pixel has)
+    fig = plot.plot_maps(res, names=("centre",))
+    for ax, name in zip(fig.axes[:2], ("intensity", "centre"), strict=True):
+        ticks = ax.images[0].colorbar.get_ticks()
+        assert ticks.tolist() == [float(res.maps[name][0, 0])]
     plt.close("all")

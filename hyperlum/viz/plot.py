@@ -318,7 +318,9 @@ def plot_maps(
                 reason = "no finite value in the image"
             note_empty(ax, reason)
         elif name != "image" or fitted_image:
-            fig.colorbar(im, ax=ax, shrink=0.85, label=title)
+            bar = fig.colorbar(im, ax=ax, shrink=0.85, label=title)
+            if np.nanmin(data) == np.nanmax(data):  # one value: only it is marked on the bar
+                bar.set_ticks([np.nanmin(data)])
     return fig
 
 
