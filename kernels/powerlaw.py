@@ -4,7 +4,9 @@ The fit itself is the engine's: :func:`hyperlum.kernels.pixel.fit_pixel` with no
 power-law background (:mod:`hyperlum.kernels.backgrounds.power_law`), run over the fit window
 by the CPU or the CUDA driver. What is left here is the step after it, over every channel of
 the spectrum, which the one-pixel fit does not see: ``y - A exp(-r t)`` with
-``t = ln(E / E_ref)``, computed once per chunk (:func:`log_axis`).
+``t = ln(E / E_ref)``, computed once per chunk (:func:`log_axis`). Its code is one plain
+function, :func:`subtract_block`, compiled for the CPU here and for CUDA in
+:mod:`hyperlum.kernels.powerlaw_cuda`.
 """
 
 import math
@@ -13,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
+
+from hyperlum.kernels.compile import jit_functions
 
 
 def log_axis(x, xref):
@@ -52,7 +56,36 @@ def exp_small(z):
     return (p * z + 1.0) * z + 1.0
 
 
-_exp_small = numba.njit(inline="always")(exp_small)
+def subtract_block(data, t, a, r, sub, pix, i0, i1):
+    """``sub[pix, i] = data[pix, i] - a exp(-r t[i])`` over channels ``i0:i1`` (a block of at
+    most :data:`BLOCK`); NaN throughout when ``a`` or ``r`` is not finite (the fit failed),
+    ``data`` as it is where ``t`` is NaN (``x <= 0``).
+
+    Plain Python, compiled for the CPU and for CUDA from this one source
+    (:func:`hyperlum.kernels.compile.jit_functions`): the two subtract alike to the last
+    bits but for the ``exp`` of the block's first channel.
+    """
+    if not (math.isfinite(a) and math.isfinite(r)):
+        for i in range(i0, i1):
+            sub[pix, i] = math.nan
+        return
+    base = t[i0]
+    # t is monotonic (NaN only at an end, x <= 0): finite ends, finite block
+    if abs(r) * abs(t[i1 - 1] - base) <= SMALL:
+        v0 = a * math.exp(-r * base)
+        for i in range(i0, i1):
+            sub[pix, i] = float(data[pix, i]) - v0 * exp_small(-r * (t[i] - base))
+    else:
+        for i in range(i0, i1):
+            y = float(data[pix, i])
+            if math.isfinite(t[i]):
+                y -= a * math.exp(-r * t[i])
+            sub[pix, i] = y
+
+
+_cpu_block = jit_functions((exp_small, subtract_block), numba.njit(inline="always"))[
+    "subtract_block"
+]
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
@@ -61,24 +94,8 @@ def _rows(data, t, params, sub, start, stop):
     for pix in range(start, stop):
         a = params[0, pix]
         r = params[1, pix]
-        if not (math.isfinite(a) and math.isfinite(r)):
-            for i in range(n):
-                sub[pix, i] = math.nan
-            continue
         for i0 in range(0, n, BLOCK):
-            i1 = min(i0 + BLOCK, n)
-            base = t[i0]
-            # t is monotonic (NaN only at an end, x <= 0): finite ends, finite block
-            if abs(r) * abs(t[i1 - 1] - base) <= SMALL:
-                v0 = a * math.exp(-r * base)
-                for i in range(i0, i1):
-                    sub[pix, i] = float(data[pix, i]) - v0 * _exp_small(-r * (t[i] - base))
-            else:
-                for i in range(i0, i1):
-                    y = float(data[pix, i])
-                    if math.isfinite(t[i]):
-                        y -= a * math.exp(-r * t[i])
-                    sub[pix, i] = y
+            _cpu_block(data, t, a, r, sub, pix, i0, min(i0 + BLOCK, n))
 
 
 def subtract_chunk(data, x, xref, params, sub, threads=None):

@@ -42,6 +42,8 @@ def test_plain_hyperlum_prints_the_help(capsys):
         (["report", "{c}", "-o", "{o}", "--shell-width", "inf"], "argument --shell-width: must be a finite number, got 'inf'"),
         (["demo", "-o", "{o}", "--seed", "-1"], "argument --seed: must be an integer >= 0, got '-1'"),
         (["fit", "{c}", "-o", "{o}", "--tolerance", "-1"], "--tolerance must be a positive number, got -1.0"),
+        (["fit", "{c}", "-o", "{o}", "--counts=yes"], "argument --counts/--no-counts: ignored explicit argument 'yes'"),
+        (["fit", "{c}", "-o", "{o}", "--no-counts", "--no-despike"], "--no-counts sets the spike filter's noise floor, --no-despike turns the filter off: give one or the other"),
     ],
 )  # fmt: skip
 def test_numeric_options_named(tmp_path, capsys, cube, argv, line):

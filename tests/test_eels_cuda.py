@@ -1,5 +1,6 @@
-"""The power law's CUDA path: ``subtract_powerlaw(device="cuda")`` under numba's CUDA simulator
-against the CPU, and the kernel it runs compiled to PTX without spills.
+"""The power law's CUDA path: ``subtract_powerlaw(device="cuda")`` (fit and subtraction on the
+device) under numba's CUDA simulator against the CPU, and the fit kernel it runs compiled to PTX
+without spills.
 
 The simulated fits run in a subprocess (``NUMBA_ENABLE_CUDASIM=1`` must be set before numba is
 imported), on cubes this module writes; the CPU fits of the same cubes run here.
@@ -53,12 +54,25 @@ SCRIPT = textwrap.dedent(
     import dask.array as da
     import numpy as np
     import hyperlum as hl
+    from hyperlum.kernels import powerlaw
+    from hyperlum.kernels.powerlaw_cuda import subtract_chunk_cuda
+
+    def host_subtraction(*args, **kwargs):
+        raise AssertionError("device='cuda' subtracted on the host")
+
     src, dst, lo, hi = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
     cubes = dict(np.load(src))
     out = {}
-    for name, data in cubes.items():
-        if name == "axis":
-            continue
+    # the kernel alone, with the parameters the CPU test gives it
+    for name in ("f64", "u16"):
+        for dtype in ("float32", "float64"):
+            sub = np.empty(cubes[name].shape, dtype)
+            out[f"kernel_{name}_{dtype}"] = subtract_chunk_cuda(
+                cubes[name], cubes["kaxis"], cubes["kxref"], cubes["kparams"], sub
+            )
+    powerlaw.subtract_chunk = host_subtraction
+    for name in ("f64", "u16"):
+        data = cubes[name]
         for lazy in (False, True) if name == "u16" else (False,):
             d = da.from_array(data, chunks=(4, -1)) if lazy else data
             sub, maps = hl.eels.subtract_powerlaw(
@@ -80,7 +94,7 @@ def simulated(tmp_path_factory):
     """Maps and subtracted spectra of :func:`cubes` with device="cuda" in the simulator."""
     tmp = tmp_path_factory.mktemp("eels_cudasim")
     f64, u16 = cubes()
-    np.savez(tmp / "cubes.npz", f64=f64, u16=u16, axis=E)
+    np.savez(tmp / "cubes.npz", f64=f64, u16=u16, axis=E, **kernel_inputs())
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
     argv = [str(tmp / "cubes.npz"), str(tmp / "out.npz"), *map(str, FIT_RANGE)]
     proc = subprocess.run(
@@ -94,6 +108,36 @@ def simulated(tmp_path_factory):
     assert proc.returncode == 0, proc.stderr[-3000:]
     with np.load(tmp / "out.npz") as f:
         return dict(f)
+
+
+def kernel_inputs():
+    """An axis through 0 (channels at E <= 0 keep their value) and, per pixel of
+    :func:`cubes`, ``A`` and ``r``: NaN for one (a failed fit), a steep ``r`` for another
+    (exact ``exp`` in every channel), gentle ones (the stepped ``exp``)."""
+    axis = np.linspace(-20.0, 1500.0, E.size)
+    r = np.linspace(1.5, 4.5, 11)
+    r[3] = 40.0
+    a = np.full(11, 250.0)
+    a[5] = np.nan
+    return {"kaxis": axis, "kxref": np.float64(600.0), "kparams": np.stack([a, r])}
+
+
+@pytest.mark.parametrize("name", ["f64", "u16"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_simulated_subtraction_kernel_is_the_cpus(simulated, name, dtype):
+    """The CUDA subtraction is the CPU's code: the same numbers from the same parameters."""
+    from hyperlum.kernels.powerlaw import subtract_chunk
+
+    data = dict(zip(["f64", "u16"], cubes(), strict=True))[name]
+    k = kernel_inputs()
+    want = subtract_chunk(data, k["kaxis"], k["kxref"], k["kparams"], np.empty(data.shape, dtype))
+    got = simulated[f"kernel_{name}_{dtype}"]
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    assert np.isnan(got[5]).all() and (got[0, k["kaxis"] <= 0] == data[0, k["kaxis"] <= 0]).all()
+    scale = np.nanmax(np.abs(np.asarray(data, dtype=np.float64)))
+    tol = 1e-13 if dtype == "float64" else 2**-23
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * scale)
 
 
 @pytest.mark.parametrize(("name", "lazy"), [("f64", False), ("u16", False), ("u16", True)])

@@ -205,6 +205,23 @@ class TestBadPixels:
         assert res.maps["state"][1, 1] == BAD_INPUT
 
 
+def test_counts_reaches_the_spike_filter(rng):
+    """Whole-number counts on a camera offset of 700: the automatic rule takes them as counts
+    and its Poisson floor (sqrt(720) x 10 = 268) lets a spike of 150 through; counts=False
+    judges by the measured noise (about 5) and replaces it."""
+    mu = 20 + 200 * np.exp(-0.5 * ((X - 700.0) / 10.0) ** 2)
+    cube = (700 + rng.poisson(mu, (2, 3, X.size))).astype(np.float32)
+    cube[0, 1, 60] += 150
+    spikes = {
+        c: np.asarray(hl.fit(cube, axis=X, device="cpu", counts=c).maps["spikes"])
+        for c in (None, True, False)
+    }
+    assert spikes[None].sum() == spikes[True].sum() == 0
+    expected = np.zeros((2, 3))
+    expected[0, 1] = 1
+    np.testing.assert_array_equal(spikes[False], expected)
+
+
 class TestInputs:
     @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint16, np.int32])
     def test_dtypes_agree(self, rng, dtype):
@@ -300,6 +317,17 @@ class TestBadArguments:
             ({"signal_range": 700}, TypeError, r"signal_range must be a pair"),
             ({"tolerance": -1}, ValueError, r"tolerance must be a positive number"),
             ({"signal_range": (600.0, 601.0)}, ValueError, r"needs at least 6 channels"),
+            (
+                {"counts": "yes"},
+                TypeError,
+                r"^counts must be True, False or None \(decide per spectrum\), got 'yes'$",
+            ),
+            (
+                {"counts": False, "despike": False},
+                ValueError,
+                r"^counts=False sets the spike filter's noise floor, but despike=False turns the "
+                r"filter off: leave counts out, or despike$",
+            ),
         ],
     )
     def test_messages(self, kw, err, msg):

@@ -13,6 +13,7 @@ MODULES = [
     "compile",
     "precision",
     "powerlaw",
+    "powerlaw_cuda",
     "cuda",
     "detect",
     "despike",

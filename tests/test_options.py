@@ -15,7 +15,7 @@ from hyperlum.fitting.options import CHOICES, DEFAULTS, LIMITS
 from hyperlum.io.cube import as_cube
 
 SHARED = ("peaks", "shape", "background", "estimator", "device", "max_iterations", "tolerance")
-SHARED += ("max_peaks", "despike", "false_alarm")
+SHARED += ("max_peaks", "despike", "counts", "false_alarm")
 
 
 @pytest.mark.parametrize("func", [hl.fit, plan], ids=["fit", "plan"])
@@ -27,7 +27,15 @@ def test_signature_defaults_are_the_one_definition(func):
 
 def test_command_line_defaults_and_choices_are_the_one_definition(capsys):
     args = build_parser().parse_args(["fit", "in.hspy", "-o", "maps.zspy"])
-    for name in ("peaks", "max_peaks", "despike", "max_iterations", "tolerance", *CHOICES):
+    for name in (
+        "peaks",
+        "max_peaks",
+        "despike",
+        "counts",
+        "max_iterations",
+        "tolerance",
+        *CHOICES,
+    ):
         assert getattr(args, name) == getattr(DEFAULTS, name), name
     with pytest.raises(SystemExit):
         build_parser().parse_args(["fit", "--help"])
@@ -64,3 +72,14 @@ def test_plan_applies_defaults_and_bounds():
         plan(cube, shape="sinc", device="cpu", label=lambda n: "--" + n)
     assert engine.default_chunk_bytes("cpu") == DEFAULTS.chunk_bytes
     assert engine.default_chunk_bytes("cuda") == DEFAULTS.gpu_chunk_bytes
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"), [([], None), (["--counts"], True), (["--no-counts"], False)]
+)
+def test_command_line_counts_reaches_the_plan(flag, value):
+    from hyperlum.cli.fit import _plan
+
+    args = build_parser().parse_args(["fit", "in.hspy", "-o", "maps.zspy", *flag])
+    spec, options = _plan(args, as_cube(np.zeros((2, 60))))
+    assert spec.counts is value and options["counts"] is value

@@ -222,3 +222,46 @@ def test_nothing_detected_no_statistic(rng, tmp_path):
     for name in ("centre", "sigma", "intensity"):
         assert f"{name}: no statistic, no pixel to take it over." in rep.findings
     assert "nan" not in rep.findings
+
+
+def _texts(fig):
+    return [t.get_text() for ax in fig.axes for t in ax.texts]
+
+
+def test_nothing_detected_figures_say_so_without_colour_bars(rng):
+    """A map or line scan with no detected peak: each panel says why it is empty, and no
+    colour bar scales the grey (it read -0.1..0.1, as if there were values)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hyperlum.viz import plot
+
+    x = np.linspace(600.0, 800.0, 96)
+    noise = rng.poisson(50.0, size=(3, 4, 96)).astype(float)  # no emission anywhere
+    res = hl.fit(noise, axis=x, device="cpu", progress=False)
+    assert not np.asarray(res.maps["detected"]).any()
+    why = "no pixel with a detected peak"
+    fig = plot.plot_maps(res, names=("centre", "sigma"))
+    assert len(fig.axes) == 3  # the three panels, no colour-bar axes
+    assert _texts(fig) == [why] * 3
+    fig = plot.plot_hist2d_regions(res)
+    assert len(fig.axes) == 2 and _texts(fig) == [why] * 2
+    assert all(ax.get_title() == "detected pixels: n = 0" for ax in fig.axes)
+    assert _texts(plot.plot_region_histograms(res)) == [why] * 3
+    line = hl.fit(noise[0], axis=x, device="cpu", progress=False)
+    assert _texts(plot.plot_profile(line)) == [why] * 3
+    # detected=False: every converged pixel is shown, with its colour bar
+    fig = plot.plot_maps(res, names=("centre",), detected=False)
+    assert len(fig.axes) == 4 and _texts(fig) == []
+    # pixels with a peak that the mask leaves out are named as such
+    res.maps["detected"][0, 0] = True
+    fig = plot.plot_maps(res, names=("centre",), mask=np.zeros((3, 4), bool))
+    assert _texts(fig) == ["the one pixel with a detected peak is not kept"] * 2
+    # a single pixel: its value is the only tick (not a range around it that no pixel has)
+    fig = plot.plot_maps(res, names=("centre",))
+    for ax, name in zip(fig.axes[:2], ("intensity", "centre"), strict=True):
+        ticks = ax.images[0].colorbar.get_ticks()
+        assert ticks.tolist() == [float(res.maps[name][0, 0])]
+    plt.close("all")

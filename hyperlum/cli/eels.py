@@ -58,7 +58,8 @@ def register(subparsers):
         "--device",
         choices=("auto", "cpu", "cuda"),
         default="auto",
-        help="where the power laws are fitted (default: auto, the GPU when one is usable)",
+        help="where the power laws are fitted and subtracted (default: auto, the GPU when one "
+        "is usable)",
     )
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs in OUT")

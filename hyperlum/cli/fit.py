@@ -61,6 +61,14 @@ def register(subparsers):
         help="do not replace cosmic-ray spikes before fitting",
     )
     p.add_argument(
+        "--counts",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULTS.counts,
+        help="take the spectra as counts for the spike filter's Poisson noise floor, or not "
+        "(--no-counts: e.g. counts on a camera offset); default: per spectrum, counts when "
+        "its values are whole numbers of at least 0",
+    )
+    p.add_argument(
         "--resolution",
         type=finite_float,
         metavar="FWHM",
@@ -146,6 +154,12 @@ def _plan(args, cube):
     from hyperlum.fitting import _backend
     from hyperlum.fitting.fit import plan
 
+    if args.counts is not None and not args.despike:
+        flag = "--counts" if args.counts else "--no-counts"
+        raise UsageError(
+            f"{flag} sets the spike filter's noise floor, --no-despike turns the "
+            "filter off: give one or the other"
+        )
     if args.device == "cuda":
         ok, reason = _backend.cuda_status()
         if not ok:
@@ -163,6 +177,7 @@ def _plan(args, cube):
         signal_range=args.range,
         max_peaks=args.max_peaks,
         despike=args.despike,
+        counts=args.counts,
         resolution=args.resolution,
         label=lambda name: "--" + name.replace("_", "-"),
     )

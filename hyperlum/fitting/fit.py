@@ -38,6 +38,8 @@ class FitSpec(NamedTuple):
     threads: int | None = None
     #: Replace cosmic-ray spikes in each chunk before fitting (:func:`hl.cl.despike_spectra`).
     despike: bool = DEFAULTS.despike
+    #: The spike filter's ``counts`` (:func:`hl.cl.despike_spectra`): True, False or None.
+    counts: bool | None = DEFAULTS.counts
     #: ``peaks="auto"``: fit 1 to ``peaks`` Gaussians, keep per pixel what the data support.
     auto: bool = False
     #: Instrument resolution (FWHM, axis units) for the detection verdict; 0: one channel.
@@ -99,7 +101,7 @@ def fit_block(block, x, spec):
     if flat.dtype == np.float16:  # numba reads no float16; float32 holds it exactly
         flat = flat.astype(np.float32)
     if spec.despike:
-        flat, spikes, replaced = _despike(flat, spec.saturation, spec.threads)
+        flat, spikes, replaced = _despike(flat, spec.saturation, spec.threads, spec.counts)
     if spec.auto:
         rows, verdict, n_kept, fwhm_std = _fit_auto(flat, x, spec)
         extra = [verdict, spikes[None], n_kept[None]]
@@ -150,12 +152,12 @@ def _fwhm_std(flat, x, rows, spec):
     )
 
 
-def _despike(flat, saturation, threads):
+def _despike(flat, saturation, threads, counts):
     """Spikes replaced (:func:`hyperlum.cl.despike_spectra`), except in spectra with a
     saturated or non-finite channel: those stay as they are, to be flagged bad input.
     Returns the cleaned spectra, the count per pixel, and ``(pixels, channels replaced)``
     of the spectra that held a spike (None when none did)."""
-    cleaned, spikes = despike_spectra(flat, threads=threads)
+    cleaned, spikes = despike_spectra(flat, counts=counts, threads=threads)
     hit = np.flatnonzero(spikes)
     if not hit.size:
         return cleaned, spikes, None
@@ -297,6 +299,7 @@ def fit(
     progress=None,
     max_peaks=DEFAULTS.max_peaks,
     despike=DEFAULTS.despike,
+    counts=DEFAULTS.counts,
     resolution=None,
     false_alarm=DEFAULTS.false_alarm,
     out=None,
@@ -357,6 +360,13 @@ def fit(
     despike : bool
         Replace cosmic-ray spikes (:func:`hyperlum.cl.despike_spectra`) in each chunk before
         fitting; the channels replaced per pixel are the map ``spikes``.
+    counts : bool, optional
+        Whether the spike filter takes the spectra as counts, with the Poisson noise of the
+        running median as the floor of its noise estimate: True, False, or None to decide
+        per spectrum (whole numbers of at least 0, always for unsigned integers; see
+        :func:`hyperlum.cl.remove_spikes`). Counts on a camera offset (a bias of hundreds)
+        pass the automatic rule, and the floor, too high there, lets spikes through: give
+        ``counts=False``. Only with ``despike``.
     resolution : float, optional
         The instrument's resolution (FWHM, axis units): a peak narrower than 0.75 of it is
         not detected. Default: one channel is the narrowest resolved peak.
@@ -439,6 +449,7 @@ def fit(
         saturation=saturation,
         max_peaks=max_peaks,
         despike=despike,
+        counts=counts,
         resolution=resolution,
         false_alarm=false_alarm,
     )
@@ -483,6 +494,7 @@ def plan(
     saturation=None,
     max_peaks=DEFAULTS.max_peaks,
     despike=DEFAULTS.despike,
+    counts=DEFAULTS.counts,
     resolution=None,
     false_alarm=DEFAULTS.false_alarm,
     label=str,
@@ -497,7 +509,7 @@ def plan(
         As for :func:`fit`.
     saturation
         As for :func:`fit`.
-    max_peaks, despike, resolution, false_alarm
+    max_peaks, despike, counts, resolution, false_alarm
         As for :func:`fit`.
     signal_range : (float, float), optional
         The range the cube was cropped to, kept in ``options``.
@@ -534,6 +546,15 @@ def plan(
         peaks = integer(label("peaks"), peaks, *LIMITS["peaks"])
     if not isinstance(despike, bool):
         raise TypeError(f"{label('despike')} must be True or False, got {despike!r}")
+    if counts is not None and not isinstance(counts, (bool, np.bool_)):
+        raise TypeError(
+            f"{label('counts')} must be True, False or None (decide per spectrum), got {counts!r}"
+        )
+    if counts is not None and not despike:
+        raise ValueError(
+            f"{label('counts')}={counts!r} sets the spike filter's noise floor, but "
+            f"{label('despike')}=False turns the filter off: leave counts out, or despike"
+        )
     if resolution is not None:
         resolution = positive(label("resolution"), resolution)
     false_alarm = positive(label("false_alarm"), false_alarm)
@@ -570,6 +591,7 @@ def plan(
         _saturation(saturation, cube.data.dtype),
         used,
         despike=despike,
+        counts=None if counts is None else bool(counts),
         auto=auto,
         resolution=resolution or 0.0,
         false_alarm=false_alarm,
@@ -589,6 +611,7 @@ def plan(
         "max_iterations": max_iterations,
         "tolerance": tolerance,
         "despike": despike,
+        "counts": None if counts is None else bool(counts),
         "resolution": resolution,
         "false_alarm": false_alarm,
     }

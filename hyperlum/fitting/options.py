@@ -38,6 +38,9 @@ class FitOptions:
     max_iterations: int = 50
     tolerance: float = 1e-7
     despike: bool = True
+    #: Whether the spike filter takes the spectra as counts (its Poisson noise floor): True,
+    #: False, or None to decide per spectrum (whole numbers of at least 0).
+    counts: bool | None = None
     false_alarm: float = FALSE_ALARM
     #: Bytes of float64 spectra per chunk on the CPU.
     chunk_bytes: int = 32 * 2**20

@@ -4,8 +4,8 @@
   :func:`hyperlum.fit` (sub-channel centres); :func:`align_zlp` moves the ZLP of every pixel to
   0 eV and applies the same shifts to the matching core-loss spectra (DualEELS).
 * :func:`subtract_powerlaw` fits ``A * E**-r`` per pixel in a window before an edge (the
-  fitting engine with no peak and the power-law background, CPU or GPU) and subtracts it from
-  the whole spectrum.
+  fitting engine with no peak and the power-law background) and subtracts it from the whole
+  spectrum, both on the CPU or both on the GPU.
 * :func:`edge_intensity` integrates a window; :func:`normalise` divides each spectrum by its
   total core-loss intensity; :func:`~hyperlum.analysis.profile.line_profile` profiles a map across
   an interface in calibrated distance.
@@ -17,8 +17,10 @@ channel (integer data at its dtype's largest value, or at ``saturation=``) is fl
 pixel and never stops the run; the other pixels come out exactly as without it.
 """
 
+import contextlib
 import functools
 import math
+import threading
 
 import numpy as np
 
@@ -413,15 +415,34 @@ def _powerlaw_arrays(block, x, lo, hi, max_iter, tol, level, dtype, device):
 
     xref = 0.5 * (x[lo] + x[hi - 1])  # the engine's reference: the middle of the window
     sub = np.empty((flat.shape[0], n), dtype=dtype)
-    powerlaw.subtract_chunk(flat, x, xref, params, sub)
+    if device == "cuda":  # the same code as a CUDA kernel
+        from hyperlum.kernels.powerlaw_cuda import subtract_chunk_cuda
+
+        subtract_chunk_cuda(flat, x, xref, params, sub)
+    else:
+        powerlaw.subtract_chunk(flat, x, xref, params, sub)
     a = params[0] * np.exp(params[1] * math.log(xref))  # the background at x = 1
     table = np.stack([a, params[1], chisq, state, iterations, nonpositive, saturated, nonfinite])
     return sub.reshape(*nav, n), table.T.reshape(*nav, len(ROWS))
 
 
+#: Held by a chunk on numba's CUDA simulator (:func:`_one_chunk_at_a_time`).
+_SIMULATOR_LOCK = threading.Lock()
+
+
+def _one_chunk_at_a_time(device):
+    """A lock on numba's CUDA simulator, which runs kernels from one host thread at a time
+    (the fit's and the subtraction's of two dask chunks would mix); nothing on a GPU."""
+    import numba
+
+    simulated = device == "cuda" and numba.config.ENABLE_CUDASIM
+    return _SIMULATOR_LOCK if simulated else contextlib.nullcontext()
+
+
 def _powerlaw_block(block, x, lo, hi, max_iter, tol, level, device):
     """:func:`_powerlaw_arrays` for ``map_blocks``: the rows appended to the channels."""
-    sub, rows = _powerlaw_arrays(block, x, lo, hi, max_iter, tol, level, np.float64, device)
+    with _one_chunk_at_a_time(device):
+        sub, rows = _powerlaw_arrays(block, x, lo, hi, max_iter, tol, level, np.float64, device)
     return np.concatenate([sub, rows], axis=-1)
 
 
@@ -467,7 +488,9 @@ def subtract_powerlaw(
         Counts at or above which a channel is saturated. Default: the largest value of an
         integer dtype, none for floats.
     device : {"auto", "cpu", "cuda"}
-        Where to fit (see :func:`hyperlum.fit`); the subtraction runs on the CPU.
+        Where to fit and subtract (see :func:`hyperlum.fit`). On the GPU the subtraction
+        runs there too, from the CPU's code compiled for CUDA; each chunk's spectra are
+        copied to the GPU and the subtracted spectra back.
 
     Returns
     -------

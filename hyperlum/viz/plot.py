@@ -139,6 +139,71 @@ def draw_outlines(ax, seg, extent, *, core=True, linewidth=None, color="white"):
         )
 
 
+def empty_reason(res, name=None, mask=None, *, detected=True):
+    """Why a map (or the pixels a figure uses) has no value to show, in words.
+
+    Parameters
+    ----------
+    res : FitResult
+    name : str, optional
+        The map; without it, only the pixels are judged.
+    mask : array_like of bool, optional
+        The pixels the figure keeps, with those with a detected peak.
+    detected : bool
+        As in :func:`hyperlum.stats.valid_mask`.
+
+    Returns
+    -------
+    str
+        ``"no pixel with a detected peak"``, ``"no converged pixel"``, ``"none of the 3
+        pixels with a detected peak is kept"`` (by ``mask``) or ``"no finite sigma"``; ``""``
+        when there is a value to show.
+
+    Examples
+    --------
+    >>> maps = {"sigma": np.array([9.0, np.nan]), "converged": np.array([True, True]),
+    ...         "detected": np.array([False, False])}
+    >>> empty_reason(maps, "sigma")
+    'no pixel with a detected peak'
+    >>> empty_reason(maps, "sigma", detected=False)
+    ''
+    """
+    from hyperlum.analysis.stats import maps_of, valid_mask
+
+    maps = maps_of(res)
+    verdict = detected and "detected" in maps
+    some = valid_mask(maps, (), None, detected=verdict)
+    if not some.any():
+        return "no pixel with a detected peak" if verdict else "no converged pixel"
+    kept = valid_mask(maps, (), mask, detected=verdict)
+    if not kept.any():
+        what = "with a detected peak" if verdict else "converged"
+        n = int(some.sum())
+        if n == 1:
+            return f"the one pixel {what} is not kept"
+        return f"none of the {n} pixels {what} is kept"
+    if name is not None and not valid_mask(maps, (name,), mask, detected=verdict).any():
+        return f"no finite {name}"
+    return ""
+
+
+def note_empty(ax, reason):
+    """Write ``reason`` in the middle of an axes that has nothing to show, without ticks
+    (the default 0..1 scales would read as data)."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.text(
+        0.5,
+        0.5,
+        reason,
+        ha="center",
+        va="center",
+        wrap=True,
+        transform=ax.transAxes,
+        bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"},
+    )
+
+
 def _robust_limits(values, lo=2, hi=98, pad=0.0):
     v = values[np.isfinite(values)]
     if v.size == 0:
@@ -174,7 +239,8 @@ def plot_maps(
         Maps to show after the image.
     mask : array_like of bool, optional
         Pixels to show on the maps, with those with a detected peak (see ``detected``);
-        the others are grey and left out of the colour limits.
+        the others are grey and left out of the colour limits. A panel with no pixel to
+        show says why (:func:`empty_reason`) and has no colour bar.
     image_title : str, optional
         Title of the first panel.
     detected : bool
@@ -243,8 +309,18 @@ def plot_maps(
         add_scalebar(ax, extent, units)
         ax.set_axis_off()
         ax.set_title(title)
-        if name != "image" or fitted_image:
-            fig.colorbar(im, ax=ax, shrink=0.85, label=title)
+        if not np.isfinite(data).any():  # all grey: a colour bar would scale nothing
+            if name != "image":
+                reason = empty_reason(maps, name, mask, detected=detected)
+            elif fitted_image:
+                reason = empty_reason(maps, "intensity", mask, detected=detected)
+            else:
+                reason = "no finite value in the image"
+            note_empty(ax, reason)
+        elif name != "image" or fitted_image:
+            bar = fig.colorbar(im, ax=ax, shrink=0.85, label=title)
+            if np.nanmin(data) == np.nanmax(data):  # one value: only it is marked on the bar
+                bar.set_ticks([np.nanmin(data)])
     return fig
 
 
@@ -483,7 +559,14 @@ def plot_region_histograms(
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, frameon=False)
         else:
-            ax.text(0.5, 0.5, "no pixel", ha="center", va="center", transform=ax.transAxes)
+            n = int(part.sum())
+            note_empty(
+                ax,
+                f"{n} pixel{'s' * (n != 1)}: no {'region' if seg is not None else 'group'} "
+                f"with {min_pixels} or more"
+                if n
+                else empty_reason(maps, name, full, detected=detected),
+            )
     return fig
 
 
@@ -538,12 +621,16 @@ def plot_hist2d_regions(
         for col, (region, m) in enumerate(groups):
             ax = axes[row, col]
             h = hist2d(res, x, y, bins=bins, range=rng, mask=m, detected=detected)
-            h.plot(ax=ax, annotate=False)
-            ax.set_title(
-                f"{region}: n = {h.n}, r = {h.pearson:.2f}, \u03c1 = {h.spearman:.2f}",
-                color=REGION_COLOURS.get(region, "k"),
-                fontsize=10,
+            h.plot(ax=ax, annotate=False, colorbar=h.n > 0)
+            if not h.n:
+                note_empty(ax, empty_reason(maps, None, m, detected=detected) or "no pixel")
+            r = (
+                f", r = {h.pearson:.2f}, \u03c1 = {h.spearman:.2f}"
+                if np.isfinite(h.pearson)
+                else ""
             )
+            colour = REGION_COLOURS.get(region, "k")
+            ax.set_title(f"{region}: n = {h.n}{r}", color=colour, fontsize=10)
     return fig
 
 
@@ -600,6 +687,8 @@ def plot_profile(
         ax.set_ylabel(_label(name, units_of(res, name)), fontsize=8)
         ax.set_xlim(pos[0], pos[-1])
         ax.set_xlabel(f"Position ({units}); {int(ok.sum())} of {n} pixels shown", fontsize=8)
+        if not ok.any():
+            note_empty(ax, empty_reason(maps, name, good, detected=detected))
     if signal is not None:
         if pixels is None:
             inten = np.where(valid_mask(maps, ("intensity",), good), maps["intensity"], -np.inf)
