@@ -203,8 +203,8 @@ def cpu_grid():
 
 def test_cuda_float64_grid_matches_cpu(simulated, cpu_grid):
     """Every shape x background x estimator: the float64 kernels give the CPU-compiled float64
-    maths over the same scratch to rounding (every row to 1e-6), the same states, the same
-    iterations but for a step at the minimum decided on one side of rounding."""
+    maths over the same scratch to rounding (every row to 1e-6), the same states, iterations
+    within 5 (a step at the minimum may be decided on either side of rounding)."""
     for case, want in zip(PRECISION_GRID, cpu_grid, strict=True):
         got = simulated["precision/" + "_".join(case) + "/float64"]
         assert got.shape == want.shape, case
