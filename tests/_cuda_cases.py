@@ -3,7 +3,8 @@
 Run as a script (``python _cuda_cases.py OUT.npz`` with ``NUMBA_ENABLE_CUDASIM=1``) it fits
 every case with ``device="cuda"`` and saves the stacked maps; the test fits the same cubes on
 the CPU and compares. The parity cases run the float64 kernels (the CPU's maths to rounding);
-:data:`PRECISION_GRID` runs the float32 kernels against the float64 ones.
+:data:`PRECISION_GRID` runs the float32 and float64 kernels over every shape x background x
+estimator, against the CPU-compiled maths in float64.
 """
 
 import sys
@@ -145,8 +146,9 @@ def launch(name, index, slab_bytes, streams, on_device):
     return kcuda.fit_chunk(data, *args, slab_bytes=slab_bytes, streams=streams, precision="float64")
 
 
-#: Float32 against float64 kernels: every shape x background x estimator, one peak, on tiny
-#: Poisson cubes of ``PRECISION_PIXELS`` pixels over the channels ``XP``.
+#: Every shape x background x estimator, one peak, on tiny Poisson cubes of
+#: ``PRECISION_PIXELS`` pixels over the channels ``XP``: the float32 and float64 kernels
+#: against the CPU's float64 maths.
 PRECISION_GRID = [
     (shape, bg, est)
     for shape in ("gaussian", "lorentzian", "pseudo_voigt", "emg_low", "emg_high")
@@ -179,20 +181,39 @@ def precision_cube(index, shape, bg):
     return rng.poisson(mu).astype(np.uint16)
 
 
+def precision_args(index):
+    """Grid case ``index`` as the kernels' drivers take it: the counts, the arguments of
+    ``fit_chunk`` after the data (one peak), and the model's keywords."""
+    from hyperlum.kernels.backgrounds import BACKGROUNDS
+    from hyperlum.kernels.constants import ESTIMATORS
+
+    shape, bg, est = PRECISION_GRID[index]
+    kind, nbg = BACKGROUNDS[bg]
+    sat = float(np.iinfo(np.uint16).max)
+    args = (XP, 1, nbg, ESTIMATORS[est], 50, 1e-7, sat)
+    return precision_cube(index, shape, bg), args, {"shape": shape, "background": kind}
+
+
 def fit_precision(index, precision):
-    """Maps of grid case ``index`` fitted with ``device="cuda"`` in ``precision``."""
+    """Kernel output rows of grid case ``index`` fitted by the CUDA driver in ``precision``."""
+    from hyperlum.kernels import cuda as kcuda
+
+    data, args, model = precision_args(index)
+    return kcuda.fit_chunk(data, *args, **model, precision=precision)
+
+
+#: Grid case fitted once more through ``hl.fit(device="cuda")`` with the default precision.
+API_CASE = PRECISION_GRID.index(("gaussian", "constant", "mle"))
+
+
+def fit_api(index):
+    """Maps of grid case ``index`` from ``hl.fit(device="cuda")`` (precision left to it)."""
     import hyperlum as hl
 
     shape, bg, est = PRECISION_GRID[index]
+    data = precision_cube(index, shape, bg)
     res = hl.fit(
-        precision_cube(index, shape, bg),
-        axis=XP,
-        shape=shape,
-        background=bg,
-        estimator=est,
-        device="cuda",
-        precision=precision,
-        despike=False,
+        data, axis=XP, shape=shape, background=bg, estimator=est, device="cuda", despike=False
     )
     return {name: np.asarray(res.maps[name]) for name in res.names}
 
@@ -201,8 +222,9 @@ def main(path):
     maps = {}
     for i, case in enumerate(PRECISION_GRID):
         for precision in ("float32", "float64"):
-            for name, m in fit_precision(i, precision).items():
-                maps[f"precision/{'_'.join(case)}/{precision}/{name}"] = m
+            maps[f"precision/{'_'.join(case)}/{precision}"] = fit_precision(i, precision)
+    for name, m in fit_api(API_CASE).items():
+        maps[f"api/{name}"] = m
     for i, case in enumerate(CASES):
         for name, m in fit_case(i, case, "cuda").items():
             maps[f"{case_name(*case)}/{name}"] = m
