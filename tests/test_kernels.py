@@ -169,6 +169,29 @@ class TestGuess:
         assert not py["guess"](y, x, x.mean(), 2, 0, LSE, 0.01, np.inf, p)
         assert sorted([round(p[1]), round(p[4])]) == [650, 740]
 
+    def test_position_from_the_flanks_not_the_noisy_top(self, rng):
+        """Poisson peaks of 100 counts: the midpoint of the three-quarter-height crossings
+        starts closer than the maximum of the smoothed top (RMS 1.13 nm here), which wanders."""
+        x = np.linspace(600.0, 800.0, 801)
+        err = []
+        for c in rng.uniform(680, 720, 40):
+            y = rng.poisson(100 * np.exp(-0.5 * ((x - c) / 8.0) ** 2) + 5.0).astype(float)
+            p = np.zeros(MAX_PARAMS)
+            assert not py["guess"](y, x, x.mean(), 1, 1, LSE, 0.01, np.inf, p)
+            err.append(p[1] - c)
+        assert np.sqrt(np.mean(np.square(err))) < 0.8
+
+    def test_merged_pair_keeps_the_maximum(self):
+        """Two peaks merged above three-quarter height: the crossings' midpoint lies between
+        them, so the first peak starts at the maximum and the second is still found."""
+        x = np.linspace(600.0, 800.0, 801)
+        y = 200 * np.exp(-0.5 * ((x - 690.0) / 10.0) ** 2)
+        y += 150 * np.exp(-0.5 * ((x - 715.0) / 10.0) ** 2)
+        p = np.zeros(MAX_PARAMS)
+        assert not py["guess"](y, x, x.mean(), 2, 0, LSE, 0.01, np.inf, p)
+        assert p[1] == x[np.argmax(y)]
+        assert abs(p[4] - 715.0) < 5.0
+
     @pytest.mark.parametrize("channel", [0, 3, 400, 797, 800])
     @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf, 1000.0])
     def test_bad_channel_anywhere_flags_the_pixel(self, channel, value):
