@@ -44,11 +44,16 @@ def deviance_log(yi, w):
 
 
 def log_positive(z):
-    """Natural logarithm of a positive normal number ``z``, to 3e-16 relative.
+    """Natural logarithm of a positive normal number ``z``, to 6e-11 relative.
 
     Plain arithmetic on the bits (exponent and mantissa, then the odd series of
-    ``atanh((m - 1) / (m + 1))`` to degree 17 on ``[sqrt(1/2), sqrt(2))``), so a loop over
+    ``atanh((m - 1) / (m + 1))`` to degree 11 on ``[sqrt(1/2), sqrt(2))``), so a loop over
     channels vectorises; ``math.log`` is a scalar library call on a CPU (~10 ns per channel).
+    Degree 11, not 17 (3e-16): the Poisson deviance's logarithms cost 9% less a pass (5.7
+    instead of 6.2 ns per channel), and its error, a smooth function of ``z`` (6e-11 of a
+    deviance of ~1000 over 1024 channels), cancels in the comparisons of nearby points the
+    fit makes: on 2048 pixels of the benchmark cube the parameters and their standard
+    deviations came out the same to the last bit, the reduced chi-square within 4e-11.
     """
     b = np.float64(z).view(np.uint64)
     # exponent: its 11 bits placed in the mantissa of 2^52, exact without an int conversion
@@ -61,8 +66,8 @@ def log_positive(z):
         e += 1.0
     s = (mv - 1.0) / (mv + 1.0)
     s2 = s * s
-    t = 1.0 / 17.0
-    for k in range(15, 0, -2):
+    t = 1.0 / 11.0
+    for k in range(9, 0, -2):
         t = t * s2 + 1.0 / k
     return e * 0.6931471805599453 + 2.0 * s * t
 
