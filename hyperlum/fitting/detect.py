@@ -44,6 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from scipy.special import chdtri, fdtri
 
+from hyperlum.kernels.constants import output_rows
 from hyperlum.kernels.shapes import get_shape
 
 #: Default false-alarm rate per pixel (probability that a noise-only pixel is detected).
@@ -248,8 +249,7 @@ def peaks_valid(rows, npk, nbg, x, *, resolution=None, shape="gaussian"):
     """:func:`peak_valid` for each peak of the kernels' rows: ``(npk, pixels)`` bool."""
     s = get_shape(shape)
     npar = s.n_params
-    m = npar * npk + nbg
-    state = rows[2 * m + npk + 1]
+    state = rows[output_rows(npk, nbg, npar).state]
     out = []
     for k in range(npk):
         params = np.moveaxis(np.asarray(rows[npar * k : npar * (k + 1)]), 0, -1)
