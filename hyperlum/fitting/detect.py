@@ -304,7 +304,7 @@ def verdict(
     >>> rng = np.random.default_rng(0)
     >>> y = 10 + rng.normal(0, 1, (2, 100))
     >>> y[0] += 20 * np.exp(-0.5 * ((x - 50) / 4) ** 2)
-    >>> rows = np.empty((12, 2))  # kernel rows of 1 Gaussian + constant
+    >>> rows = np.empty((output_rows(1, 1).total, 2))  # kernel rows of 1 Gaussian + constant
     >>> _ = cpu.fit_chunk(y, x, 1, 1, 0, 50, 1e-7, np.inf, rows)
     >>> rss0, rss1 = smooth_rss(y, x, rows[:3])
     >>> verdict(rows, rss0, rss1, x, peaks=1, background=1).tolist()
