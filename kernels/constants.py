@@ -1,5 +1,7 @@
 """Codes and sizes shared by the kernels and the Python layer."""
 
+from typing import NamedTuple
+
 from hyperlum.kernels.backgrounds import BACKGROUNDS as _BACKGROUND_MODELS
 
 MAX_PEAKS = 4
@@ -44,6 +46,46 @@ def n_params(n_peaks, n_background, peak_params=3):
     return peak_params * n_peaks + n_background
 
 
+class OutputRows(NamedTuple):
+    """Where each quantity starts among the rows of the kernels' output (one column per pixel).
+
+    The one definition of the layout that :func:`hyperlum.kernels.pixel.fit_pixel` writes.
+    """
+
+    #: The ``m`` parameters: ``N_PARAMS`` per peak (sorted by centre), then the background's.
+    params: int
+    #: Their standard deviations.
+    stds: int
+    #: The area's standard deviation, one row per peak.
+    area_std: int
+    #: The FWHM's standard deviation, one row per peak.
+    fwhm_std: int
+    #: The reduced chi-square (for the Poisson MLE, the deviance per degree of freedom).
+    chisq: int
+    #: The fit state (:data:`STATES`).
+    state: int
+    #: The iterations taken.
+    iterations: int
+    #: The number of rows.
+    total: int
+
+
+def output_rows(n_peaks, n_background, peak_params=3):
+    """The row layout (:class:`OutputRows`) of ``n_peaks`` peaks of ``peak_params``
+    parameters over a background of ``n_background`` terms.
+
+    Examples
+    --------
+    >>> rows = output_rows(1, 1)  # one Gaussian over a constant: 4 parameters
+    >>> rows.area_std, rows.fwhm_std, rows.state, rows.total
+    (8, 9, 11, 13)
+    """
+    m = n_params(n_peaks, n_background, peak_params)
+    end = 2 * m + 2 * n_peaks
+    return OutputRows(0, m, 2 * m, 2 * m + n_peaks, end, end + 1, end + 2, end + 3)
+
+
 def n_outputs(n_peaks, n_background, peak_params=3):
-    """Rows of the kernels' output: params, their stds, area stds, reduced chi2, state, iters."""
-    return 2 * n_params(n_peaks, n_background, peak_params) + n_peaks + 3
+    """Rows of the kernels' output (:func:`output_rows`): params, their stds, area and FWHM
+    stds per peak, reduced chi2, state, iterations."""
+    return output_rows(n_peaks, n_background, peak_params).total

@@ -16,7 +16,7 @@ from hyperlum.kernels.constants import (
 )
 from hyperlum.kernels.guess import guess
 from hyperlum.kernels.lm import accumulate, cho_solve, cholesky, constrain, step_is_small
-from hyperlum.kernels.shapes.gaussian import FWHM_PER_WIDTH, peak_area
+from hyperlum.kernels.shapes.gaussian import FWHM_PER_WIDTH, peak_area, peak_fwhm
 from hyperlum.kernels.shapes.gaussian import N_PARAMS as NP
 
 #: The passes of a step predicted to lower the least-squares objective by less than this share
@@ -39,8 +39,9 @@ def fit_pixel(out, pix, y, x, h, npk, nbg, est, max_iter, tol, saturation, M, V)
 
     ``h`` is :func:`uniform_step` of ``x``, computed once by the driver, not per pixel.
 
-    ``out`` rows: the ``m = NP npk + nbg`` parameters (peaks sorted by centre), their standard
-    deviations, the peaks' area standard deviations, the reduced chi-square, the state and the
+    ``out`` rows (:func:`~hyperlum.kernels.constants.output_rows`): the ``m = NP npk + nbg``
+    parameters (peaks sorted by centre), their standard deviations, the peaks' area standard
+    deviations, their FWHMs' standard deviations, the reduced chi-square, the state and the
     iterations. ``NP`` and the peak and background functions are those of the compiled model.
     ``M`` (5 x P x B) and ``V`` (10 x B) are scratch space, ``P`` the largest parameter count
     and ``B >= P`` the number of channels handled as one block (see
@@ -61,7 +62,7 @@ def fit_pixel(out, pix, y, x, h, npk, nbg, est, max_iter, tol, saturation, M, V)
     p = V[5]
     R = V[6]
     W = V[7:10]
-    rows = 2 * m + npk + 3
+    rows = 2 * m + 2 * npk + 3  # constants.output_rows(npk, nbg, NP).total
     x0 = x[0]
     x1 = x[n - 1]
     xlo = min(x0, x1)
@@ -230,16 +231,22 @@ def fit_pixel(out, pix, y, x, h, npk, nbg, est, max_iter, tol, saturation, M, V)
                 out[m + NP * k + q, pix] = math.sqrt(max(Hn[src + q, src + q], 0.0))
             else:
                 out[m + NP * k + q, pix] = math.nan
-        if state != SINGULAR:
-            # the area's variance G^T Cov G, its gradient G (in gn, free by now)
-            peak_area(p, src, gn)
+        # the variances G^T Cov G of the area and of the FWHM, from their gradients G (in
+        # gn, free by now): one row per peak each
+        for r in range(2):
+            row = 2 * m + r * npk + k
+            if state == SINGULAR:
+                out[row, pix] = math.nan
+                continue
+            if r == 0:
+                peak_area(p, src, gn)
+            else:
+                peak_fwhm(p, src, gn)
             var = 0.0
             for a in range(NP):
                 for b in range(NP):
                     var += gn[a] * gn[b] * Hn[src + a, src + b]
-            out[2 * m + k, pix] = math.sqrt(max(var, 0.0))
-        else:
-            out[2 * m + k, pix] = math.nan
+            out[row, pix] = math.sqrt(max(var, 0.0))
     for j in range(NP * npk, m):
         out[j, pix] = p[j]
         if state != SINGULAR:

@@ -154,6 +154,15 @@ class TestAuto:
         assert np.isnan(res.maps["centre_3"]).all()
         np.testing.assert_array_equal(res.maps["detected_2"], n >= 2)
         assert res.options["peaks"] == "auto" and res.options["max_peaks"] == 3
+        # the kept model's rows laid out as those of 3 peaks: each std where its peak is
+        one, two = n == 1, n == 2
+        for k, kept in ((1, one | two), (2, two)):
+            want = res.maps[f"sigma_{k}_std"][kept] * 2.3548200450309493
+            np.testing.assert_allclose(res.maps[f"fwhm_{k}_std"][kept], want, rtol=1e-12)
+            assert (res.maps[f"intensity_{k}_std"][kept] > 0).all()
+        assert np.isnan(res.maps["fwhm_2_std"][one]).all()
+        assert np.isnan(res.maps["intensity_3_std"]).all()
+        assert np.isfinite(res.maps["chisq"]).all()
 
     def test_bad_peaks(self):
         with pytest.raises(ValueError, match="peaks must be 1 to 4 or 'auto', got 'many'"):

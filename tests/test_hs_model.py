@@ -7,7 +7,7 @@ import pytest
 import hyperlum as hl
 from hyperlum.fitting.result import FitResult
 from hyperlum.io.cube import as_cube
-from hyperlum.kernels.constants import BACKGROUNDS, n_outputs
+from hyperlum.kernels.constants import BACKGROUNDS, output_rows
 from hyperlum.kernels.shapes import get_shape
 
 X = 650.0 + 0.5 * np.arange(241)
@@ -31,11 +31,10 @@ def fake_result(rng, s, peaks, background, signal_range=None, shape="gaussian"):
     cube = as_cube(s).crop(signal_range)
     nbg = BACKGROUNDS[background]
     npar = get_shape(shape).n_params
-    # kernel rows, then fit_block's: detected per peak (all 1 here), spikes replaced (0), and
-    # for a FWHM that is not the width's multiple (the EMG's) its std per peak
-    base = n_outputs(peaks, nbg, npar)
-    extra = 0 if get_shape(shape).module.FWHM_FROM_WIDTH else peaks
-    rows = rng.uniform(0.1, 2.0, s.data.shape[:-1] + (base + peaks + 1 + extra,))
+    # kernel rows, then fit_block's: detected per peak (all 1 here), spikes replaced (0)
+    layout = output_rows(peaks, nbg, npar)
+    base = layout.total
+    rows = rng.uniform(0.1, 2.0, s.data.shape[:-1] + (base + peaks + 1,))
     rows[..., base : base + peaks] = 1.0
     rows[..., base + peaks] = 0.0
     for k in range(peaks):
@@ -44,7 +43,7 @@ def fake_result(rng, s, peaks, background, signal_range=None, shape="gaussian"):
         rows[..., npar * k + 2] *= 5  # width
         if npar == 4:  # eta in [0, 1], or the EMG's tau
             rows[..., npar * k + 3] *= 0.5 if shape == "pseudo_voigt" else 3.0
-    rows[..., 2 * (npar * peaks + nbg) + peaks + 1] = 0  # state: converged
+    rows[..., layout.state] = 0  # converged
     opts = {"peaks": peaks, "shape": shape, "background": background}
     opts["signal_range"] = signal_range
     return FitResult.from_stacked(rows, peaks, nbg, cube, opts)

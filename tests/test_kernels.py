@@ -214,8 +214,8 @@ def test_cpu_driver_refuses_an_output_of_the_wrong_size():
     data = np.ones((5, 40))
     x = np.arange(40.0)
     with pytest.raises(
-        ValueError, match=r"out must be float64 of shape \(12, 5\), got float64 \(11, 5\)"
+        ValueError, match=r"out must be float64 of shape \(13, 5\), got float64 \(12, 5\)"
     ):
-        cpu.fit_chunk(data, x, 1, 1, LSE, 50, 1e-7, np.inf, np.empty((11, 5)))
+        cpu.fit_chunk(data, x, 1, 1, LSE, 50, 1e-7, np.inf, np.empty((12, 5)))
     with pytest.raises(ValueError, match=r"got data \(5, 40\) and x \(39,\)"):
-        cpu.fit_chunk(data, x[:-1], 1, 1, LSE, 50, 1e-7, np.inf, np.empty((12, 5)))
+        cpu.fit_chunk(data, x[:-1], 1, 1, LSE, 50, 1e-7, np.inf, np.empty((13, 5)))

@@ -275,6 +275,50 @@ class TestDamagedStore:
         assert "72 pixels, 100.0% converged" in stdout
         assert_same_maps(hl.load_result(out), hl.load_result(ref))
 
+    def test_store_of_an_earlier_row_layout_is_refused(self, capsys, cube_file, interrupted):
+        """A store written before the FWHM std rows (format 2, a row fewer per peak), or one
+        whose row count is not this fit's: refused with what to do, left as it was, and fitted
+        anew with --overwrite."""
+        import hashlib
+        import json
+
+        import zarr
+
+        def sealed(manifest):  # as a store's manifest is sealed, whatever its format
+            body = {k: v for k, v in manifest.items() if k != "sha256"}
+            text = json.dumps(body, sort_keys=True, default=str)
+            return dict(body, sha256=hashlib.sha256(text.encode()).hexdigest())
+
+        out, ref = interrupted
+        root = resume.partial_path(out)
+        array = zarr.open_array(str(root / "stacked.zarr"), mode="r+")
+        rows = array.shape[-1]
+        array.resize(*array.shape[:-1], rows - 1)
+        manifest = json.loads((root / "manifest.json").read_text())
+        manifest["format"] = "hyperlum-partial-2"
+        (root / "manifest.json").write_text(json.dumps(sealed(manifest)))
+        before = sorted(p.name for p in (root / "done").iterdir())
+        rc, _, err = cli(capsys, "fit", cube_file, "-o", out, *CHUNK3)
+        assert rc == 2
+        assert err == (
+            f"hyperlum fit: error: {root} holds an interrupted fit of an earlier hyperlum "
+            "(hyperlum-partial-2), whose rows this version does not read; pass --overwrite to "
+            "discard it and fit anew\n"
+        )
+        assert sorted(p.name for p in (root / "done").iterdir()) == before
+        manifest["format"] = "hyperlum-partial-3"  # this version's, with a row fewer
+        (root / "manifest.json").write_text(json.dumps(sealed(manifest)))
+        rc, _, err = cli(capsys, "fit", cube_file, "-o", out, *CHUNK3)
+        assert rc == 2
+        assert err == (
+            f"hyperlum fit: error: {root} holds {rows - 1} rows per pixel where this fit writes "
+            f"{rows}; pass --overwrite to discard it and fit anew\n"
+        )
+        rc, _, err = cli(capsys, "fit", cube_file, "-o", out, *CHUNK3, "--overwrite")
+        assert rc == 0, err
+        assert not root.exists()
+        assert_same_maps(hl.load_result(out), hl.load_result(ref))
+
     def test_half_made_stores_are_cleaned(self, tmp_path, capsys, cube_file):
         """What a run killed while starting, or a store removed under a running fit, leaves."""
         out = tmp_path / "maps.zspy"

@@ -44,6 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from scipy.special import chdtri, fdtri
 
+from hyperlum.kernels.constants import output_rows
 from hyperlum.kernels.shapes import get_shape
 
 #: Default false-alarm rate per pixel (probability that a noise-only pixel is detected).
@@ -248,8 +249,7 @@ def peaks_valid(rows, npk, nbg, x, *, resolution=None, shape="gaussian"):
     """:func:`peak_valid` for each peak of the kernels' rows: ``(npk, pixels)`` bool."""
     s = get_shape(shape)
     npar = s.n_params
-    m = npar * npk + nbg
-    state = rows[2 * m + npk + 1]
+    state = rows[output_rows(npk, nbg, npar).state]
     out = []
     for k in range(npk):
         params = np.moveaxis(np.asarray(rows[npar * k : npar * (k + 1)]), 0, -1)
@@ -304,7 +304,7 @@ def verdict(
     >>> rng = np.random.default_rng(0)
     >>> y = 10 + rng.normal(0, 1, (2, 100))
     >>> y[0] += 20 * np.exp(-0.5 * ((x - 50) / 4) ** 2)
-    >>> rows = np.empty((12, 2))  # kernel rows of 1 Gaussian + constant
+    >>> rows = np.empty((output_rows(1, 1).total, 2))  # kernel rows of 1 Gaussian + constant
     >>> _ = cpu.fit_chunk(y, x, 1, 1, 0, 50, 1e-7, np.inf, rows)
     >>> rss0, rss1 = smooth_rss(y, x, rows[:3])
     >>> verdict(rows, rss0, rss1, x, peaks=1, background=1).tolist()

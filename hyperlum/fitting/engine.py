@@ -445,7 +445,10 @@ def fit_to_file(
         if out.exists():
             old = output_fingerprint(out)
             if old == fp and not overwrite:
-                store = _open_store(out, lambda text: None)  # a damaged one goes without a word
+                try:  # a damaged one goes without a word, an outdated one stays
+                    store = _open_store(out, lambda text: None)
+                except resume.OutdatedStore:
+                    store = None
                 if store is not None and store.manifest.get("fingerprint") == fp:
                     store.remove()  # left behind by a run killed just after it wrote OUT
                 return Outcome(None, True, npix)  # the caller loads it if it wants it
@@ -464,7 +467,15 @@ def fit_to_file(
                 raise FileExistsError(f"{out} exists and holds {what}; pass {switch} to replace it")
             outputs.check_replaceable(out, overwrite=True, option=switch, known=old is not None)
 
-        store = _open_store(out, note)
+        try:  # rows laid out otherwise are never read: refused, or discarded when asked
+            store = _open_store(out, note)
+            if store is not None:
+                store.check_rows(spec.n_outputs)
+        except resume.OutdatedStore as err:
+            if not overwrite:
+                raise ValueError(f"{err}; pass {switch} to discard it and fit anew") from None
+            outputs.remove(resume.partial_path(out))
+            store = None
         if store is not None and store.manifest.get("fingerprint") != fp:
             if not overwrite:
                 raise ValueError(

@@ -12,12 +12,12 @@ from typing import NamedTuple
 import numpy as np
 
 from hyperlum._validate import choice, integer, positive
-from hyperlum.fitting import _backend, covariance, detect, engine, resume
+from hyperlum.fitting import _backend, detect, engine, resume
 from hyperlum.fitting.options import CHOICES, DEFAULTS, LIMITS
 from hyperlum.fitting.result import FitResult, load_result
 from hyperlum.io.cube import as_cube, map_spectra
 from hyperlum.kernels.backgrounds import BACKGROUNDS as BACKGROUND_MODELS
-from hyperlum.kernels.constants import BACKGROUNDS, ESTIMATORS, n_outputs, n_params
+from hyperlum.kernels.constants import BACKGROUNDS, ESTIMATORS, n_outputs, n_params, output_rows
 from hyperlum.kernels.shapes import get_shape
 from hyperlum.preprocess.cl import despike_spectra
 
@@ -68,17 +68,10 @@ class FitSpec(NamedTuple):
         return n_outputs(self.peaks, self.background, self.peak_params)
 
     @property
-    def fwhm_rows(self):
-        """True when :func:`fit_block` adds the FWHM's standard deviation per peak: for a shape
-        whose FWHM depends on more than its width (:mod:`hyperlum.fitting.covariance`)."""
-        return not get_shape(self.shape).module.FWHM_FROM_WIDTH
-
-    @property
     def n_outputs(self):
         """Rows of :func:`fit_block`: the kernel rows, ``detected`` per peak, spikes replaced,
-        with ``auto`` the number of peaks kept, and with :attr:`fwhm_rows` the FWHM's standard
-        deviation per peak."""
-        return self.kernel_outputs + self.peaks * (1 + self.fwhm_rows) + 1 + int(self.auto)
+        and with ``auto`` the number of peaks kept."""
+        return self.kernel_outputs + self.peaks + 1 + int(self.auto)
 
 
 def fit_block(block, x, spec):
@@ -103,11 +96,10 @@ def fit_block(block, x, spec):
     if spec.despike:
         flat, spikes, replaced = _despike(flat, spec.saturation, spec.threads, spec.counts)
     if spec.auto:
-        rows, verdict, n_kept, fwhm_std = _fit_auto(flat, x, spec)
+        rows, verdict, n_kept = _fit_auto(flat, x, spec)
         extra = [verdict, spikes[None], n_kept[None]]
     else:
         rows = _kernel_rows(flat, x, spec)
-        fwhm_std = _fwhm_std(flat, x, rows, spec)
         rss0, rss1 = detect.peak_rss(
             flat, x, rows, peaks=spec.peaks, shape=spec.shape, threads=spec.threads
         )
@@ -127,29 +119,8 @@ def fit_block(block, x, spec):
         detect.clear_spike_remnants(verdict, rows, *replaced, x, shape=spec.shape)
         if spec.auto:
             extra[2] = verdict.sum(axis=0)[None]
-    if spec.fwhm_rows:
-        extra.append(fwhm_std)
     out = np.concatenate([rows, *extra], axis=0)
     return out.T.reshape(*nav, spec.n_outputs)
-
-
-def _fwhm_std(flat, x, rows, spec):
-    """The FWHM's standard deviation per peak, ``(peaks, pixels)``, where the kernels do not
-    give it (:attr:`FitSpec.fwhm_rows`), else None."""
-    if not spec.fwhm_rows:
-        return None
-    if hasattr(flat, "__cuda_array_interface__") and hasattr(flat, "get"):
-        flat = flat.get()
-    return covariance.fwhm_std(
-        flat,
-        x,
-        rows,
-        peaks=spec.peaks,
-        n_background=spec.background,
-        shape=spec.shape,
-        background=spec.bg_kind,
-        estimator=spec.estimator,
-    )
 
 
 def _despike(flat, saturation, threads, counts):
@@ -215,13 +186,11 @@ def _fit_auto(flat, x, spec):
     likelihood ratio against model ``k - 1`` passes :func:`detect.threshold` and each of its
     peaks is converged, resolved and located. Returns the rows of the kept models in the
     layout of ``spec.peaks`` Gaussians (absent peaks NaN; model 1 where none is kept), the
-    verdict per peak, the number of peaks kept and the FWHM's standard deviation per peak
-    (:func:`_fwhm_std`; None for a shape whose kernels give it).
+    verdict per peak and the number of peaks kept.
     """
     big, nbg, n = spec.peaks, spec.background, flat.shape[-1]
     npix = flat.shape[0]
     rows = np.full((spec.kernel_outputs, npix), np.nan)
-    fwhm_std = np.full((big, npix), np.nan) if spec.fwhm_rows else None
     kept = np.zeros(npix)
     alive = np.arange(npix)
     prev = None
@@ -242,24 +211,22 @@ def _fit_auto(flat, x, spec):
             ok = valid.all(axis=0) & (t > limit)
         take = ok if k > 1 else np.ones(alive.size, bool)
         rows[:, alive[take]] = _padded(part[:, take], k, big, nbg, spec.peak_params)
-        if spec.fwhm_rows:
-            fwhm_std[:k, alive[take]] = _fwhm_std(data[take], x, part[:, take], sub)
         kept[alive[ok]] = k
         alive, prev = alive[ok], obj[ok]
     verdict = (np.arange(big)[:, None] < kept[None, :]).astype(np.float64)
-    return rows, verdict, kept, fwhm_std
+    return rows, verdict, kept
 
 
 def _padded(part, k, big, nbg, npar=3):
     """Kernel rows of ``k`` peaks laid out as those of ``big`` (missing peaks NaN)."""
-    mk, mb = n_params(k, nbg, npar), n_params(big, nbg, npar)
-    out = np.full((n_outputs(big, nbg, npar), part.shape[1]), np.nan)
-    out[: npar * k] = part[: npar * k]
-    out[npar * big : mb] = part[npar * k : mk]
-    out[mb : mb + npar * k] = part[mk : mk + npar * k]
-    out[mb + npar * big : 2 * mb] = part[mk + npar * k : 2 * mk]
-    out[2 * mb : 2 * mb + k] = part[2 * mk : 2 * mk + k]
-    out[2 * mb + big :] = part[2 * mk + k :]
+    rk, rb = output_rows(k, nbg, npar), output_rows(big, nbg, npar)
+    out = np.full((rb.total, part.shape[1]), np.nan)
+    for src, dst in ((rk.params, rb.params), (rk.stds, rb.stds)):  # peaks, then background
+        out[dst : dst + npar * k] = part[src : src + npar * k]
+        out[dst + npar * big : dst + npar * big + nbg] = part[src + npar * k : src + npar * k + nbg]
+    for src, dst in ((rk.area_std, rb.area_std), (rk.fwhm_std, rb.fwhm_std)):  # per peak
+        out[dst : dst + k] = part[src : src + k]
+    out[rb.chisq :] = part[rk.chisq :]
     return out
 
 

@@ -5,7 +5,7 @@ import numpy as np
 from hyperlum.fitting.options import DEFAULTS
 from hyperlum.io.cube import is_dask
 from hyperlum.kernels.backgrounds import map_names
-from hyperlum.kernels.constants import STATES, n_outputs, n_params
+from hyperlum.kernels.constants import STATES, output_rows
 from hyperlum.kernels.shapes import SHAPES, get_shape
 
 #: Maps in the units of the signal axis: the shapes' width-like parameters and the FWHM.
@@ -30,15 +30,15 @@ def _per_peak(fn, params):
         return fn(params)
 
 
-def peak_maps(rows, k, npk, m, shape, fwhm_std_row=None):
-    """The maps of peak ``k`` of ``npk`` from the kernel rows (``rows(r)`` is row ``r``): the
-    shape's parameters, ``fwhm`` (unless a parameter) and ``intensity`` (the area), each with
-    its ``_std``. A FWHM that depends on more than the width (the EMG's) takes its std from
-    row ``fwhm_std_row`` (:mod:`hyperlum.fitting.covariance`), NaN without one."""
+def peak_maps(rows, k, npk, layout, shape):
+    """The maps of peak ``k`` of ``npk`` from the kernel rows (``rows(r)`` is row ``r``, laid
+    out as ``layout``, an :class:`~hyperlum.kernels.constants.OutputRows`): the shape's
+    parameters, ``fwhm`` (unless a parameter) and ``intensity`` (the area), each with its
+    ``_std`` (those of the FWHM and the area from the kernels' rows for them)."""
     sfx = _peak_suffix(k, npk)
     npar = shape.n_params
-    values = [rows(npar * k + q) for q in range(npar)]
-    stds = [rows(m + npar * k + q) for q in range(npar)]
+    values = [rows(layout.params + npar * k + q) for q in range(npar)]
+    stds = [rows(layout.stds + npar * k + q) for q in range(npar)]
     names = list(shape.param_names)
     maps = dict(zip([f"{n}{sfx}" for n in names], values, strict=True))
     std_maps = dict(zip([f"{n}{sfx}_std" for n in names], stds, strict=True))
@@ -50,14 +50,9 @@ def peak_maps(rows, k, npk, m, shape, fwhm_std_row=None):
         params = np.stack(values, axis=-1)
     if "fwhm" not in names:
         maps[f"fwhm{sfx}"] = _per_peak(shape.fwhm, params)
-        if shape.module.FWHM_FROM_WIDTH:
-            std_maps[f"fwhm{sfx}_std"] = stds[2] * shape.module.FWHM_PER_WIDTH
-        elif fwhm_std_row is not None:
-            std_maps[f"fwhm{sfx}_std"] = rows(fwhm_std_row)
-        else:
-            std_maps[f"fwhm{sfx}_std"] = stds[2] * np.nan
+        std_maps[f"fwhm{sfx}_std"] = rows(layout.fwhm_std + k)
     maps[f"intensity{sfx}"] = _per_peak(shape.area, params)
-    std_maps[f"intensity{sfx}_std"] = rows(2 * m + k)
+    std_maps[f"intensity{sfx}_std"] = rows(layout.area_std + k)
     return {**maps, **std_maps}
 
 
@@ -83,27 +78,24 @@ class FitResult:
         """Build the named maps from the rows of
         :func:`hyperlum.fitting.fit.fit_block` stacked on the last axis of ``stacked``: the kernel
         rows, then ``detected`` per peak, the spikes replaced per pixel, when
-        ``options["peaks"] == "auto"`` the peaks kept, and for a shape whose FWHM is not its
-        width's multiple the FWHM's standard deviation per peak."""
+        ``options["peaks"] == "auto"`` the peaks kept."""
         shape = get_shape(options.get("shape", DEFAULTS.shape))
-        m = n_params(npk, nbg, shape.n_params)
         rows = lambda r: stacked[..., r]  # noqa: E731
-        base = n_outputs(npk, nbg, shape.n_params)
+        layout = output_rows(npk, nbg, shape.n_params)
+        base = layout.total
         auto = options.get("peaks") == "auto"
-        fwhm_rows = None if shape.module.FWHM_FROM_WIDTH else base + npk + 1 + auto
         maps = {}
         for k in range(npk):
-            row = None if fwhm_rows is None else fwhm_rows + k
-            maps.update(peak_maps(rows, k, npk, m, shape, row))
+            maps.update(peak_maps(rows, k, npk, layout, shape))
         first = shape.n_params * npk
         for j, name in enumerate(map_names(options.get("background", DEFAULTS.background))[:nbg]):
-            maps[name] = rows(first + j)
-            maps[f"{name}_std"] = rows(m + first + j)
-        maps["chisq"] = rows(2 * m + npk)
-        state = rows(2 * m + npk + 1).astype(np.int8)
+            maps[name] = rows(layout.params + first + j)
+            maps[f"{name}_std"] = rows(layout.stds + first + j)
+        maps["chisq"] = rows(layout.chisq)
+        state = rows(layout.state).astype(np.int8)
         maps["state"] = state
         maps["converged"] = state == 0
-        maps["iterations"] = rows(2 * m + npk + 2).astype(np.int32)
+        maps["iterations"] = rows(layout.iterations).astype(np.int32)
         detected = [rows(base + k) > 0.5 for k in range(npk)]
         if npk > 1:
             maps.update({f"detected_{k + 1}": d for k, d in enumerate(detected)})

@@ -9,7 +9,9 @@ chunk it would reuse and compares it with its marker, and fits the chunks withou
 or whose data is missing, unreadable or changed; the output is assembled from verified chunks
 only. A chunk cut off mid-write has no marker and is fitted again. The output file is written
 under a temporary name and renamed when complete, so an interrupted run never leaves
-something that looks like a finished output.
+something that looks like a finished output. A store of an earlier layout of the rows (its
+format, or its number of rows per pixel, not this version's) is refused, never read
+(:class:`OutdatedStore`).
 
 Examples
 --------
@@ -39,7 +41,10 @@ import numpy as np
 
 HEADER_BYTES = 2**20
 _MANIFEST = "manifest.json"
-_FORMAT = "hyperlum-partial-2"
+#: The store's format; 3: the kernel rows hold the FWHM's standard deviation of every peak
+#: beside the area's (in 2, the EMG's came after the detection rows, other shapes had none).
+_FORMAT = "hyperlum-partial-3"
+_FORMAT_PREFIX = "hyperlum-partial-"
 
 
 # -- what the fit belongs to ---------------------------------------------------------------
@@ -202,6 +207,12 @@ class DamagedStore(ValueError):
     """``OUT.partial`` is hyperlum's, but its manifest cannot be trusted: fit it anew."""
 
 
+class OutdatedStore(ValueError):
+    """``OUT.partial`` is an intact store whose rows are laid out otherwise than this version's
+    (an earlier format, or another number of rows per pixel): never resumed, and not removed
+    without the user's say (it may be finished by the version that wrote it)."""
+
+
 class PartialStore:
     """The in-progress store of one fit: manifest, zarr array of kernel rows, done markers.
 
@@ -248,8 +259,9 @@ class PartialStore:
         """Open the store of ``out``; None when there is none.
 
         Raises ValueError when ``OUT.partial`` is not a hyperlum store (a folder of the user's),
-        and :class:`DamagedStore` when it is one whose manifest is missing, unreadable or does
-        not match its checksum (a store cut off mid-start, or damaged on disk).
+        :class:`DamagedStore` when it is one whose manifest is missing, unreadable or does not
+        match its checksum (a store cut off mid-start, or damaged on disk), and
+        :class:`OutdatedStore` when its sealed manifest is of another format.
         """
         root = partial_path(out)
         if not (root.exists() or root.is_symlink()):
@@ -260,13 +272,32 @@ class PartialStore:
             )
         try:
             manifest = json.loads((root / _MANIFEST).read_text())
-            if manifest.get("format") != _FORMAT or _sealed(manifest) != manifest:
+            if _sealed(manifest) != manifest:
                 raise ValueError("its manifest does not match its checksum")
+            fmt = manifest.get("format")
+            if fmt != _FORMAT and str(fmt).startswith(_FORMAT_PREFIX):
+                raise OutdatedStore(
+                    f"{root} holds an interrupted fit of an earlier hyperlum ({fmt}), "
+                    "whose rows this version does not read"
+                )
+            if fmt != _FORMAT:
+                raise ValueError(f"unknown format {fmt!r}")
             if not (root / "done").is_dir():
                 raise FileNotFoundError("no done/ folder")
             return cls(root, manifest)
+        except OutdatedStore:
+            raise
         except Exception as err:
             raise DamagedStore(f"{root} is damaged ({type(err).__name__})") from err
+
+    def check_rows(self, n_outputs):
+        """Raise :class:`OutdatedStore` unless the store holds ``n_outputs`` rows per pixel
+        (what this fit writes)."""
+        have = self.array.shape[-1]
+        if have != n_outputs:
+            raise OutdatedStore(
+                f"{self.root} holds {have} rows per pixel where this fit writes {n_outputs}"
+            )
 
     @staticmethod
     def _marker_name(idx):

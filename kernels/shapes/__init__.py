@@ -15,6 +15,9 @@ A shape module gives plain Python kernel functions (compiled per model by
     the feasible box and the convergence scale of each parameter;
 ``peak_area(p, i, G)``
     the area, its gradient into ``G``;
+``peak_fwhm(p, i, G)``
+    the FWHM, its gradient into ``G`` (the kernels write the standard deviations of both,
+    ``G^T Cov G``);
 
 and, for numpy: ``N_PARAMS`` (3 or 4; amplitude, centre and a width first), ``PARAM_NAMES``,
 ``UNITS``, ``FWHM_PER_WIDTH``, ``EXPRESSION`` (a HyperSpy ``Expression``), ``evaluate``,

@@ -27,8 +27,6 @@ N_PARAMS = 4
 PARAM_NAMES = ("amplitude", "centre", "sigma", "tau")
 UNITS = ("counts", "axis", "axis", "axis")
 FWHM_PER_WIDTH = FWHM_PER_SIGMA
-#: The FWHM depends on sigma and tau: it has no standard deviation without their covariance.
-FWHM_FROM_WIDTH = False
 EXPRESSION = (
     "amplitude * l * sqrt(pi / 2) * exp(l**2 / 2 - l * z) * erfc((l - z) / sqrt(2));"
     " l = sigma / tau; z = side * (x - centre) / sigma"
@@ -38,6 +36,9 @@ SQRT_HALF_PI = 1.2533141373155003
 SQRT_PI = 1.7724538509055159
 #: Above this ``w`` the scaled complementary error function takes its asymptotic series.
 ERFCX_SERIES = 26.0
+#: Most Newton (or bisection) steps per root in :func:`peak_fwhm` (a few are taken: the
+#: brackets start within a factor 2 of the root).
+ROOT_STEPS = 40
 
 
 def emg_core(z, lam):
@@ -111,6 +112,103 @@ def peak_area(p, i, G):
     return SQRT_2PI * p[i] * p[i + 2]
 
 
+def emg_parts(z, lam):
+    """``(g, d, q)`` of the height-1 EMG at ``z`` for ``l = lam`` (see :func:`emg_core`): its
+    value ``g``, ``d = g - exp(-z^2 / 2)`` (``dg/dz = -l d``) and ``q = dg/dl`` at fixed ``z``.
+
+    ``q = g (1 / l + l - z) - l exp(-z^2 / 2)``. Where ``erfc`` takes its series (the nearly
+    Gaussian side), ``g = e l S / (l - z)`` with ``S = w sqrt(pi) erfcx(w) = 1 - r``, so that
+    ``d`` and ``q`` come from ``r`` without the cancellation of ``g - e``.
+    """
+    e = math.exp(-0.5 * z * z)
+    w = (lam - z) * 0.7071067811865476
+    if w < ERFCX_SERIES:
+        g = lam * SQRT_HALF_PI * math.exp(lam * (0.5 * lam - z)) * math.erfc(w)
+        return g, g - e, g * (1.0 / lam + lam - z) - lam * e
+    v = 1.0 / (w * w)
+    r = v * (0.5 - v * (0.75 - v * (1.875 - v * 6.5625)))
+    d = e * (z - lam * r) / (lam - z)
+    g = d + e
+    return g, d, g / lam - lam * e * r
+
+
+def emg_root(lam, lo, hi, half, up):
+    """The ``z`` in ``[lo, hi]`` where ``g = half`` (``half > 0``), or where ``d = 0`` (the
+    maximum, ``half = 0``), by Newton steps kept inside the bracket (bisection otherwise).
+
+    ``up`` is +1 when the function rises over the bracket (the maximum, the half-maximum
+    before it), -1 when it falls (the half-maximum after it).
+    """
+    z = 0.5 * (lo + hi)
+    for _ in range(ROOT_STEPS):
+        parts = emg_parts(z, lam)
+        g = parts[0]
+        d = parts[1]
+        if half > 0.0:
+            f = g - half
+            df = -lam * d
+        else:
+            f = d
+            df = z * (g - d) - lam * d  # d(g - e)/dz = -l d + z e
+        if up * f < 0.0:
+            lo = z
+        else:
+            hi = z
+        zn = z - f / df if df != 0.0 else lo
+        if not (lo < zn < hi):
+            zn = 0.5 * (lo + hi)
+        # a step of 1e-6 leaves an error of about its square (Newton): done, in float32 too
+        done = abs(zn - z) <= 1e-6 * (1.0 + abs(z))
+        z = zn
+        if done:
+            break
+    return z
+
+
+def peak_fwhm(p, i, G):
+    """FWHM ``sigma W(l)``, ``l = sigma / tau``; its gradient into ``G[0 .. 3]``.
+
+    In ``z`` the peak depends on ``l`` alone: ``W = z2 - z1``, the half-maximum points on
+    either side of the maximum ``zm`` (where ``g = e``). They are found by Newton's method
+    from brackets that double outwards; their derivatives by ``l`` follow from the
+    half-maximum conditions ``g(z_k, l) = g(zm, l) / 2`` differentiated implicitly (``zm``'s
+    own move does not change the maximum to first order):
+    ``dz_k/dl = (q(zm) / 2 - q(z_k)) / (-l d(z_k))`` (:func:`emg_parts`). Then
+    ``dFWHM/dsigma = W + l W'`` and ``dFWHM/dtau = -l^2 W'``.
+    """
+    lam = p[i + 2] / p[i + 3]
+    # the maximum: d < 0 before it, > 0 after; it lies at z >= 0 (g(0) < 1 = e(0))
+    hi = 1.0
+    for _k in range(64):
+        if emg_parts(hi, lam)[1] >= 0.0:
+            break
+        hi *= 2.0
+    zm = emg_root(lam, 0.0, hi, 0.0, 1.0)
+    gm, dm, qm = emg_parts(zm, lam)
+    half = 0.5 * gm
+    step = 1.0
+    for _k in range(64):
+        if emg_parts(zm - step, lam)[0] <= half:
+            break
+        step *= 2.0
+    z1 = emg_root(lam, zm - step, zm, half, 1.0)
+    step = 1.0
+    for _k in range(64):
+        if emg_parts(zm + step, lam)[0] <= half:
+            break
+        step *= 2.0
+    z2 = emg_root(lam, zm, zm + step, half, -1.0)
+    g1, d1, q1 = emg_parts(z1, lam)
+    g2, d2, q2 = emg_parts(z2, lam)
+    dw = (0.5 * qm - q2) / (-lam * d2) - (0.5 * qm - q1) / (-lam * d1)
+    width = z2 - z1
+    G[0] = 0.0
+    G[1] = 0.0
+    G[2] = width + lam * dw
+    G[3] = -lam * lam * dw
+    return p[i + 2] * width
+
+
 FUNCTIONS = (
     *CORE,
     emg_core,
@@ -121,6 +219,9 @@ FUNCTIONS = (
     peak_constrain,
     peak_step_small,
     peak_area,
+    emg_parts,
+    emg_root,
+    peak_fwhm,
 )
 
 

@@ -19,8 +19,6 @@ PARAM_NAMES = ("amplitude", "centre", "sigma")
 UNITS = ("counts", "axis", "axis")
 #: FWHM of a peak of width parameter 1 (used to bound the width and by the detection verdict).
 FWHM_PER_WIDTH = FWHM_PER_SIGMA
-#: True when the FWHM is ``FWHM_PER_WIDTH`` times the width (parameter 2) whatever the others.
-FWHM_FROM_WIDTH = True
 #: The peak as a formula of ``x`` and the parameter names (a HyperSpy ``Expression``).
 EXPRESSION = "amplitude * exp(-(x - centre)**2 / (2 * sigma**2))"
 
@@ -149,8 +147,25 @@ def peak_area(p, i, G):
     return SQRT_2PI * p[i] * p[i + 2]
 
 
+def peak_fwhm(p, i, G):
+    """FWHM ``sigma 2 sqrt(2 ln 2)``; its gradient goes into ``G[0 .. N_PARAMS - 1]``."""
+    G[0] = 0.0
+    G[1] = 0.0
+    G[2] = FWHM_PER_SIGMA
+    return FWHM_PER_SIGMA * p[i + 2]
+
+
 #: The kernel functions, callees before callers (compiled per model by ``compile.py``).
-FUNCTIONS = (*CORE, peak_value, peaks_block, peak_start, peak_constrain, peak_step_small, peak_area)
+FUNCTIONS = (
+    *CORE,
+    peak_value,
+    peaks_block,
+    peak_start,
+    peak_constrain,
+    peak_step_small,
+    peak_area,
+    peak_fwhm,
+)
 
 
 # -- numpy: the same peak on arrays (model cubes, detection verdict, HyperSpy models) ----------

@@ -14,8 +14,6 @@ N_PARAMS = 3
 PARAM_NAMES = ("amplitude", "centre", "gamma")
 UNITS = ("counts", "axis", "axis")
 FWHM_PER_WIDTH = 2.0
-#: True when the FWHM is ``FWHM_PER_WIDTH`` times the width (parameter 2) whatever the others.
-FWHM_FROM_WIDTH = True
 
 
 def peak_value(x, p, i):
@@ -62,6 +60,14 @@ def peak_area(p, i, G):
     return math.pi * p[i] * p[i + 2]
 
 
+def peak_fwhm(p, i, G):
+    """FWHM ``2 gamma``; its gradient goes into ``G[0 .. 2]``."""
+    G[0] = 0.0
+    G[1] = 0.0
+    G[2] = 2.0
+    return 2.0 * p[i + 2]
+
+
 FUNCTIONS = (
     *CORE,
     peak_value,
@@ -71,6 +77,7 @@ FUNCTIONS = (
     peak_constrain,
     peak_step_small,
     peak_area,
+    peak_fwhm,
 )
 
 

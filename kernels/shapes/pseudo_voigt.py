@@ -16,8 +16,6 @@ N_PARAMS = 4
 PARAM_NAMES = ("amplitude", "centre", "fwhm", "eta")
 UNITS = ("counts", "axis", "axis", "")
 FWHM_PER_WIDTH = 1.0
-#: True when the FWHM is ``FWHM_PER_WIDTH`` times the width (parameter 2) whatever the others.
-FWHM_FROM_WIDTH = True
 EXPRESSION = (
     "amplitude * (eta / (1 + 4 * ((x - centre) / fwhm)**2)"
     " + (1 - eta) * exp(-4 * log(2) * ((x - centre) / fwhm)**2))"
@@ -92,6 +90,15 @@ def peak_area(p, i, G):
     return a * w * unit
 
 
+def peak_fwhm(p, i, G):
+    """FWHM: the parameter ``fwhm`` itself; its gradient into ``G``."""
+    G[0] = 0.0
+    G[1] = 0.0
+    G[2] = 1.0
+    G[3] = 0.0
+    return p[i + 2]
+
+
 FUNCTIONS = (
     *CORE,
     peak_value,
@@ -101,6 +108,7 @@ FUNCTIONS = (
     peak_constrain,
     peak_step_small,
     peak_area,
+    peak_fwhm,
 )
 
 
