@@ -1,13 +1,18 @@
 """Tiny cubes shared by the CUDA simulator parity test and the subprocess that fits them.
 
-Run as a script (``python _cuda_cases.py OUT.npz`` with ``NUMBA_ENABLE_CUDASIM=1``) it fits
-every case with ``device="cuda"`` and saves the stacked maps; the test fits the same cubes on
-the CPU and compares. The parity cases run the float64 kernels (the CPU's maths to rounding);
+Run as a script (``python _cuda_cases.py OUT.npz PART`` with ``NUMBA_ENABLE_CUDASIM=1``, which
+:func:`simulate` does) it fits the cases of ``PART`` with ``device="cuda"`` and saves the stacked
+maps; the tests fit the same cubes on the CPU and compare. Two parts, two test files
+(``test_cuda_sim.py``: ``"cases"``, ``test_cuda_grid.py``: ``"grid"``), so that pytest-xdist
+runs them side by side. The parity cases run the float64 kernels (the CPU's maths to rounding);
 :data:`PRECISION_GRID` runs the float32 and float64 kernels over every shape x background x
 estimator, against the CPU-compiled maths in float64.
 """
 
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -218,13 +223,35 @@ def fit_api(index):
     return {name: np.asarray(res.maps[name]) for name in res.names}
 
 
-def main(path):
+def simulate(folder, part):
+    """Maps of ``part`` (``"cases"`` or ``"grid"``) fitted with ``device="cuda"`` under
+    ``NUMBA_ENABLE_CUDASIM=1``, in a subprocess: the simulator must be switched on before
+    numba.cuda is first imported."""
+    path = Path(folder) / f"{part}.npz"
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    proc = subprocess.run(
+        [sys.executable, __file__, str(path), part],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    with np.load(path) as f:
+        return dict(f)
+
+
+def main(path, part):
     maps = {}
-    for i, case in enumerate(PRECISION_GRID):
-        for precision in ("float32", "float64"):
-            maps[f"precision/{'_'.join(case)}/{precision}"] = fit_precision(i, precision)
-    for name, m in fit_api(API_CASE).items():
-        maps[f"api/{name}"] = m
+    if part == "grid":
+        for i, case in enumerate(PRECISION_GRID):
+            for precision in ("float32", "float64"):
+                maps[f"precision/{'_'.join(case)}/{precision}"] = fit_precision(i, precision)
+        for name, m in fit_api(API_CASE).items():
+            maps[f"api/{name}"] = m
+        np.savez(path, **maps)
+        return
     for i, case in enumerate(CASES):
         for name, m in fit_case(i, case, "cuda").items():
             maps[f"{case_name(*case)}/{name}"] = m
@@ -243,4 +270,4 @@ def main(path):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2])

@@ -273,7 +273,7 @@ class FitResult:
         >>> m = res.model()
         >>> m.data.shape, bool(np.allclose(m.data, cube))
         ((2, 121), True)
-        >>> float(res.model(component="background").data[0, 0])
+        >>> round(float(res.model(component="background").data[0, 0]), 9)
         5.0
         """
         from hyperlum.fitting.model_cubes import model_cube
