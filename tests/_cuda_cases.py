@@ -223,14 +223,15 @@ def fit_api(index):
     return {name: np.asarray(res.maps[name]) for name in res.names}
 
 
-def simulate(folder, part):
+def simulate(folder, part, script=__file__):
     """Maps of ``part`` (``"cases"`` or ``"grid"``) fitted with ``device="cuda"`` under
     ``NUMBA_ENABLE_CUDASIM=1``, in a subprocess: the simulator must be switched on before
-    numba.cuda is first imported."""
+    numba.cuda is first imported. ``script`` (run as ``script OUT.npz PART``) is this file or
+    another test file that fits its own cases."""
     path = Path(folder) / f"{part}.npz"
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
     proc = subprocess.run(
-        [sys.executable, __file__, str(path), part],
+        [sys.executable, str(script), str(path), part],
         env=env,
         capture_output=True,
         text=True,

@@ -3,17 +3,14 @@
 The EMG's FWHM is solved for inside the kernel (Newton steps on its half-maximum conditions)
 and its gradient differentiated implicitly; the Gaussian's is a multiple of sigma. The
 simulator must be on before numba.cuda is first imported, so the ``device="cuda"`` chunks are
-fitted in a subprocess (this file run as a script) that saves the rows; the CPU fits run here.
+fitted in a subprocess (this file run as a script by ``_cuda_cases.simulate``) that saves the rows; the CPU fits run here.
 """
 
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from _cuda_cases import N_GOOD, cube, kernel_args
+from _cuda_cases import N_GOOD, cube, kernel_args, simulate
 
 from hyperlum.kernels.constants import CONVERGED, output_rows
 from hyperlum.kernels.shapes import get_shape
@@ -47,19 +44,7 @@ def rows(index, device):
 
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):
-    path = tmp_path_factory.mktemp("fwhmsim") / "rows.npz"
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
-    proc = subprocess.run(
-        [sys.executable, str(Path(__file__)), str(path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    with np.load(path) as f:
-        return dict(f)
+    return simulate(tmp_path_factory.mktemp("fwhmsim"), "rows", script=__file__)
 
 
 @pytest.mark.parametrize("index", range(len(CASES)), ids=[f"{c[4]}-{c[0]}-{p}" for c, p in CASES])
