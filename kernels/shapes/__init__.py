@@ -21,7 +21,8 @@ A shape module gives plain Python kernel functions (compiled per model by
 
 and, for numpy: ``N_PARAMS`` (3 or 4; amplitude, centre and a width first), ``PARAM_NAMES``,
 ``UNITS``, ``FWHM_PER_WIDTH``, ``EXPRESSION`` (a HyperSpy ``Expression``), ``evaluate``,
-``fwhm`` and ``area``. See ``docs/adding-a-shape.md``.
+``fwhm`` and ``area`` (a closed form, or, where there is none, the kernel function compiled
+for the CPU: the EMG's ``fwhm`` runs its ``peak_fwhm``). See ``docs/adding-a-shape.md``.
 """
 
 from typing import NamedTuple

@@ -253,41 +253,62 @@ def evaluate(x, params, side=SIDE):
     return a * _profile(side * (x - c) / s, s / t)
 
 
+def _fwhm_rows(params, out):
+    """``out[k]``: :func:`peak_fwhm` of the peak ``params[k, :4]``; NaN where sigma or tau is
+    not a positive finite number (a failed pixel's NaN, or no EMG at all)."""
+    G = np.empty(N_PARAMS)
+    for k in range(params.shape[0]):
+        if 0.0 < params[k, 2] < math.inf and 0.0 < params[k, 3] < math.inf:
+            out[k] = peak_fwhm(params[k], 0, G)
+        else:
+            out[k] = math.nan
+
+
 @functools.cache
-def _fwhm_table():
-    """FWHM / sigma of the EMG against ``ln(tau / sigma)`` on a fine grid, by bisection."""
-    log_ratio = np.linspace(np.log(1e-3), np.log(1e4), 3001)
-    lam = np.exp(-log_ratio)
+def _compiled_fwhm_rows():
+    """:func:`_fwhm_rows` over the kernels' :func:`peak_fwhm`, compiled as the CPU kernels are
+    (:func:`~hyperlum.kernels.compile.jit_functions`, the CPU driver's options) and cached on
+    disk: every function it inlines is in this file, whose edits invalidate numba's cache."""
+    import numba
 
-    def bisect(fn, lo, hi):  # fn(lo) > 0 > fn(hi), elementwise
-        for _ in range(80):
-            mid = 0.5 * (lo + hi)
-            pos = fn(mid) > 0
-            lo, hi = np.where(pos, mid, lo), np.where(pos, hi, mid)
-        return 0.5 * (lo + hi)
+    from hyperlum.kernels.compile import jit_functions
+    from hyperlum.kernels.cpu import JIT_OPTIONS
 
-    # the maximum: where the slope l (e - g) changes sign
-    mode = bisect(lambda z: np.exp(-0.5 * z * z) - _profile(z, lam), -3.0, 3.0 + 3.0 / lam)
-    half = 0.5 * _profile(mode, lam)
-    left = bisect(lambda z: half - _profile(z, lam), mode - 40.0, mode)
-    right = bisect(lambda z: _profile(z, lam) - half, mode, mode + 40.0 + 40.0 / lam)
-    return log_ratio, right - left
+    callees = jit_functions((emg_parts, emg_root, peak_fwhm), numba.njit(nogil=True, **JIT_OPTIONS))
+    loop = numba.njit(cache=True, nogil=True, **JIT_OPTIONS)
+    return jit_functions((_fwhm_rows,), loop, callees)["_fwhm_rows"]
 
 
 def fwhm(params):
-    """FWHM of each peak of ``params[..., 4]``: ``sigma`` times a tabulated function of
-    ``tau / sigma`` (interpolated, to about 1e-6).
+    """FWHM of each peak of ``params[..., 4]``, by the kernels' own :func:`peak_fwhm`.
+
+    The maps' ``fwhm`` and the kernels' ``fwhm_std`` thus come from one computation (the
+    half-maximum points by Newton's method, to rounding). The FWHM does not depend on the
+    side of the tail.
+
+    Parameters
+    ----------
+    params : array_like
+        ``amplitude, centre, sigma, tau`` on the last axis.
+
+    Returns
+    -------
+    ndarray
+        ``params.shape[:-1]``, float64; NaN where sigma or tau is not a positive finite number
+        (the NaN parameters of a failed pixel).
 
     Examples
     --------
-    >>> round(float(fwhm(np.array([1.0, 0.0, 1.0, 1e-3]))), 4)  # the Gaussian's
-    2.3548
+    >>> round(float(fwhm(np.array([1.0, 0.0, 1.0, 1e-6]))), 6)  # tau -> 0: the Gaussian's
+    2.35482
+    >>> fwhm(np.array([[1.0, 0.0, 1.0, 1e3], [np.nan] * 4])).round(1)  # about tau ln 2 (693.1)
+    array([696.9,   nan])
     """
-    s = params[..., 2]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = np.log(params[..., 3] / s)
-    table_r, table_w = _fwhm_table()
-    return s * np.interp(r, table_r, table_w)
+    params = np.asarray(params, dtype=np.float64)
+    rows = np.ascontiguousarray(params.reshape(-1, N_PARAMS))
+    out = np.empty(rows.shape[0])
+    _compiled_fwhm_rows()(rows, out)
+    return out.reshape(params.shape[:-1])
 
 
 def area(params):
