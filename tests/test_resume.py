@@ -17,7 +17,7 @@ from conftest import (
     gaussian_cube,
     kill_after_chunks,
 )
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import hyperlum as hl
@@ -52,6 +52,7 @@ def interrupt_after(monkeypatch, n):
 
 class TestChunkGrid:
     @settings(max_examples=60, deadline=None)
+    @example(nav=[10], nch=1, budget_px=2, stored=9)  # parts of 2 pixels once cut 9 unequally
     @given(
         nav=st.lists(st.integers(1, 40), min_size=0, max_size=3),
         nch=st.integers(1, 300),

@@ -118,6 +118,8 @@ def chunk_grid(nav_shape, n_channels, *, chunk_bytes, stored_chunks=None):
     ((1, 1, 1, 1, 1, 1, 1, 1), (8,))
     >>> chunk_grid((8, 8), 10, chunk_bytes=16 * 10 * 8, stored_chunks=(2, 4))
     ((2, 2, 2, 2), (8,))
+    >>> chunk_grid((10,), 10, chunk_bytes=2 * 10 * 8, stored_chunks=(9,))  # 1 divides 9, 2 not
+    ((1, 1, 1, 1, 1, 1, 1, 1, 1, 1),)
     """
     nav_shape = tuple(int(n) for n in nav_shape)
     stored = tuple(stored_chunks or (None,) * len(nav_shape))
@@ -159,7 +161,12 @@ def _stored_sizes(nav_shape, stored, budget):
         grow = budget // int(np.prod(size, dtype=np.int64))
         if grow < 2:
             break
-        size[k] = min(nav_shape[k], size[k] * grow)
+        target = min(nav_shape[k], size[k] * grow)
+        if fixed[k] and target < stored[k]:  # still within one stored chunk: an equal part
+            target = max(d for d in range(size[k], target + 1) if stored[k] % d == 0)
+        elif fixed[k] and target < nav_shape[k]:  # whole stored chunks
+            target = max(size[k], target - target % stored[k])
+        size[k] = target
     return size
 
 
