@@ -10,6 +10,26 @@ SHIPPED = Path(__file__).parents[1] / "data"
 REAL = Path(os.environ.get("HYPERLUM_REAL_DATA", Path(__file__).parents[2] / "shared/data/real"))
 
 
+#: Test files whose module fixtures compile or simulate for minutes (PTX of every kernel, the
+#: CUDA simulator's fits): run first, one per worker, so that the many short files fill in
+#: around them instead of one of these running alone at the end (``--dist loadfile`` with
+#: ``--no-loadscope-reorder``; xdist would otherwise start the files with most tests first).
+HEAVY_FIRST = (
+    "test_cuda_ptx.py",
+    "test_cuda_sim.py",
+    "test_cuda_grid.py",
+    "test_cuda_fwhm_sim.py",
+    "test_shapes.py",
+    "test_fit.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    """Put the files of :data:`HEAVY_FIRST` first, in that order (the rest as collected)."""
+    rank = {name: k for k, name in enumerate(HEAVY_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(20261124)
