@@ -55,18 +55,20 @@ def accumulate(y, x, xref, p, npk, nbg, est, H, g, R, h, D, W, C, middle):
         xs = x[i0 : i0 + nb]
         # Outside every peak's window only the background terms get contributions.
         first = 0 if peaks_block(x, i0, nb, p, npk, D, F, R, h, C) else o
-        # Branch-free over the block (it vectorises); the Poisson logarithms follow apart.
-        fmin = math.inf
+        # Branch-free over the block (it vectorises; negative model values are counted: a min()
+        # reduction kept this loop scalar, at 1.3x the time of the whole pass). The Poisson
+        # logarithms follow apart.
+        below = 0.0
         for j in range(nb):
             f = F[j] + background_point(xs[j], xref, p, o, nbg, D, j)
             if est != LSE:
-                fmin = min(fmin, f)
+                below += 1.0 if f < 0.0 else 0.0
             c, w, r = channel_terms(est, float(ys[j]), f)
             chi2 += c
             W[0, j] = w
             W[1, j] = r
         if est != LSE:
-            if fmin < 0.0:
+            if below > 0.0:
                 return math.inf
             for j in range(nb):
                 chi2 += deviance_log(float(ys[j]), W[0, j])
