@@ -141,6 +141,15 @@ def guess(y, x, xref, npk, nbg, est, smin, saturation, p):
         for j in range(min(h, n - 1) + 1):
             total += residual(y, x, xref, p, k, o, nbg, j)
         for i in range(n):
+            if h <= i < n - h - 1:
+                # inside: a full window, and one add on the sum's dependency chain, not two
+                r = total * inv_full
+                if r > rmax:
+                    rmax = r
+                    imax = i
+                ahead = residual(y, x, xref, p, k, o, nbg, i + h + 1)
+                total += ahead - residual(y, x, xref, p, k, o, nbg, i - h)
+                continue
             count = min(i + h, n - 1) - max(i - h, 0) + 1
             r = total * inv_full if count == full else total / count
             if r > rmax:
