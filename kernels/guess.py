@@ -56,7 +56,7 @@ def level_edges(y, x, xref, p, k, o, nbg, i, h, top, step):
     n = y.shape[0]
     lo = max(0, i - h)
     hi = min(n - 1, i + h)
-    count = hi - lo + 1
+    count = float(hi - lo + 1)  # (a float: an integer would promote float32 maths to float64)
     s = 0.0
     for j in range(lo, hi + 1):
         s += residual(y, x, xref, p, k, o, nbg, j)
@@ -83,12 +83,12 @@ def level_edges(y, x, xref, p, k, o, nbg, i, h, top, step):
             s += float(y[ahead]) - background_value(x[ahead], xref, p, o, nbg)
             if k > 0:
                 s -= peaks_value(x[ahead], p, k)
-            count += 1
+            count += 1.0
         if 0 <= behind <= n - 1:
             s -= float(y[behind]) - background_value(x[behind], xref, p, o, nbg)
             if k > 0:
                 s += peaks_value(x[behind], p, k)
-            count -= 1
+            count -= 1.0
     above = s_above / n_above
     below = s / count
     if math.isnan(x_high):
@@ -137,7 +137,7 @@ def guess(y, x, xref, npk, nbg, est, smin, saturation, p):
         rmax = -math.inf
         total = 0.0
         full = 2 * h + 1
-        inv_full = 1.0 / full
+        inv_full = 1.0 / float(full)
         for j in range(min(h, n - 1) + 1):
             total += residual(y, x, xref, p, k, o, nbg, j)
         for i in range(n):
@@ -151,7 +151,7 @@ def guess(y, x, xref, npk, nbg, est, smin, saturation, p):
                 total += ahead - residual(y, x, xref, p, k, o, nbg, i - h)
                 continue
             count = min(i + h, n - 1) - max(i - h, 0) + 1
-            r = total * inv_full if count == full else total / count
+            r = total * inv_full if count == full else total / float(count)
             if r > rmax:
                 rmax = r
                 imax = i
