@@ -33,26 +33,43 @@ def residual(y, x, xref, p, k, o, nbg, i):
     return r
 
 
-def level_edge(y, x, xref, p, k, o, nbg, i, h, level, step):
-    """Walk from channel ``i`` by ``step`` (+1 or -1) while the smoothed residual exceeds ``level``.
+def crossing(x, i, step, above, below, level):
+    """Where the smoothed residual falls to ``level`` between the positions of channels
+    ``i - step`` (value ``above``) and ``i`` (value ``below``), linear between them; the
+    position of channel ``i`` unless it falls there."""
+    if above > level and not below > level:
+        return x[i - step] + (above - level) / (above - below) * (x[i] - x[i - step])
+    return x[i]
+
+
+def level_edges(y, x, xref, p, k, o, nbg, i, h, top, step):
+    """Walk from channel ``i`` by ``step`` (+1 or -1) while the smoothed residual exceeds half
+    of ``top`` (its value at ``i``); returns where it falls to ``0.75 top`` and to ``0.5 top``.
 
     The smoothed residual is the mean of :func:`residual` over channels ``i - h .. i + h``
-    (clipped at the ends); its window sum slides along with ``i``. Returns the position where
-    it falls to ``level``, linear between the last channel above and the first at or below, or
-    the position of the end of the spectrum.
+    (clipped at the ends); its window sum slides along with ``i``. Each position is linear
+    between the last channel above the level and the first at or below (:func:`crossing`),
+    or the position of the end of the spectrum. One walk finds both (for ``top > 0`` it
+    meets the higher level first; otherwise both are ``x[i]``): two walks cost 0.4 us per
+    pixel of 1024 channels.
     """
     n = y.shape[0]
     lo = max(0, i - h)
     hi = min(n - 1, i + h)
-    count = hi - lo + 1
+    count = float(hi - lo + 1)  # (a float: an integer would promote float32 maths to float64)
     s = 0.0
     for j in range(lo, hi + 1):
         s += residual(y, x, xref, p, k, o, nbg, j)
     steps = i if step < 0 else n - 1 - i
+    high = 0.75 * top
+    low = 0.5 * top
     s_above = s
     n_above = count
+    x_high = math.nan  # not yet crossed
     for _ in range(steps):
-        if not s > level * count:
+        if math.isnan(x_high) and not s > high * count:
+            x_high = crossing(x, i, step, s_above / n_above, s / count, high)
+        if not s > low * count:
             break
         s_above = s
         n_above = count
@@ -66,17 +83,17 @@ def level_edge(y, x, xref, p, k, o, nbg, i, h, level, step):
             s += float(y[ahead]) - background_value(x[ahead], xref, p, o, nbg)
             if k > 0:
                 s -= peaks_value(x[ahead], p, k)
-            count += 1
+            count += 1.0
         if 0 <= behind <= n - 1:
             s -= float(y[behind]) - background_value(x[behind], xref, p, o, nbg)
             if k > 0:
                 s += peaks_value(x[behind], p, k)
-            count -= 1
+            count -= 1.0
     above = s_above / n_above
     below = s / count
-    if above > level and not below > level:
-        return x[i - step] + (above - level) / (above - below) * (x[i] - x[i - step])
-    return x[i]
+    if math.isnan(x_high):
+        x_high = crossing(x, i, step, above, below, high)
+    return x_high, crossing(x, i, step, above, below, low)
 
 
 def guess(y, x, xref, npk, nbg, est, smin, saturation, p):
@@ -120,12 +137,21 @@ def guess(y, x, xref, npk, nbg, est, smin, saturation, p):
         rmax = -math.inf
         total = 0.0
         full = 2 * h + 1
-        inv_full = 1.0 / full
+        inv_full = 1.0 / float(full)
         for j in range(min(h, n - 1) + 1):
             total += residual(y, x, xref, p, k, o, nbg, j)
         for i in range(n):
+            if h <= i < n - h - 1:
+                # inside: a full window, and one add on the sum's dependency chain, not two
+                r = total * inv_full
+                if r > rmax:
+                    rmax = r
+                    imax = i
+                ahead = residual(y, x, xref, p, k, o, nbg, i + h + 1)
+                total += ahead - residual(y, x, xref, p, k, o, nbg, i - h)
+                continue
             count = min(i + h, n - 1) - max(i - h, 0) + 1
-            r = total * inv_full if count == full else total / count
+            r = total * inv_full if count == full else total / float(count)
             if r > rmax:
                 rmax = r
                 imax = i
@@ -133,14 +159,10 @@ def guess(y, x, xref, npk, nbg, est, smin, saturation, p):
                 total += residual(y, x, xref, p, k, o, nbg, i + h + 1)
             if i - h >= 0:
                 total -= residual(y, x, xref, p, k, o, nbg, i - h)
-        fwhm = abs(
-            level_edge(y, x, xref, p, k, o, nbg, imax, h, 0.5 * rmax, 1)
-            - level_edge(y, x, xref, p, k, o, nbg, imax, h, 0.5 * rmax, -1)
-        )
-        centre = 0.5 * (
-            level_edge(y, x, xref, p, k, o, nbg, imax, h, 0.75 * rmax, -1)
-            + level_edge(y, x, xref, p, k, o, nbg, imax, h, 0.75 * rmax, 1)
-        )
+        right_high, right_low = level_edges(y, x, xref, p, k, o, nbg, imax, h, rmax, 1)
+        left_high, left_low = level_edges(y, x, xref, p, k, o, nbg, imax, h, rmax, -1)
+        fwhm = abs(right_low - left_low)
+        centre = 0.5 * (left_high + right_high)
         if not abs(centre - x[imax]) <= LOPSIDED * fwhm:
             centre = x[imax]
         amp = rmax
@@ -150,4 +172,4 @@ def guess(y, x, xref, npk, nbg, est, smin, saturation, p):
     return False
 
 
-FUNCTIONS = (residual, level_edge, guess)
+FUNCTIONS = (residual, crossing, level_edges, guess)
