@@ -244,7 +244,10 @@ def smooth_rss(data, x, h, q, peaks, rss0, rss1, start, stop):
         o0 += b0
         o1 += b1
         o2 += b2
-        z[lo:hi] = y[lo:hi]
+        zw = z[lo:hi]
+        yw = y[lo:hi]
+        for i in range(hi - lo):  # (a slice assignment across dtypes: 3.5x the time)
+            zw[i] = yw[i]
         for k in range(npk):
             a = peaks[3 * k, p]
             s = peaks[3 * k + 2, p]
