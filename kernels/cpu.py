@@ -26,13 +26,32 @@ from hyperlum.kernels.precision import PRECISIONS, check_precision
 #: inf/nan as on a GPU, instead of a check and a branch per division, which kept loops with a
 #: division (the Poisson terms, the logarithm) from vectorising.
 JIT_OPTIONS = {"error_model": "numpy", "fastmath": {"contract", "arcp", "reassoc"}}
+_INLINE = frozenset(f.__name__ for f in _compile.CPU_INLINE)
+
+
+
+
+def njit_shared(fn):
+    """``numba.njit`` of one shared kernel function for the CPU: :data:`JIT_OPTIONS`, and
+    inlined in numba's IR when named in :data:`hyperlum.kernels.compile.CPU_INLINE` (a decorator
+    for :func:`~hyperlum.kernels.compile.jit_functions`).
+
+    Examples
+    --------
+    >>> from hyperlum.kernels.compile import jit_model
+    >>> fns = jit_model(njit_shared)
+    >>> fns["smoothed_max"].targetoptions["inline"], fns["guess"].targetoptions["inline"]
+    ('always', 'never')
+    """
+    inline = "always" if fn.__name__ in _INLINE else "never"
+    return numba.njit(nogil=True, inline=inline, **JIT_OPTIONS)(fn)
 
 
 @functools.cache
 def _model_functions(shape, background, precision):
-    """The shared maths of one model compiled with ``numba.njit`` (not cached on disk: only
-    the row loops are, with the digest of every source they inline)."""
-    return jit_model(numba.njit(nogil=True, **JIT_OPTIONS), shape, background, precision)
+    """The shared maths of one model compiled with :func:`njit_shared` (not cached on disk:
+    only the row loops are, with the digest of every source they inline)."""
+    return jit_model(njit_shared, shape, background, precision)
 
 
 def _sources():

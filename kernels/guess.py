@@ -42,6 +42,111 @@ def crossing(x, i, step, above, below, level):
     return x[i]
 
 
+def slide(y, x, xref, p, k, o, nbg, ahead, behind):
+    """:func:`residual` at channel ``ahead`` minus at ``behind``."""
+    d = float(y[ahead]) - float(y[behind])
+    d -= background_value(x[ahead], xref, p, o, nbg) - background_value(x[behind], xref, p, o, nbg)
+    if k > 0:
+        d -= peaks_value(x[ahead], p, k) - peaks_value(x[behind], p, k)
+    return d
+
+
+def window_sum(y, x, xref, p, k, o, nbg, lo, hi):
+    """Sum of :func:`residual` over channels ``lo .. hi``."""
+    s = 0.0
+    for j in range(lo, hi + 1):
+        s += residual(y, x, xref, p, k, o, nbg, j)
+    return s
+
+
+def scan(y, x, xref, p, k, o, nbg, h, lo, hi, rmax, imax):
+    """The first maximum, above ``rmax`` (at ``imax``), of the smoothed residual over
+    channels ``lo .. hi - 1``: the mean of :func:`residual` over ``i - h .. i + h`` (clipped at
+    the ends), one sum sliding along; returns ``(rmax, imax)``."""
+    n = y.shape[0]
+    if hi <= lo:
+        return rmax, imax
+    a = max(lo - h, 0)
+    b = min(lo + h, n - 1)
+    total = window_sum(y, x, xref, p, k, o, nbg, a, b)
+    count = float(b - a + 1)  # (a float: an integer would promote float32 maths to float64)
+    for i in range(lo, hi):
+        r = total / count
+        if r > rmax:
+            rmax = r
+            imax = i
+        if i + h + 1 < n:
+            total += residual(y, x, xref, p, k, o, nbg, i + h + 1)
+            count += 1.0
+        if i - h >= 0:
+            total -= residual(y, x, xref, p, k, o, nbg, i - h)
+            count -= 1.0
+    return rmax, imax
+
+
+def smoothed_max(y, x, xref, p, k, o, nbg, h):
+    """Channel and value ``(imax, rmax)`` of the first maximum of the smoothed residual (see
+    :func:`scan`) with the first ``k`` peaks subtracted.
+
+    Where the window is whole (channels ``h .. n - h - 2``) the channels go in four segments
+    scanned side by side, each with its own sliding sum: one sum along the spectrum is a chain
+    of dependent additions, whose latency, not the work, set the time (1.3 us a pixel of 1024
+    channels; four independent chains overlap). The segments' maxima are compared in channel
+    order, so the first maximum wins as in one scan.
+    """
+    n = y.shape[0]
+    mid = max(n - h - 1, h)
+    rmax, imax = scan(y, x, xref, p, k, o, nbg, h, 0, min(h, n), -math.inf, 0)
+    q = (mid - h) // 4
+    if q > 0:
+        i1 = h + q
+        i2 = i1 + q
+        i3 = i2 + q
+        t0 = window_sum(y, x, xref, p, k, o, nbg, 0, 2 * h)
+        t1 = window_sum(y, x, xref, p, k, o, nbg, i1 - h, i1 + h)
+        t2 = window_sum(y, x, xref, p, k, o, nbg, i2 - h, i2 + h)
+        t3 = window_sum(y, x, xref, p, k, o, nbg, i3 - h, i3 + h)
+        m0 = t0
+        m1 = t1
+        m2 = t2
+        m3 = t3
+        j0 = h
+        j1 = i1
+        j2 = i2
+        j3 = i3
+        for t in range(q):
+            j0 = h + t if t0 > m0 else j0
+            m0 = max(m0, t0)
+            j1 = i1 + t if t1 > m1 else j1
+            m1 = max(m1, t1)
+            j2 = i2 + t if t2 > m2 else j2
+            m2 = max(m2, t2)
+            j3 = i3 + t if t3 > m3 else j3
+            m3 = max(m3, t3)
+            t0 += slide(y, x, xref, p, k, o, nbg, 2 * h + 1 + t, t)
+            t1 += slide(y, x, xref, p, k, o, nbg, i1 + h + 1 + t, i1 - h + t)
+            t2 += slide(y, x, xref, p, k, o, nbg, i2 + h + 1 + t, i2 - h + t)
+            t3 += slide(y, x, xref, p, k, o, nbg, i3 + h + 1 + t, i3 - h + t)
+        # (written out: a loop over a tuple of them would index it at run time, from a
+        # GPU thread's local memory)
+        full = 1.0 / float(2 * h + 1)
+        if m0 * full > rmax:
+            rmax = m0 * full
+            imax = j0
+        if m1 * full > rmax:
+            rmax = m1 * full
+            imax = j1
+        if m2 * full > rmax:
+            rmax = m2 * full
+            imax = j2
+        if m3 * full > rmax:
+            rmax = m3 * full
+            imax = j3
+    rmax, imax = scan(y, x, xref, p, k, o, nbg, h, h + 4 * q, mid, rmax, imax)
+    rmax, imax = scan(y, x, xref, p, k, o, nbg, h, mid, n, rmax, imax)
+    return imax, rmax
+
+
 def level_edges(y, x, xref, p, k, o, nbg, i, h, top, step):
     """Walk from channel ``i`` by ``step`` (+1 or -1) while the smoothed residual exceeds half
     of ``top`` (its value at ``i``); returns where it falls to ``0.75 top`` and to ``0.5 top``.
@@ -132,33 +237,7 @@ def guess(y, x, xref, npk, nbg, est, smin, saturation, p):
     background_start(y, x, npk, left, right, xl, xr, xref, x[0], x[n - 1], nbg, est == MLE, p, o)
     h = max(1, n // 256)
     for k in range(npk):
-        # Largest smoothed residual; the window sum slides along the channels.
-        imax = 0
-        rmax = -math.inf
-        total = 0.0
-        full = 2 * h + 1
-        inv_full = 1.0 / float(full)
-        for j in range(min(h, n - 1) + 1):
-            total += residual(y, x, xref, p, k, o, nbg, j)
-        for i in range(n):
-            if h <= i < n - h - 1:
-                # inside: a full window, and one add on the sum's dependency chain, not two
-                r = total * inv_full
-                if r > rmax:
-                    rmax = r
-                    imax = i
-                ahead = residual(y, x, xref, p, k, o, nbg, i + h + 1)
-                total += ahead - residual(y, x, xref, p, k, o, nbg, i - h)
-                continue
-            count = min(i + h, n - 1) - max(i - h, 0) + 1
-            r = total * inv_full if count == full else total / float(count)
-            if r > rmax:
-                rmax = r
-                imax = i
-            if i + h + 1 < n:
-                total += residual(y, x, xref, p, k, o, nbg, i + h + 1)
-            if i - h >= 0:
-                total -= residual(y, x, xref, p, k, o, nbg, i - h)
+        imax, rmax = smoothed_max(y, x, xref, p, k, o, nbg, h)
         right_high, right_low = level_edges(y, x, xref, p, k, o, nbg, imax, h, rmax, 1)
         left_high, left_low = level_edges(y, x, xref, p, k, o, nbg, imax, h, rmax, -1)
         fwhm = abs(right_low - left_low)
@@ -172,4 +251,4 @@ def guess(y, x, xref, npk, nbg, est, smin, saturation, p):
     return False
 
 
-FUNCTIONS = (residual, crossing, level_edges, guess)
+FUNCTIONS = (residual, slide, crossing, level_edges, window_sum, scan, smoothed_max, guess)

@@ -48,7 +48,7 @@ def cpu_pixel_fit(shape, kind):
     (``numba.njit``, the driver's options) but with the sizes and the estimator as arguments:
     one numba compile per (shape, background kind), 10 for the grid, instead of one row loop
     per (shape, background, estimator), 60."""
-    return jit_model(numba.njit(nogil=True, **cpu.JIT_OPTIONS), shape, kind)["fit_pixel"]
+    return jit_model(cpu.njit_shared, shape, kind)["fit_pixel"]
 
 
 @pytest.fixture(scope="module")

@@ -149,6 +149,15 @@ class TestAccumulate:
         assert np.all((C == 0) | (np.abs(C) >= tiny))
 
 
+@pytest.fixture(scope="module")
+def compiled_smoothed_max():
+    """:func:`hyperlum.kernels.guess.smoothed_max` as the CPU driver compiles it."""
+    from hyperlum.kernels.compile import jit_model
+    from hyperlum.kernels.cpu import njit_shared
+
+    return jit_model(njit_shared)["smoothed_max"]
+
+
 class TestGuess:
     def test_single_peak_moments(self):
         x = np.linspace(600.0, 800.0, 801)
@@ -201,6 +210,35 @@ class TestGuess:
         y[channel] = value
         p = np.zeros(MAX_PARAMS)
         assert py["guess"](y, x, x.mean(), 1, 1, LSE, 0.01, 1000.0, p)
+
+    @pytest.mark.parametrize("n", [1, 2, 3, 5, 9, 12, 17, 40, 255, 256, 1024, 1031, 2048])
+    def test_smoothed_max_is_the_first_maximum(self, rng, n, compiled_smoothed_max):
+        """The four segments scanned side by side find what one scan of the clipped window means
+        finds: the first channel of the largest value (ties included: integer counts on a flat
+        top, a plateau at either end, maxima at the ends), as plain Python and compiled."""
+        x = np.linspace(600.0, 800.0, n)
+        h = max(1, n // 256)
+        p = np.zeros(MAX_PARAMS)
+        p[3] = 2.0  # the background (1 peak + constant: its terms start at p[3])
+        cases = [
+            rng.poisson(3.0, n).astype(float),
+            np.full(n, 5.0),
+            np.where(np.arange(n) < n // 2, 1.0, 2.0),
+            np.where(np.arange(n) >= n - 2, 9.0, 1.0),
+            np.where(np.arange(n) < 2, 9.0, 1.0),
+            rng.normal(0.0, 1.0, n),
+        ]
+        for y in cases:
+            lo = np.maximum(np.arange(n) - h, 0)
+            hi = np.minimum(np.arange(n) + h, n - 1)
+            c = np.concatenate([[0.0], np.cumsum(y - 2.0)])
+            smooth = (c[hi + 1] - c[lo]) / (hi - lo + 1)
+            # the first maximum, up to the rounding of sums taken in another order
+            want = int(np.flatnonzero(smooth >= smooth.max() - 1e-9)[0])
+            for fn in (py["smoothed_max"], compiled_smoothed_max):
+                imax, rmax = fn(y, x, x.mean(), p, 0, 3, 1, h)
+                assert imax == want
+                assert rmax == pytest.approx(smooth.max(), abs=1e-9)
 
     def test_all_zero_spectrum_is_bad(self):
         x = np.linspace(600.0, 800.0, 801)
