@@ -426,7 +426,9 @@ class TestVerdictSums:
         q = _basis(self.X)
         new = np.empty((2, 400))
         ref = np.empty((2, 400))
-        smooth_rss(y, self.X, 0.25, q, rows, new[0], new[1], 0, 400)
+        scaled = (self.X - 0.5 * (self.X[0] + self.X[-1])) / (0.5 * (self.X[-1] - self.X[0]))
+        P = np.linalg.inv(np.linalg.qr(np.vander(scaled, 3, increasing=True))[1]).T
+        smooth_rss(y, self.X, 0.25, scaled, P, rows, new[0], new[1], 0, 400)
         # (in float64: the old kernel squared float32 counts in float32, 5e-8 off above 4096)
         old_smooth_rss(y.astype(np.float64), self.X, 0.25, q, rows, ref[0], ref[1], 0, 400)
         assert (abs(new - ref) <= 1e-12 * new.max(axis=0)).all()

@@ -137,10 +137,12 @@ def smooth_rss(y, x, peaks=None, *, threads=None):
     y = np.ascontiguousarray(y)
     x = np.asarray(x, dtype=np.float64)
     half = max(0.5 * abs(x[-1] - x[0]), 1e-300)
+    t = (x - 0.5 * (x[0] + x[-1])) / half
     terms = min(NULL_TERMS, x.size)
-    basis = np.vander((x - 0.5 * (x[0] + x[-1])) / half, terms, increasing=True)
-    q = np.zeros((x.size, NULL_TERMS))
-    q[:, :terms] = np.linalg.qr(basis)[0]
+    # the kernel sums the moments V^T z of V = [1, t, t^2]; Q^T z = R^-T V^T z for V = Q R
+    # (a pseudo-inverse: R is singular when the positions repeat)
+    P = np.zeros((NULL_TERMS, NULL_TERMS))
+    P[:terms, :terms] = np.linalg.pinv(np.linalg.qr(np.vander(t, terms, increasing=True))[1]).T
     if peaks is None:
         peaks = np.empty((0, y.shape[0]))
     peaks = np.ascontiguousarray(peaks, dtype=np.float64)
@@ -149,7 +151,7 @@ def smooth_rss(y, x, peaks=None, *, threads=None):
     rss1 = np.empty(npix)
     steps = np.diff(x)
     h = float(steps[0]) if x.size > 1 and np.allclose(steps, steps[0], rtol=1e-9) else 0.0
-    args = (y, x, h if h > 0 else 0.0, q, peaks, rss0, rss1)
+    args = (y, x, h if h > 0 else 0.0, t, P, peaks, rss0, rss1)
     threads = min(threads or len(os.sched_getaffinity(0)), max(1, npix // 256))
     if threads <= 1:
         kernel(*args, 0, npix)
