@@ -114,7 +114,9 @@ def model_constants(shape):
     return {"NP": s.n_params, "FWHM_PER_WIDTH": s.module.FWHM_PER_WIDTH, **s.constants}
 
 
-def jit_model(decorator, shape="gaussian", background="polynomial", precision="float64"):
+def jit_model(
+    decorator, shape="gaussian", background="polynomial", precision="float64", *, constants=None
+):
     """Compile the one-pixel fit of peaks of ``shape`` over a ``background`` with ``decorator``.
 
     Parameters
@@ -128,6 +130,9 @@ def jit_model(decorator, shape="gaussian", background="polynomial", precision="f
         (``"polynomial"``, ``"power_law"``).
     precision : {"float64", "float32"}
         The working precision (see :func:`jit_functions`).
+    constants : dict, optional
+        Module constants bound otherwise for this target (the CUDA driver's
+        ``{"SCAN_SEGMENTS": 1}``, :data:`hyperlum.kernels.guess.SCAN_SEGMENTS`).
 
     Returns
     -------
@@ -153,7 +158,8 @@ def jit_model(decorator, shape="gaussian", background="polynomial", precision="f
         *GENERIC,
     )
     tag = f"{shape}_{background}" + ("" if precision == "float64" else f"_{precision}")
-    return jit_functions(functions, decorator, model_constants(shape), tag, precision)
+    bound = {**model_constants(shape), **(constants or {})}
+    return jit_functions(functions, decorator, bound, tag, precision)
 
 
 def jit_all(decorator):

@@ -29,8 +29,6 @@ JIT_OPTIONS = {"error_model": "numpy", "fastmath": {"contract", "arcp", "reassoc
 _INLINE = frozenset(f.__name__ for f in _compile.CPU_INLINE)
 
 
-
-
 def njit_shared(fn):
     """``numba.njit`` of one shared kernel function for the CPU: :data:`JIT_OPTIONS`, and
     inlined in numba's IR when named in :data:`hyperlum.kernels.compile.CPU_INLINE` (a decorator

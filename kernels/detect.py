@@ -1,18 +1,18 @@
 """Residual sums of squares for the detection verdict, one pass per spectrum (CPU, numba).
 
-For each pixel: the residual sum of squares of the best parabola alone (``rss0``) and of
-the fitted Gaussians, held fixed, plus the best parabola (``rss1``). With ``q`` an
-orthonormal basis of the parabolas over the channels (``n x 3``), the RSS of ``z`` after the
-best parabola is ``sum(z^2) - |q^T z|^2``: one pass, no fit. ``q^T z`` comes from the moments
-``sum(z)``, ``sum(z t)``, ``sum(z t^2)`` of the scaled positions ``t`` by a 3 x 3 matrix: one
-array read per channel beside the data instead of three (the sums took half the time). Gaussians are evaluated only
-where ``((x - c) / sigma)^2 < 75`` (beyond, below 6e-17 of their height); on a uniform axis
-(step ``h`` > 0) by the recurrence ``g[i+1] = g[i] r[i]``, ``r[i+1] = r[i] exp(-(h/s)^2)``
-outwards from the centre: two multiplications a channel instead of an exponential, run as
-``L = CHAINS`` interleaved recurrences of stride ``L`` (``g[i+L] = g[i] R[i]``, ``R[i+L] =
-R[i] exp(-(L h/s)^2)``), one block of ``L`` channels at a time, a loop that vectorises;
-short recurrences (at most 2 sqrt(75) sigma / L steps) keep the error near 1e-14 of the
-height, below the sequential recurrence's 2e-13. The window is found in closed form.
+For each pixel: the residual sum of squares of the best parabola alone (``rss0``) and of the
+fitted Gaussians, held fixed, plus the best parabola (``rss1``). With ``q`` an orthonormal
+basis of the parabolas over the channels (``n x 3``), the RSS of ``z`` after the best parabola
+is ``sum(z^2) - |q^T z|^2``: one pass, no fit. ``q^T z`` comes from the moments ``sum(z)``,
+``sum(z t)``, ``sum(z t^2)`` of the scaled positions ``t`` by a 3 x 3 matrix: one array read
+per channel beside the data instead of three (the sums took half the time). Gaussians are
+evaluated only where ``((x - c) / sigma)^2 < 75`` (beyond, below 6e-17 of their height); on a
+uniform axis (step ``h`` > 0) by the recurrence ``g[i+1] = g[i] r[i]``, ``r[i+1] = r[i]
+exp(-(h/s)^2)`` outwards from the centre: two multiplications a channel instead of an
+exponential, run as ``L = CHAINS`` interleaved recurrences of stride ``L`` (``g[i+L] = g[i]
+R[i]``, ``R[i+L] = R[i] exp(-(L h/s)^2)``), one block of ``L`` channels at a time, a loop that
+vectorises; short recurrences (at most 2 sqrt(75) sigma / L steps) keep the error near 1e-14 of
+the height, below the sequential recurrence's 2e-13. The window is found in closed form.
 
 The sums are split at the Gaussians' window: outside it ``z`` is the data, so its sums serve
 both ``rss0`` and ``rss1``; inside, the data's sums (for ``rss0``) are taken in the same pass

@@ -8,7 +8,6 @@ by side (each costs a few minutes of simulator and numba compiles).
 
 import functools
 
-import numba
 import numpy as np
 import pytest
 from _cuda_cases import (

@@ -215,7 +215,12 @@ class TestGuess:
     def test_smoothed_max_is_the_first_maximum(self, rng, n, compiled_smoothed_max):
         """The four segments scanned side by side find what one scan of the clipped window means
         finds: the first channel of the largest value (ties included: integer counts on a flat
-        top, a plateau at either end, maxima at the ends), as plain Python and compiled."""
+        top, a plateau at either end, maxima at the ends), as plain Python and compiled, and so
+        does the one scan the CUDA driver compiles."""
+        from hyperlum.kernels.compile import jit_model
+
+        # one scan, as the CUDA driver compiles it
+        one_segment = jit_model(lambda f: f, constants={"SCAN_SEGMENTS": 1})["smoothed_max"]
         x = np.linspace(600.0, 800.0, n)
         h = max(1, n // 256)
         p = np.zeros(MAX_PARAMS)
@@ -235,7 +240,7 @@ class TestGuess:
             smooth = (c[hi + 1] - c[lo]) / (hi - lo + 1)
             # the first maximum, up to the rounding of sums taken in another order
             want = int(np.flatnonzero(smooth >= smooth.max() - 1e-9)[0])
-            for fn in (py["smoothed_max"], compiled_smoothed_max):
+            for fn in (py["smoothed_max"], one_segment, compiled_smoothed_max):
                 imax, rmax = fn(y, x, x.mean(), p, 0, 3, 1, h)
                 assert imax == want
                 assert rmax == pytest.approx(smooth.max(), abs=1e-9)
