@@ -119,9 +119,10 @@ def accumulate(y, x, xref, p, npk, nbg, est, H, g, R, h, D, W, C, middle):
                         g[a] += t0
                         if two:
                             g[a1] += t1
-                    # (row a1's entry left of its diagonal is overwritten by symmetry below)
+                    # (row a1's entry left of its diagonal, b == a, comes by symmetry below:
+                    # not stored, its sum is dead code)
                     H[a, c + b] += s00
-                    if two:
+                    if two and b > a:
                         H[a1, c + b] += s10
                     if b + 1 < m:
                         H[a, c + b1] += s01
