@@ -20,8 +20,8 @@ from hyperlum.kernels.models import peaks_value
 from hyperlum.kernels.shapes.gaussian import N_PARAMS as NP
 from hyperlum.kernels.shapes.gaussian import peak_start
 
-#: Segments of the interior that :func:`smoothed_max` scans side by side: 4, or 1 for
-#: :func:`one_scan` (a compile-time constant; the CUDA driver binds 1).
+#: Segments of the interior that :func:`smoothed_max` scans side by side: 4, or 1 (a
+#: compile-time constant; the CUDA driver binds 1).
 SCAN_SEGMENTS = 4
 
 #: A peak's position is the midpoint of its three-quarter-height crossings unless that lies
@@ -55,6 +55,14 @@ def slide(y, x, xref, p, k, o, nbg, ahead, behind):
     return d
 
 
+def larger(r, i, rmax, imax):
+    """``(r, i)`` when ``r`` exceeds ``rmax``, else ``(rmax, imax)``: the first maximum of
+    values compared in channel order."""
+    if r > rmax:
+        return r, i
+    return rmax, imax
+
+
 def window_sum(y, x, xref, p, k, o, nbg, lo, hi):
     """Sum of :func:`residual` over channels ``lo .. hi``."""
     s = 0.0
@@ -70,51 +78,17 @@ def scan(y, x, xref, p, k, o, nbg, h, lo, hi, rmax, imax):
     n = y.shape[0]
     if hi <= lo:
         return rmax, imax
-    a = max(lo - h, 0)
-    b = min(lo + h, n - 1)
-    total = window_sum(y, x, xref, p, k, o, nbg, a, b)
-    count = float(b - a + 1)  # (a float: an integer would promote float32 maths to float64)
-    inv = 1.0 / count  # (a division only where the count changes, near the ends)
-    for i in range(lo, hi):
-        r = total * inv
-        if r > rmax:
-            rmax = r
-            imax = i
-        ahead = i + h + 1 < n
-        behind = i - h >= 0
-        if ahead and behind:
-            total += slide(y, x, xref, p, k, o, nbg, i + h + 1, i - h)
-        elif ahead:
-            total += residual(y, x, xref, p, k, o, nbg, i + h + 1)
-            count += 1.0
-            inv = 1.0 / count
-        elif behind:
-            total -= residual(y, x, xref, p, k, o, nbg, i - h)
-            count -= 1.0
-            inv = 1.0 / count
-    return rmax, imax
-
-
-def one_scan(y, x, xref, p, k, o, nbg, h):
-    """:func:`smoothed_max` by one sliding sum along the whole spectrum (a GPU thread's: the
-    segments' sums and maxima take registers, 96 -> 130 a thread for one peak on sm_90)."""
-    n = y.shape[0]
-    imax = 0
-    rmax = -math.inf
-    total = 0.0
     full = 2 * h + 1
     inv_full = 1.0 / float(full)
-    for j in range(min(h, n - 1) + 1):
-        total += residual(y, x, xref, p, k, o, nbg, j)
-    for i in range(n):
+    total = window_sum(y, x, xref, p, k, o, nbg, max(lo - h, 0), min(lo + h, n - 1))
+    for i in range(lo, hi):
         if h <= i < n - h - 1:
             # inside: a full window, and one add on the sum's dependency chain, not two
             r = total * inv_full
             if r > rmax:
                 rmax = r
                 imax = i
-            ahead = residual(y, x, xref, p, k, o, nbg, i + h + 1)
-            total += ahead - residual(y, x, xref, p, k, o, nbg, i - h)
+            total += slide(y, x, xref, p, k, o, nbg, i + h + 1, i - h)
             continue
         count = min(i + h, n - 1) - max(i - h, 0) + 1
         r = total * inv_full if count == full else total / float(count)
@@ -125,7 +99,7 @@ def one_scan(y, x, xref, p, k, o, nbg, h):
             total += residual(y, x, xref, p, k, o, nbg, i + h + 1)
         if i - h >= 0:
             total -= residual(y, x, xref, p, k, o, nbg, i - h)
-    return imax, rmax
+    return rmax, imax
 
 
 def smoothed_max(y, x, xref, p, k, o, nbg, h):
@@ -136,12 +110,14 @@ def smoothed_max(y, x, xref, p, k, o, nbg, h):
     scanned side by side, each with its own sliding sum: one sum along the spectrum is a chain
     of dependent additions, whose latency, not the work, set the time (1.3 us a pixel of 1024
     channels; four independent chains overlap). The segments' maxima are compared in channel
-    order, so the first maximum wins as in one scan. With :data:`SCAN_SEGMENTS` 1,
-    :func:`one_scan`.
+    order, so the first maximum wins as in one scan. With :data:`SCAN_SEGMENTS` 1, one scan
+    (a GPU thread's: four segments' sums and maxima took a 1-peak kernel from 96 to 130
+    registers a thread on sm_90, and a GPU hides a thread's latency behind other threads).
     """
-    if SCAN_SEGMENTS == 1:
-        return one_scan(y, x, xref, p, k, o, nbg, h)
     n = y.shape[0]
+    if SCAN_SEGMENTS == 1:
+        rmax, imax = scan(y, x, xref, p, k, o, nbg, h, 0, n, -math.inf, 0)
+        return imax, rmax
     mid = max(n - h - 1, h)
     rmax, imax = scan(y, x, xref, p, k, o, nbg, h, 0, min(h, n), -math.inf, 0)
     q = (mid - h) // 4
@@ -174,21 +150,11 @@ def smoothed_max(y, x, xref, p, k, o, nbg, h):
             t1 += slide(y, x, xref, p, k, o, nbg, i1 + h + 1 + t, i1 - h + t)
             t2 += slide(y, x, xref, p, k, o, nbg, i2 + h + 1 + t, i2 - h + t)
             t3 += slide(y, x, xref, p, k, o, nbg, i3 + h + 1 + t, i3 - h + t)
-        # (written out: a loop over a tuple of them would index it at run time, from a
-        # GPU thread's local memory)
         full = 1.0 / float(2 * h + 1)
-        if m0 * full > rmax:
-            rmax = m0 * full
-            imax = j0
-        if m1 * full > rmax:
-            rmax = m1 * full
-            imax = j1
-        if m2 * full > rmax:
-            rmax = m2 * full
-            imax = j2
-        if m3 * full > rmax:
-            rmax = m3 * full
-            imax = j3
+        rmax, imax = larger(m0 * full, j0, rmax, imax)
+        rmax, imax = larger(m1 * full, j1, rmax, imax)
+        rmax, imax = larger(m2 * full, j2, rmax, imax)
+        rmax, imax = larger(m3 * full, j3, rmax, imax)
     rmax, imax = scan(y, x, xref, p, k, o, nbg, h, h + 4 * q, mid, rmax, imax)
     rmax, imax = scan(y, x, xref, p, k, o, nbg, h, mid, n, rmax, imax)
     return imax, rmax
@@ -301,11 +267,11 @@ def guess(y, x, xref, npk, nbg, est, smin, saturation, p):
 FUNCTIONS = (
     residual,
     slide,
+    larger,
     crossing,
     level_edges,
     window_sum,
     scan,
-    one_scan,
     smoothed_max,
     guess,
 )
