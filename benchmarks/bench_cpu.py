@@ -185,12 +185,14 @@ def passes_per_pixel(flat, estimator, count):
     V = np.zeros((kc.N_VECTORS, cpu.CHANNEL_BLOCK))
     out = np.zeros((kc.n_outputs(1, 1), count))
     est = kc.ESTIMATORS[estimator]
-    # this issue's kernels take the axis step from the driver
+    # this issue's kernels take the axis step from the driver, and later the tiles' scratch
     step = (X[-1] - X[0]) / (X.size - 1)
-    lead = (step,) if "h" in inspect.signature(fit_pixel).parameters else ()
+    signature = inspect.signature(fit_pixel).parameters
+    lead = (step,) if "h" in signature else ()
+    tail = (np.zeros((kc.MAX_PARAMS + 2, cpu.CHANNEL_BLOCK)),) if "T" in signature else ()
     for i in range(count):
         y = flat[i].astype(np.float64)
-        fit_pixel(out, i, y, X, *lead, 1, 1, est, 50, 1e-7, np.inf, M, V)
+        fit_pixel(out, i, y, X, *lead, 1, 1, est, 50, 1e-7, np.inf, M, V, *tail)
     return calls[0] / count
 
 
@@ -202,10 +204,18 @@ def ns_per_channel_pass(flat, params, estimator, repeats):
 
     shared = kcompile.SHARED[: [f.__name__ for f in kcompile.SHARED].index("accumulate") + 1]
     options = getattr(cpu, "JIT_OPTIONS", {"fastmath": {"contract", "arcp", "reassoc"}})
-    acc = kcompile.jit_functions(shared, numba.njit(nogil=True, **options))["accumulate"]
+    # the CPU's type of the normal-equation tiles, where the tree has one (float64 before)
+    tile = getattr(cpu, "TILES", {}).get("polynomial", np.float64)
+    bound = {"constants": {"TILE": tile}} if hasattr(cpu, "TILES") else {}
+    acc = kcompile.jit_functions(shared, numba.njit(nogil=True, **options), **bound)["accumulate"]
     est = kc.ESTIMATORS[estimator]
+    parameters = inspect.signature(shared[-1]).parameters
 
-    if "middle" in inspect.signature(shared[-1]).parameters:  # this issue's kernels
+    if "F" in parameters:  # the tiles' derivatives and weights in a scratch of their own
+
+        def call(y, x, xref, p, M, V, T, h):
+            return acc(y, x, xref, p, 1, 1, est, M[0], V[0], V[6], h, T[2:], T[:2], V[7], M[3], 0)
+    elif "middle" in parameters:  # this issue's kernels
         # least squares summed the sandwich middle in every pass on a CPU; since QTOL only the
         # passes near the solution do (about 1.3 of 3.6): time the usual pass of the tree
         from hyperlum.kernels import pixel
@@ -213,11 +223,11 @@ def ns_per_channel_pass(flat, params, estimator, repeats):
         every = not hasattr(pixel, "QTOL")
         middle = 2 if est == kc.LSE and every else 0
 
-        def call(y, x, xref, p, M, V, h):
+        def call(y, x, xref, p, M, V, T, h):
             return acc(y, x, xref, p, 1, 1, est, M[0], V[0], V[6], h, M[3], V[7:10], M[4], middle)
     else:
 
-        def call(y, x, xref, p, M, V, h):
+        def call(y, x, xref, p, M, V, T, h):
             return acc(y, x, xref, p, 1, 1, est, M[0], V[0], V[6], h, M[3], V[7:10], M[4])
 
     call = numba.njit(call)
@@ -228,6 +238,7 @@ def ns_per_channel_pass(flat, params, estimator, repeats):
     def one_pass(data, x, P):
         M = np.zeros((6, 14, block))
         V = np.zeros((10, block))
+        T = np.zeros((18, block), tile)
         n = x.shape[0]
         xref = 0.5 * (x[0] + x[n - 1])
         h = (x[n - 1] - x[0]) / (n - 1)
@@ -236,7 +247,7 @@ def ns_per_channel_pass(flat, params, estimator, repeats):
             p = V[5]
             for a in range(4):
                 p[a] = P[i, a]
-            total += call(data[i], x, xref, p, M, V, h)
+            total += call(data[i], x, xref, p, M, V, T, h)
         return total
 
     one_pass(flat[:2], X, params[:2])

@@ -10,11 +10,15 @@ MAX_PEAK_PARAMS = 4
 #: Most background terms (a cubic polynomial).
 MAX_BACKGROUND = 4
 MAX_PARAMS = MAX_PEAK_PARAMS * MAX_PEAKS + MAX_BACKGROUND
-# scratch vectors of MAX_PARAMS per pixel: g, g_new, p_trial, delta, order, p, R, W (3 rows)
-N_VECTORS = 10
+# scratch vectors of MAX_PARAMS per pixel: g, g_new, p_trial, delta, order, p, R, F (the model
+# on a block of channels)
+N_VECTORS = 8
 # scratch MAX_PARAMS x B matrices per pixel (B >= MAX_PARAMS channels per block): H, H_new,
-# L, D (derivatives of a block of channels), C (the Gaussians' recurrence chains, one per column)
-N_MATRICES = 5
+# L, C (the Gaussians' recurrence chains, one per column)
+N_MATRICES = 4
+# rows of the normal-equation tiles' scratch (of type TILE): weights, weighted residuals and
+# the derivatives of a block of channels, MAX_PARAMS rows
+N_TILE_ROWS = MAX_PARAMS + 2
 
 #: Background name -> number of its parameters (the choices of ``background=``).
 BACKGROUNDS = {name: n for name, (_, n) in _BACKGROUND_MODELS.items()}

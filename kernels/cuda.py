@@ -126,6 +126,7 @@ def _fit_source(shape, background, npk, nbg, est, precision):
     """
     fit_pixel = _device_functions(shape, background, precision)["fit_pixel"]
     block = channel_block(npk, nbg, get_shape(shape).n_params)
+    tile_rows = block + 2  # the tiles' weights, weighted residuals and derivatives
     real = _REAL[precision]
 
     def fit_kernel(data, x, h, n_peaks, max_iter, tol, saturation, out):
@@ -133,9 +134,10 @@ def _fit_source(shape, background, npk, nbg, est, precision):
         if pix < data.shape[1]:
             M = cuda.local.array((N_MATRICES, block, block), real)
             V = cuda.local.array((N_VECTORS, block), real)
+            T = cuda.local.array((tile_rows, block), real)
             y = data[:, pix]
             k = npk if npk >= 0 else n_peaks  # a constant once numba prunes the dead branch
-            fit_pixel(out, pix, y, x, h, k, nbg, est, max_iter, tol, saturation, M, V)
+            fit_pixel(out, pix, y, x, h, k, nbg, est, max_iter, tol, saturation, M, V, T)
 
     return fit_kernel
 

@@ -34,7 +34,7 @@ def uniform_step(x):
     return h
 
 
-def fit_pixel(out, pix, y, x, h, npk, nbg, est, max_iter, tol, saturation, M, V):
+def fit_pixel(out, pix, y, x, h, npk, nbg, est, max_iter, tol, saturation, M, V, T):
     """Fit one spectrum ``y`` over positions ``x``; write column ``pix`` of ``out``.
 
     ``h`` is :func:`uniform_step` of ``x``, computed once by the driver, not per pixel.
@@ -43,17 +43,17 @@ def fit_pixel(out, pix, y, x, h, npk, nbg, est, max_iter, tol, saturation, M, V)
     parameters (peaks sorted by centre), their standard deviations, the peaks' area standard
     deviations, their FWHMs' standard deviations, the reduced chi-square, the state and the
     iterations. ``NP`` and the peak and background functions are those of the compiled model.
-    ``M`` (5 x P x B) and ``V`` (10 x B) are scratch space, ``P`` the largest parameter count
-    and ``B >= P`` the number of channels handled as one block (see
-    :func:`~hyperlum.kernels.lm.accumulate`: 64 is good on a CPU).
+    ``M`` (4 x P x B) and ``V`` (8 x B) are scratch space in the working precision, ``T``
+    ((P + 2) x B) that of the normal-equation tiles (of type ``TILE``), ``P`` the largest
+    parameter count and ``B >= P`` the number of channels handled as one block (see
+    :func:`~hyperlum.kernels.lm.accumulate`: 128 is good on a CPU).
     """
     n = y.shape[0]
     m = NP * npk + nbg
     H = M[0]
     Hn = M[1]
     L = M[2]
-    D = M[3]
-    C = M[4]
+    C = M[3]
     g = V[0]
     gn = V[1]
     pt = V[2]
@@ -61,7 +61,9 @@ def fit_pixel(out, pix, y, x, h, npk, nbg, est, max_iter, tol, saturation, M, V)
     order = V[4]
     p = V[5]
     R = V[6]
-    W = V[7:10]
+    F = V[7]
+    W = T[:2]
+    D = T[2:]
     rows = 2 * m + 2 * npk + 3  # constants.output_rows(npk, nbg, NP).total
     x0 = x[0]
     x1 = x[n - 1]
@@ -83,7 +85,7 @@ def fit_pixel(out, pix, y, x, h, npk, nbg, est, max_iter, tol, saturation, M, V)
     # passes that may be the last accepted one: those of a step predicted to lower the
     # objective by less than QTOL of it. ``hasq``: H's columns m .. 2m - 1 hold it at p.
     wide = est == LSE and H.shape[1] >= 2 * m
-    chi2 = accumulate(y, x, xref, p, npk, nbg, est, H, g, R, h, D, W, C, 0)
+    chi2 = accumulate(y, x, xref, p, npk, nbg, est, H, g, R, h, D, W, F, C, 0)
     hasq = False
     state = MAX_ITERATIONS
     lam = 1e-3
@@ -151,7 +153,7 @@ def fit_pixel(out, pix, y, x, h, npk, nbg, est, max_iter, tol, saturation, M, V)
             state = CONVERGED
             break
         middle = 2 if wide and pred <= QTOL * chi2 else 0
-        chi2n = accumulate(y, x, xref, pt, npk, nbg, est, Hn, gn, R, h, D, W, C, middle)
+        chi2n = accumulate(y, x, xref, pt, npk, nbg, est, Hn, gn, R, h, D, W, F, C, middle)
         if chi2n <= chi2:
             small = step_is_small(delta, p, npk, nbg, tol, xspan)
             for a in range(m):
@@ -196,7 +198,7 @@ def fit_pixel(out, pix, y, x, h, npk, nbg, est, max_iter, tol, saturation, M, V)
                     for b in range(m):
                         Hn[a, b] = H[a, m + b]
             else:
-                chi2 = accumulate(y, x, xref, p, npk, nbg, est, Hn, gn, R, h, D, W, C, 1)
+                chi2 = accumulate(y, x, xref, p, npk, nbg, est, Hn, gn, R, h, D, W, F, C, 1)
             for a in range(m):
                 for b in range(m):
                     s = 0.0

@@ -7,6 +7,8 @@ computes in float32: its float literals (those of nested code too) become ``nump
 values; in its globals, the module-level floats become float32, ``float`` is ``numpy.float32``
 (``float(y[i])`` reads a count in the working precision), ``math`` is :data:`math32` (whose
 ``inf`` and ``nan`` are float32) and ``REAL`` is the working type (scratch arrays, casts).
+A ``TILE`` left unbound (``None``) becomes the working type too (see
+:data:`hyperlum.kernels.lm.TILE`).
 A function that works on the bits of a float64 gets its float32 version
 (:data:`FLOAT32_VERSIONS`).
 """
@@ -68,6 +70,8 @@ def real_namespace(namespace, precision):
     sees them (see the module's docstring)."""
     real = PRECISIONS[precision]
     namespace["REAL"] = real
+    if "TILE" in namespace and namespace["TILE"] is None:
+        namespace["TILE"] = real
     if real is not np.float64:
         namespace.update({k: real(v) for k, v in namespace.items() if type(v) is float})
         namespace["float"] = real

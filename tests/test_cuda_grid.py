@@ -65,9 +65,10 @@ def cpu_grid():
         block = channel_block(npk, nbg, n_peak)
         M = np.empty((N_MATRICES, block, block))
         V = np.empty((N_VECTORS, block))
+        T = np.empty((block + 2, block))
         y = data.astype(np.float64)  # as hl.fit hands counts to the CPU driver
         for pix in range(len(y)):
-            fit_pixel(out, pix, y[pix], x, uniform_step(x), *args[1:], M, V)
+            fit_pixel(out, pix, y[pix], x, uniform_step(x), *args[1:], M, V, T)
         grid.append(out)
     return grid
 

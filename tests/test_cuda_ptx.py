@@ -97,12 +97,12 @@ def test_ptxas_is_found():
 
 
 def _scratch_bytes(name, cc):
-    """Bytes of the per-thread scratch arrays M and V of a fit kernel."""
+    """Bytes of the per-thread scratch arrays M, V and T of a fit kernel."""
     _, shape, npk, bg, precision = next(k for k in KERNELS[cc] if k[0] == name)
     nbg = BACKGROUNDS[bg][1]
     key = npk if npk <= kcuda.UNROLLED_PEAKS else -1
     block = kcuda.channel_block(key, nbg, get_shape(shape).n_params)
-    size = np.dtype(precision).itemsize * block * (N_MATRICES * block + N_VECTORS)
+    size = np.dtype(precision).itemsize * block * (N_MATRICES * block + N_VECTORS + block + 2)
     return -(-size // 16) * 16  # the frame is aligned to 16 bytes
 
 

@@ -48,17 +48,20 @@ def _accumulate(y, x, p, npk, nbg, est, h, block=16, scratch=None):
     H = np.zeros((MAX_PARAMS, MAX_PARAMS))
     g = np.zeros(MAX_PARAMS)
     D = np.zeros((MAX_PARAMS, block))
-    W = np.zeros((3, block))
+    W = np.zeros((2, block))
+    F = np.zeros(block)
     R = np.zeros(MAX_PARAMS)
     C = np.zeros((MAX_PARAMS, block)) if scratch is None else scratch
-    chi2 = py["accumulate"](y, x, x.mean(), p, npk, nbg, est, H, g, R, h, D, W, C, 0)
+    chi2 = py["accumulate"](y, x, x.mean(), p, npk, nbg, est, H, g, R, h, D, W, F, C, 0)
     Q = np.zeros((MAX_PARAMS, MAX_PARAMS))
-    py["accumulate"](y, x, x.mean(), p, npk, nbg, est, Q, g.copy(), R, h, D, W, C, 1)
+    py["accumulate"](y, x, x.mean(), p, npk, nbg, est, Q, g.copy(), R, h, D, W, F, C, 1)
     if est == LSE:
         # middle 2: the same normal matrix, and the sandwich middle beside it in columns m..2m-1
         wide = np.zeros((MAX_PARAMS, 2 * MAX_PARAMS))
         R[:] = 0.0
-        chi2w = py["accumulate"](y, x, x.mean(), p, npk, nbg, est, wide, g.copy(), R, h, D, W, C, 2)
+        chi2w = py["accumulate"](
+            y, x, x.mean(), p, npk, nbg, est, wide, g.copy(), R, h, D, W, F, C, 2
+        )
         assert chi2w == chi2
         np.testing.assert_allclose(wide[:m, :m], H[:m, :m], rtol=1e-13)
         np.testing.assert_allclose(wide[:m, m : 2 * m], Q[:m, :m], rtol=1e-13)
@@ -156,6 +159,45 @@ def compiled_smoothed_max():
     from hyperlum.kernels.cpu import njit_shared
 
     return jit_model(njit_shared)["smoothed_max"]
+
+
+@pytest.mark.parametrize("est", [LSE, MLE])
+def test_float32_tiles_keep_the_objective_and_round_the_sums(rng, est):
+    """The CPU's float32 tiles (``kernels.cpu.TILES``) against float64 ones: the objective
+    identical (it is summed in float64), the normal matrix and the gradient to float32 rounding
+    of the sums over a block."""
+    from hyperlum.kernels.compile import jit_model
+    from hyperlum.kernels.cpu import TILES, njit_shared
+
+    acc32 = jit_model(njit_shared, constants={"TILE": TILES["polynomial"]})["accumulate"]
+    x = np.linspace(600.0, 800.0, 1024)
+    p = np.array([100.0, 700.0, 12.0, 60.0, 730.0, 8.0, 5.0, 0.02])
+    y = rng.poisson(_model(x, p, 2, 2)).astype(float)
+    block = 128
+    out = []
+    for fn, tile in ((py["accumulate"], np.float64), (acc32, np.float32)):
+        H = np.zeros((MAX_PARAMS, 2 * MAX_PARAMS))
+        g = np.zeros(MAX_PARAMS)
+        D = np.zeros((MAX_PARAMS, block), tile)
+        W = np.zeros((2, block), tile)
+        C = np.zeros((MAX_PARAMS, block))
+        R = np.zeros(MAX_PARAMS)
+        middle = 2 if est == LSE else 0
+        chi2 = fn(
+            y, x, x.mean(), p, 2, 2, est, H, g, R, x[1] - x[0], D, W, np.zeros(block), C, middle
+        )
+        out.append((chi2, H[:8, :16], g[:8]))
+    (chi64, H64, g64), (chi32, H32, g32) = out
+    assert chi32 == pytest.approx(chi64, rel=1e-12)
+    scale = np.sqrt(np.abs(np.diag(H64[:, :8])))
+    rel = np.abs(H32[:, :8] - H64[:, :8]) / np.outer(scale, scale)
+    assert rel.max() < 1e-6 and rel.max() > 0.0  # float32 sums, rounded, and no worse
+    if est == LSE:
+        np.testing.assert_allclose(H32[:, 8:], H64[:, 8:], rtol=1e-5, atol=0.0)
+    # the gradient against its noise (the square root of the sandwich middle's diagonal for
+    # least squares, of the Fisher information's for the MLE): far below
+    noise = np.sqrt(np.diag(H64[:, 8:] if est == LSE else H64[:, :8]))
+    assert (np.abs(g32 - g64) / noise).max() < 1e-5
 
 
 class TestGuess:
