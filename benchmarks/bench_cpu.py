@@ -189,7 +189,7 @@ def passes_per_pixel(flat, estimator, count):
     step = (X[-1] - X[0]) / (X.size - 1)
     signature = inspect.signature(fit_pixel).parameters
     lead = (step,) if "h" in signature else ()
-    tail = (np.zeros((kc.MAX_PARAMS + 2, cpu.CHANNEL_BLOCK)),) if "T" in signature else ()
+    tail = (np.zeros((kc.N_TILE_ROWS, cpu.CHANNEL_BLOCK)),) if "T" in signature else ()
     for i in range(count):
         y = flat[i].astype(np.float64)
         fit_pixel(out, i, y, X, *lead, 1, 1, est, 50, 1e-7, np.inf, M, V, *tail)

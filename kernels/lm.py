@@ -43,11 +43,12 @@ def accumulate(y, x, xref, p, npk, nbg, est, H, g, R, h, D, W, F, C, middle):
 
     ``D``, ``W`` and the tiles' sums over one block are of type ``TILE`` (bound per target; the
     working precision unless bound otherwise); ``F``, the objective and the sums over blocks are
-    in the working precision. The CPU takes float32 tiles in its float64 fits: twice the lanes
-    for the sums, about 15% less time a pass. The normal matrix then carries rounding of about
-    1e-7 of its entries, which moves the steps, not the point they converge to (the gradient's
-    rounding is far below its noise), nor the objective the steps are compared by. With the
-    Poisson MLE, ``F[j]`` holds the weight in the working precision for the logarithms.
+    in the working precision. The CPU takes float32 tiles in its float64 fits over a polynomial
+    background (:data:`hyperlum.kernels.cpu.TILES`): twice the lanes for the sums. The normal
+    matrix then carries rounding of about 1e-7 of its entries, which moves the steps, not the
+    point they converge to (the gradient's rounding is far below its noise), nor the objective
+    the steps are compared by. With the Poisson MLE, ``F[j]`` holds the weight in the working
+    precision for the logarithms.
     """
     o = NP * npk
     m = o + nbg
