@@ -84,17 +84,12 @@ def scan(y, x, xref, p, k, o, nbg, h, lo, hi, rmax, imax):
     for i in range(lo, hi):
         if h <= i < n - h - 1:
             # inside: a full window, and one add on the sum's dependency chain, not two
-            r = total * inv_full
-            if r > rmax:
-                rmax = r
-                imax = i
+            rmax, imax = larger(total * inv_full, i, rmax, imax)
             total += slide(y, x, xref, p, k, o, nbg, i + h + 1, i - h)
             continue
         count = min(i + h, n - 1) - max(i - h, 0) + 1
         r = total * inv_full if count == full else total / float(count)
-        if r > rmax:
-            rmax = r
-            imax = i
+        rmax, imax = larger(r, i, rmax, imax)
         if i + h + 1 < n:
             total += residual(y, x, xref, p, k, o, nbg, i + h + 1)
         if i - h >= 0:
@@ -138,14 +133,10 @@ def smoothed_max(y, x, xref, p, k, o, nbg, h):
         j2 = i2
         j3 = i3
         for t in range(q):
-            j0 = h + t if t0 > m0 else j0
-            m0 = max(m0, t0)
-            j1 = i1 + t if t1 > m1 else j1
-            m1 = max(m1, t1)
-            j2 = i2 + t if t2 > m2 else j2
-            m2 = max(m2, t2)
-            j3 = i3 + t if t3 > m3 else j3
-            m3 = max(m3, t3)
+            m0, j0 = larger(t0, h + t, m0, j0)
+            m1, j1 = larger(t1, i1 + t, m1, j1)
+            m2, j2 = larger(t2, i2 + t, m2, j2)
+            m3, j3 = larger(t3, i3 + t, m3, j3)
             t0 += slide(y, x, xref, p, k, o, nbg, 2 * h + 1 + t, t)
             t1 += slide(y, x, xref, p, k, o, nbg, i1 + h + 1 + t, i1 - h + t)
             t2 += slide(y, x, xref, p, k, o, nbg, i2 + h + 1 + t, i2 - h + t)
