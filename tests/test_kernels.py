@@ -152,15 +152,6 @@ class TestAccumulate:
         assert np.all((C == 0) | (np.abs(C) >= tiny))
 
 
-@pytest.fixture(scope="module")
-def compiled_smoothed_max():
-    """:func:`hyperlum.kernels.guess.smoothed_max` as the CPU driver compiles it."""
-    from hyperlum.kernels.compile import jit_model
-    from hyperlum.kernels.cpu import njit_shared
-
-    return jit_model(njit_shared)["smoothed_max"]
-
-
 @pytest.mark.parametrize("est", [LSE, MLE])
 def test_float32_tiles_keep_the_objective_and_round_the_sums(rng, est):
     """The CPU's float32 tiles (``kernels.cpu.TILES``) against float64 ones: the objective
@@ -198,6 +189,15 @@ def test_float32_tiles_keep_the_objective_and_round_the_sums(rng, est):
     # least squares, of the Fisher information's for the MLE): far below
     noise = np.sqrt(np.diag(H64[:, 8:] if est == LSE else H64[:, :8]))
     assert (np.abs(g32 - g64) / noise).max() < 1e-5
+
+
+@pytest.fixture(scope="module")
+def compiled_smoothed_max():
+    """:func:`hyperlum.kernels.guess.smoothed_max` as the CPU driver compiles it."""
+    from hyperlum.kernels.compile import jit_model
+    from hyperlum.kernels.cpu import njit_shared
+
+    return jit_model(njit_shared)["smoothed_max"]
 
 
 class TestGuess:
